@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# minimm: the two commands are `make run` and `make check` (see README.md).
+#
+#   make run      build everything (toolchain and test kernel too, when missing), boot the test
+#                 kernel in QEMU, load minimm.ko, run the demo, show debugfs
+#   make shell    the same VM with an interactive shell
+#   make check    every test: host unit tests, KUnit, selftests in the VM, kernel-log check
+#   make build    minimm.ko and the user programs only
+#   make kernel   rebuild the cached test kernel (FLAVOUR=debug|bench)
+#   make KDIR=/path/to/linux/build module
+#                 build minimm.ko against your own Rust-enabled kernel build tree
+
+MINIMM_CACHE ?= $(HOME)/.cache/minimm
+export MINIMM_CACHE
+export CARGO_TARGET_DIR ?= $(MINIMM_CACHE)/target
+FLAVOUR ?= debug
+KDIR ?=
+
+SETUP := $(CURDIR)/qemu/setup
+TARGET := x86_64-unknown-linux-gnu
+# The toolchain environment (rustc 1.95.0, RUST_LIB_SRC, libclang, bindgen on PATH).
+TOOLENV = eval "$$($(SETUP) env)"
+
+.PHONY: all build module user host-test run shell check kernel toolchain clean
+
+all: build
+
+build: module user
+
+toolchain:
+	@$(SETUP) toolchain
+
+kernel:
+	@$(SETUP) kernel $(FLAVOUR) force
+
+# The module is rebuilt from scratch when the kernel it is built against changes
+# (rust/.kdir records which one it was built for).
+module:
+ifneq ($(KDIR),)
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+else
+	@kdir=$$($(SETUP) kdir $(FLAVOUR)) && $(TOOLENV) && \
+	if [ "$$(cat rust/.kdir 2>/dev/null)" != "$$kdir" ]; then \
+		$(MAKE) -s -C $$kdir M=$(CURDIR) clean; echo "$$kdir" > rust/.kdir; fi && \
+	$(MAKE) -s -C $$kdir M=$(CURDIR) modules
+endif
+
+user:
+	@$(SETUP) toolchain && $(TOOLENV) && \
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release --target $(TARGET) \
+		-p minimm-selftests -p minimm-samples
+
+host-test:
+	@$(SETUP) toolchain && $(TOOLENV) && cargo test -q -p minimm-host -p minimm-uapi
+
+run: build
+	@qemu/run --no-build --flavour $(FLAVOUR) --exec 'minimm-info && echo && \
+		for f in /sys/kernel/debug/minimm/*; do echo "== $$f"; cat $$f; done'
+
+shell: build
+	@qemu/run --no-build --flavour $(FLAVOUR) --shell
+
+check:
+	@qemu/check
+
+clean:
+	-@kdir=$$($(SETUP) kdir $(FLAVOUR) 2>/dev/null) && $(TOOLENV) && $(MAKE) -s -C $$kdir M=$(CURDIR) clean
+	rm -f rust/.kdir
+	cargo clean -q 2>/dev/null || true

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The module's mirror of `include/uapi/linux/minimm.h`.
+//!
+//! The C header is the contract; this file restates it for the module, which cannot run
+//! bindgen on an out-of-tree header. The host crate (`rust/host`) compiles this very file and
+//! checks every size, offset, constant and ioctl number against bindings that bindgen makes
+//! from the header, so the two cannot drift apart unnoticed.
+//!
+//! Pure: no `kernel::` imports, no allocation.
+
+/// `MINIMM_ABI_VERSION`.
+pub(crate) const ABI_VERSION: u32 = 1;
+
+/// `MINIMM_ZONE_DMA`: physical memory below 16 MiB.
+pub(crate) const ZONE_DMA: u32 = 0;
+/// `MINIMM_ZONE_DMA32`: physical memory below 4 GiB.
+pub(crate) const ZONE_DMA32: u32 = 1;
+/// `MINIMM_ZONE_NORMAL`: the rest.
+pub(crate) const ZONE_NORMAL: u32 = 2;
+/// `MINIMM_NR_ZONES`.
+pub(crate) const NR_ZONES: u32 = 3;
+
+/// `MINIMM_MAX_ORDER`: the largest buddy order.
+pub(crate) const MAX_ORDER: u32 = 10;
+
+/// `MINIMM_FEAT_*` bits of [`Info::features`].
+pub(crate) mod feat {
+    pub(crate) const BUDDY: u64 = 1 << 0;
+    pub(crate) const MMAP: u64 = 1 << 1;
+    pub(crate) const SLAB: u64 = 1 << 2;
+    pub(crate) const VMALLOC: u64 = 1 << 3;
+    pub(crate) const RECLAIM: u64 = 1 << 4;
+    pub(crate) const VALID: u64 = (1 << 5) - 1;
+}
+
+/// `struct minimm_info`: what `MINIMM_IOC_GET_INFO` reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Info {
+    pub(crate) size: u32,
+    pub(crate) abi_version: u32,
+    pub(crate) features: u64,
+    pub(crate) page_size: u32,
+    pub(crate) max_order: u32,
+    pub(crate) nr_zones: u32,
+    pub(crate) pad: u32,
+}
+
+/// `MINIMM_INFO_SIZE_VER0`.
+pub(crate) const INFO_SIZE_VER0: u32 = 32;
+
+/// `MINIMM_IOC_MAGIC`.
+pub(crate) const IOC_MAGIC: u32 = 0xB9;
+
+/// `MINIMM_IOC_GET_INFO`.
+pub(crate) const IOC_GET_INFO: u32 = iowr(0x00, core::mem::size_of::<Info>());
+
+// The generic Linux ioctl encoding (include/uapi/asm-generic/ioctl.h), used by x86_64:
+// bits 0..8 number, 8..16 type, 16..30 size, 30..32 direction.
+const IOC_WRITE: u32 = 1;
+const IOC_READ: u32 = 2;
+
+const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
+    // Sizes of uapi structs are tiny; a larger one is a build error, not a silent truncation.
+    assert!(size < (1 << 14));
+    (dir << 30) | ((size as u32) << 16) | (IOC_MAGIC << 8) | nr
+}
+
+#[allow(dead_code)]
+const fn iow(nr: u32, size: usize) -> u32 {
+    ioc(IOC_WRITE, nr, size)
+}
+
+const fn iowr(nr: u32, size: usize) -> u32 {
+    ioc(IOC_READ | IOC_WRITE, nr, size)
+}
+
+/// Why an extensible struct's `size` was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SizeError {
+    /// Smaller than the struct's first published version: `EINVAL`.
+    TooSmall,
+}
+
+/// How many bytes of an extensible struct to copy, given the caller's `size`.
+///
+/// `ver0` is the size of the struct's first published version and `ours` the size this module
+/// was built with. A caller with an older struct gets the prefix it knows; a caller with a newer
+/// one gets the prefix the module knows (and learns how long it was from `size` on return).
+pub(crate) fn ext_copy_len(user_size: u32, ver0: u32, ours: usize) -> Result<usize, SizeError> {
+    if user_size < ver0 {
+        return Err(SizeError::TooSmall);
+    }
+    // `u32` always fits in `usize` on the 64-bit targets minimm builds for.
+    let user = usize::try_from(user_size).unwrap_or(usize::MAX);
+    Ok(user.min(ours))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext_copy_len_takes_the_shorter_struct() {
+        assert_eq!(ext_copy_len(31, 32, 32), Err(SizeError::TooSmall));
+        assert_eq!(ext_copy_len(0, 32, 32), Err(SizeError::TooSmall));
+        assert_eq!(ext_copy_len(32, 32, 32), Ok(32));
+        assert_eq!(ext_copy_len(40, 32, 32), Ok(32));
+        assert_eq!(ext_copy_len(40, 32, 48), Ok(40));
+        assert_eq!(ext_copy_len(u32::MAX, 32, 48), Ok(48));
+    }
+
+    #[test]
+    fn ioctl_encoding_matches_linux() {
+        // _IOWR(0xB9, 0, 32 bytes) = 0xC020B900, as the C macro computes it.
+        assert_eq!(IOC_GET_INFO, 0xC020_B900);
+    }
+}

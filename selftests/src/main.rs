@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Selftests of the user-visible contract of `/dev/minimm`, in the manner of
+//! tools/testing/selftests/mm: each test opens what it needs, asserts preconditions, checks
+//! results and errnos, and cleans up even after a partial set-up (file descriptors close on
+//! drop). Output is KTAP v1; the exit code is kselftest's (4: skipped, when the device is
+//! missing or we are not root).
+//!
+//! Usage: `minimm-selftests [FILTER]` runs the tests whose name contains FILTER.
+
+mod ktap;
+
+use std::{io, mem::size_of, os::unix::fs::PermissionsExt};
+
+use ktap::{expect_errno, pass, Test, TestResult, KSFT_SKIP};
+use minimm_uapi::{debugfs, parse_kv, sys, Device};
+
+fn open_close() -> TestResult {
+    let dev = Device::open().map_err(|e| format!("open /dev/minimm: {e}"))?;
+    check!(dev.fd() >= 0, "fd {}", dev.fd());
+    drop(dev);
+    // Closing released everything: the device opens again.
+    Device::open().map_err(|e| format!("reopen: {e}"))?;
+    pass()
+}
+
+fn device_mode_is_0600() -> TestResult {
+    let meta = std::fs::metadata("/dev/minimm").map_err(|e| e.to_string())?;
+    check_eq!(meta.permissions().mode() & 0o777, 0o600);
+    pass()
+}
+
+fn get_info_fields() -> TestResult {
+    let dev = Device::open().map_err(|e| e.to_string())?;
+    let info = dev.info().map_err(|e| format!("GET_INFO: {e}"))?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    check_eq!(info.size, sys::MINIMM_INFO_SIZE_VER0);
+    check_eq!(info.abi_version, sys::MINIMM_ABI_VERSION);
+    check_eq!(i64::from(info.page_size), page as i64);
+    check_eq!(info.max_order, sys::MINIMM_MAX_ORDER);
+    check_eq!(info.nr_zones, sys::MINIMM_NR_ZONES);
+    check_eq!(info.__pad, 0);
+    check!(info.features & !sys::MINIMM_FEATURES_VALID == 0, "unknown feature bits {:#x}", info.features);
+    pass()
+}
+
+fn unknown_ioctl_is_enotty() -> TestResult {
+    let dev = Device::open().map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 64];
+    let p = buf.as_mut_ptr() as usize;
+    // An unused number with minimm's magic, then GET_INFO's number under another magic.
+    let unused = (3 << 30) | (32 << 16) | (sys::MINIMM_IOC_MAGIC << 8) | 0x7f;
+    let other_magic = sys::MINIMM_IOC_GET_INFO ^ (0x01 << 8);
+    // SAFETY: `p` points to 64 writable bytes, more than any minimm struct.
+    expect_errno(unsafe { dev.ioctl_raw(unused, p) }, libc::ENOTTY, "unused nr")?;
+    // SAFETY: as above.
+    expect_errno(unsafe { dev.ioctl_raw(other_magic, p) }, libc::ENOTTY, "other magic")?;
+    // GET_INFO's number with a different size encoded is a different command too.
+    let other_size = (sys::MINIMM_IOC_GET_INFO & !(0x3fff << 16)) | (40 << 16);
+    // SAFETY: as above.
+    expect_errno(unsafe { dev.ioctl_raw(other_size, p) }, libc::ENOTTY, "other size")?;
+    pass()
+}
+
+fn bad_pointer_is_efault() -> TestResult {
+    let dev = Device::open().map_err(|e| e.to_string())?;
+    for addr in [0usize, 1, 0xffff_ffff_ffff_f000] {
+        // SAFETY: deliberately invalid pointers; the kernel must answer EFAULT.
+        let r = unsafe { dev.ioctl_raw(sys::MINIMM_IOC_GET_INFO, addr) };
+        expect_errno(r, libc::EFAULT, &format!("GET_INFO at {addr:#x}"))?;
+    }
+    // A pointer whose size field is readable but whose struct runs into an unmapped page.
+    let page = 4096;
+    // SAFETY: anonymous mapping of two pages, the second made inaccessible below.
+    let m = unsafe {
+        libc::mmap(core::ptr::null_mut(), 2 * page, libc::PROT_READ | libc::PROT_WRITE,
+                   libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+    };
+    check!(m != libc::MAP_FAILED, "mmap: {}", io::Error::last_os_error());
+    // SAFETY: `m` is the two-page mapping made above.
+    let r = unsafe { libc::mprotect(m.cast::<u8>().add(page).cast(), page, libc::PROT_NONE) };
+    check_eq!(r, 0);
+    // SAFETY: 8 bytes before the end of the first page are writable.
+    let at = unsafe { m.cast::<u8>().add(page - 8) };
+    // SAFETY: `at` is valid for 4 bytes.
+    unsafe { at.cast::<u32>().write_unaligned(sys::MINIMM_INFO_SIZE_VER0) };
+    // SAFETY: the kernel reads 4 valid bytes, then faults on the protected page.
+    let r = unsafe { dev.ioctl_raw(sys::MINIMM_IOC_GET_INFO, at as usize) };
+    // SAFETY: unmapping what was mapped above.
+    unsafe { libc::munmap(m, 2 * page) };
+    expect_errno(r, libc::EFAULT, "struct crossing into PROT_NONE")?;
+    pass()
+}
+
+fn too_small_size_is_einval() -> TestResult {
+    let dev = Device::open().map_err(|e| e.to_string())?;
+    for size in [0, 4, sys::MINIMM_INFO_SIZE_VER0 - 1] {
+        let mut info = sys::minimm_info { size, abi_version: 0xdead, ..Default::default() };
+        expect_errno(dev.ioctl(sys::MINIMM_IOC_GET_INFO, &mut info), libc::EINVAL, &format!("size {size}"))?;
+        // Refused means untouched.
+        check_eq!(info.size, size);
+        check_eq!(info.abi_version, 0xdead);
+    }
+    pass()
+}
+
+fn larger_size_gets_known_prefix() -> TestResult {
+    // A newer program with a longer struct: the module fills what it knows and says how much.
+    #[repr(C)]
+    struct Newer {
+        info: sys::minimm_info,
+        future: [u64; 4],
+    }
+    let dev = Device::open().map_err(|e| e.to_string())?;
+    let mut n = Newer {
+        info: sys::minimm_info { size: size_of::<Newer>() as u32, ..Default::default() },
+        future: [0x5a5a_5a5a_5a5a_5a5a; 4],
+    };
+    dev.ioctl(sys::MINIMM_IOC_GET_INFO, &mut n).map_err(|e| e.to_string())?;
+    check_eq!(n.info.size, sys::MINIMM_INFO_SIZE_VER0);
+    check_eq!(n.info.abi_version, sys::MINIMM_ABI_VERSION);
+    check_eq!(n.future, [0x5a5a_5a5a_5a5a_5a5a; 4]);
+    pass()
+}
+
+fn two_opens_at_once() -> TestResult {
+    let a = Device::open().map_err(|e| e.to_string())?;
+    let b = Device::open().map_err(|e| e.to_string())?;
+    check!(a.fd() != b.fd(), "same fd");
+    let (ia, ib) = (a.info().map_err(|e| e.to_string())?, b.info().map_err(|e| e.to_string())?);
+    check_eq!(ia, ib);
+    drop(a);
+    // Closing one leaves the other working.
+    b.info().map_err(|e| format!("after closing the other: {e}"))?;
+    pass()
+}
+
+fn debugfs_info_parses() -> TestResult {
+    let text = debugfs("info").map_err(|e| format!("read debugfs minimm/info: {e}"))?;
+    let kv = parse_kv(&text);
+    let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let version = get("version").ok_or("no version")?;
+    check!(version.split('.').count() == 3, "version {version:?}");
+    check_eq!(get("abi_version"), Some(sys::MINIMM_ABI_VERSION.to_string()));
+    check_eq!(get("max_order"), Some(sys::MINIMM_MAX_ORDER.to_string()));
+    check_eq!(get("nr_zones"), Some(sys::MINIMM_NR_ZONES.to_string()));
+    for k in ["dma_pages", "dma32_pages", "normal_pages", "page_size"] {
+        let v = get(k).ok_or(format!("no {k}"))?;
+        v.parse::<u64>().map_err(|e| format!("{k}: {v:?}: {e}"))?;
+    }
+    // The file agrees with the ioctl.
+    let info = Device::open().and_then(|d| d.info()).map_err(|e| e.to_string())?;
+    check_eq!(get("page_size"), Some(info.page_size.to_string()));
+    check_eq!(get("features"), Some(format!("{:#x}", info.features)));
+    pass()
+}
+
+const TESTS: &[Test] = &[
+    Test { name: "open_close", run: open_close },
+    Test { name: "device_mode_is_0600", run: device_mode_is_0600 },
+    Test { name: "get_info_fields", run: get_info_fields },
+    Test { name: "unknown_ioctl_is_enotty", run: unknown_ioctl_is_enotty },
+    Test { name: "bad_pointer_is_efault", run: bad_pointer_is_efault },
+    Test { name: "too_small_size_is_einval", run: too_small_size_is_einval },
+    Test { name: "larger_size_gets_known_prefix", run: larger_size_gets_known_prefix },
+    Test { name: "two_opens_at_once", run: two_opens_at_once },
+    Test { name: "debugfs_info_parses", run: debugfs_info_parses },
+];
+
+fn main() {
+    let filter = std::env::args().nth(1);
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let why = if !root {
+        Some("not root".to_string())
+    } else {
+        Device::open().err().map(|e| format!("cannot open /dev/minimm ({e}): is minimm.ko loaded?"))
+    };
+    if let Some(why) = why {
+        println!("KTAP version 1");
+        println!("1..0 # SKIP {why}");
+        std::process::exit(KSFT_SKIP);
+    }
+    std::process::exit(ktap::run("minimm", TESTS, filter.as_deref()));
+}
