@@ -3,11 +3,20 @@
 //! The files under debugfs `minimm/`.
 //!
 //! Every part of minimm (buddy, slab, vmalloc, reclaim) adds its files here, to one shared
-//! directory. Each file holds a reference to [`Shared`]; reading it formats a snapshot.
-//! Where Linux has a /proc file for the same state, the format is Linux's, so that existing
-//! parsers work.
+//! directory. Each file holds a reference to [`Shared`]; reading one takes a snapshot of each
+//! zone under its lock, then formats it. Where Linux has a file for the same state, the format
+//! is Linux's, so that existing parsers work:
 //!
 //! - `info`: module version, ABI version and load parameters, one `key: value` a line.
+//! - `buddyinfo`: /proc/buddyinfo.
+//! - `zoneinfo`: /proc/zoneinfo's per-zone part (pages free, watermarks, sizes, protection,
+//!   per-CPU lists).
+//! - `unusable_index`, `extfrag_index`: debugfs `extfrag/` of Linux.
+//! - `vmstat`: /proc/vmstat style `name value` counters.
+//! - `watermarks`: `zone min low high` a line; write the same to set a zone's watermarks
+//!   (checked: min <= low <= high <= managed pages, else EINVAL).
+//! - `validate`: reading runs the buddy invariant checker over every zone and prints the
+//!   verdict; writing `1` runs it and logs the verdict (a failure loudly, with a warning).
 
 use core::fmt;
 
@@ -15,15 +24,35 @@ use kernel::{
     debugfs::{Dir, File},
     prelude::*,
     sync::Arc,
+    uaccess::UserSliceReader,
 };
 
-use crate::{Shared, VERSION};
+use crate::{
+    buddy::NR_ORDERS,
+    pool::Snapshot,
+    zone::{self, Milli, Watermarks, NR_ZONES},
+    Shared, VERSION,
+};
 
 /// The debugfs directory and its files. Dropping it removes them.
 #[pin_data]
 pub(crate) struct Entries {
     #[pin]
     info: File<Arc<Shared>>,
+    #[pin]
+    buddyinfo: File<Arc<Shared>>,
+    #[pin]
+    zoneinfo: File<Arc<Shared>>,
+    #[pin]
+    unusable_index: File<Arc<Shared>>,
+    #[pin]
+    extfrag_index: File<Arc<Shared>>,
+    #[pin]
+    vmstat: File<Arc<Shared>>,
+    #[pin]
+    watermarks: File<Arc<Shared>>,
+    #[pin]
+    validate: File<Arc<Shared>>,
     dir: Dir,
 }
 
@@ -34,10 +63,22 @@ impl Entries {
     pub(crate) fn new(shared: Arc<Shared>) -> impl PinInit<Self, Error> {
         let dir = Dir::new(c"minimm");
         try_pin_init!(Self {
-            info <- dir.read_callback_file(c"info", shared, &info),
+            info <- dir.read_callback_file(c"info", shared.clone(), &info),
+            buddyinfo <- dir.read_callback_file(c"buddyinfo", shared.clone(), &buddyinfo),
+            zoneinfo <- dir.read_callback_file(c"zoneinfo", shared.clone(), &zoneinfo),
+            unusable_index <- dir.read_callback_file(c"unusable_index", shared.clone(), &unusable_index),
+            extfrag_index <- dir.read_callback_file(c"extfrag_index", shared.clone(), &extfrag_index),
+            vmstat <- dir.read_callback_file(c"vmstat", shared.clone(), &vmstat),
+            watermarks <- dir.read_write_callback_file(c"watermarks", shared.clone(), &watermarks, &set_watermarks),
+            validate <- dir.read_write_callback_file(c"validate", shared, &validate, &validate_write),
             dir,
         })
     }
+}
+
+/// Every zone's snapshot, each taken under its own lock.
+fn snapshots(shared: &Shared) -> [Option<Snapshot>; NR_ZONES] {
+    [0, 1, 2].map(|z| shared.pool.zone(z).map(|zone| zone.snapshot()))
 }
 
 /// `minimm/info`.
@@ -53,5 +94,171 @@ fn info(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for (name, pages) in ["dma_pages", "dma32_pages", "normal_pages"].iter().zip(p.zone_pages) {
         writeln!(f, "{name}: {pages}")?;
     }
+    writeln!(f, "file_quota_pages: {}", p.file_quota_pages)?;
+    writeln!(f, "min_free_kbytes: {}", p.min_free_kbytes)?;
+    writeln!(f, "watermark_scale_factor: {}", p.watermark_scale_factor)?;
+    writeln!(f, "borrowed_pages: {}", shared.pool.borrowed())
+}
+
+/// `minimm/buddyinfo`, as mm/vmstat.c `frag_show_print`:
+/// `"Node %d, zone %8s "`, then `"%6lu "` per order, then a newline.
+fn buddyinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for (z, s) in snapshots(shared).iter().enumerate() {
+        let Some(s) = s else { continue };
+        write!(f, "Node 0, zone {:>8} ", zone::NAMES[z])?;
+        for n in s.nr_free {
+            write!(f, "{n:6} ")?;
+        }
+        writeln!(f)?;
+    }
     Ok(())
+}
+
+/// `minimm/zoneinfo`, in the layout of mm/vmstat.c `zoneinfo_show_print`.
+fn zoneinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for (z, s) in snapshots(shared).iter().enumerate() {
+        let Some(s) = s else { continue };
+        writeln!(f, "Node 0, zone {:>8}", zone::NAMES[z])?;
+        writeln!(f, "  pages free     {}", s.free)?;
+        writeln!(f, "        boost    0")?;
+        writeln!(f, "        min      {}", s.wmark.min)?;
+        writeln!(f, "        low      {}", s.wmark.low)?;
+        writeln!(f, "        high     {}", s.wmark.high)?;
+        writeln!(f, "        spanned  {}", s.spanned)?;
+        writeln!(f, "        present  {}", s.managed)?;
+        writeln!(f, "        managed  {}", s.managed)?;
+        write!(f, "        protection: (")?;
+        for (j, p) in s.protection.iter().enumerate() {
+            write!(f, "{}{p}", if j == 0 { "" } else { ", " })?;
+        }
+        writeln!(f, ")")?;
+        writeln!(f, "      nr_free_pages {}", s.free)?;
+        writeln!(f, "  pagesets")?;
+        writeln!(f, "  start_pfn:           {}", s.start_pfn)?;
+    }
+    Ok(())
+}
+
+/// Shared layout of the two extfrag files: `"Node %d, zone %8s "` then one value per order.
+fn extfrag(shared: &Shared, f: &mut fmt::Formatter<'_>, index: fn(&[usize; NR_ORDERS], u32) -> i64, width: usize) -> fmt::Result {
+    for (z, s) in snapshots(shared).iter().enumerate() {
+        let Some(s) = s else { continue };
+        write!(f, "Node 0, zone {:>8} ", zone::NAMES[z])?;
+        for order in 0..NR_ORDERS as u32 {
+            write!(f, "{} ", Milli(index(&s.nr_free, order), width))?;
+        }
+        writeln!(f)?;
+    }
+    Ok(())
+}
+
+/// `minimm/unusable_index`, as Linux's debugfs `extfrag/unusable_index` (`"%d.%03d "`).
+fn unusable_index(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    extfrag(shared, f, zone::unusable_index, 1)
+}
+
+/// `minimm/extfrag_index`, as Linux's debugfs `extfrag/extfrag_index` (`"%2d.%03d "`).
+fn extfrag_index(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    extfrag(shared, f, zone::fragmentation_index, 2)
+}
+
+/// `minimm/vmstat`.
+fn vmstat(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let snaps = snapshots(shared);
+    let all = || snaps.iter().flatten();
+    writeln!(f, "nr_free_pages {}", all().map(|s| s.free).sum::<usize>())?;
+    writeln!(f, "nr_managed_pages {}", all().map(|s| s.managed).sum::<usize>())?;
+    for (z, s) in snaps.iter().enumerate() {
+        if let Some(s) = s {
+            writeln!(f, "pgalloc_{} {}", LOWER[z], s.counters.pgalloc)?;
+        }
+    }
+    writeln!(f, "pgfree {}", all().map(|s| s.counters.pgfree).sum::<u64>())?;
+    writeln!(f, "pgalloc_fail {}", all().map(|s| s.counters.alloc_fail).sum::<u64>())?;
+    writeln!(f, "low_wmark_hit {}", all().map(|s| s.counters.low_wmark_hit).sum::<u64>())?;
+    writeln!(f, "min_wmark_hit {}", all().map(|s| s.counters.min_wmark_hit).sum::<u64>())?;
+    writeln!(f, "zone_fallback {}", all().map(|s| s.counters.fallback).sum::<u64>())?;
+    writeln!(f, "borrowed_pages {}", shared.pool.borrowed())
+}
+
+/// Zone names as /proc/vmstat suffixes them.
+const LOWER: [&str; NR_ZONES] = ["dma", "dma32", "normal"];
+
+/// `minimm/watermarks`: `zone min low high`.
+fn watermarks(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for (z, s) in snapshots(shared).iter().enumerate() {
+        if let Some(s) = s {
+            writeln!(f, "{} {} {} {}", zone::NAMES[z], s.wmark.min, s.wmark.low, s.wmark.high)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a short text write (at most 127 bytes) from debugfs.
+fn read_text<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8; 128]) -> Result<&'a str> {
+    let n = reader.len();
+    if n >= buf.len() {
+        return Err(EINVAL);
+    }
+    let part = buf.get_mut(..n).ok_or(EINVAL)?;
+    reader.read_slice(part)?;
+    core::str::from_utf8(part).map(str::trim).map_err(|_| EINVAL)
+}
+
+/// Writing `minimm/watermarks`: `<zone> <min> <low> <high>`, zone by name (any case).
+fn set_watermarks(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 128];
+    let text = read_text(reader, &mut buf)?;
+    let mut words = text.split_whitespace();
+    let name = words.next().ok_or(EINVAL)?;
+    let z = zone::NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)).ok_or(EINVAL)?;
+    let mut num = || -> Result<usize> { words.next().ok_or(EINVAL)?.parse().map_err(|_| EINVAL) };
+    let w = Watermarks { min: num()?, low: num()?, high: num()? };
+    if words.next().is_some() {
+        return Err(EINVAL);
+    }
+    shared.pool.zone(z).ok_or(EINVAL)?.set_watermarks(w)
+}
+
+/// The checker's verdict on every zone: blocks counted, or the first broken invariant.
+fn verdicts(shared: &Shared) -> [Option<Result<usize, crate::buddy::Corruption>>; NR_ZONES] {
+    [0, 1, 2].map(|z| shared.pool.zone(z).map(|zone| zone.validate()))
+}
+
+/// Reading `minimm/validate`: runs the checker.
+fn validate(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for (z, v) in verdicts(shared).iter().enumerate() {
+        match v {
+            Some(Ok(blocks)) => writeln!(f, "{}: ok, {blocks} blocks", zone::NAMES[z])?,
+            Some(Err(c)) => writeln!(f, "{}: CORRUPT at page {}: {}", zone::NAMES[z], c.index, c.what)?,
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Writing `1` to `minimm/validate`.
+fn validate_write(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 128];
+    if read_text(reader, &mut buf)? != "1" {
+        return Err(EINVAL);
+    }
+    let mut ok = true;
+    for (z, v) in verdicts(shared).iter().enumerate() {
+        match v {
+            Some(Ok(blocks)) => pr_info!("validate: {}: ok, {blocks} blocks\n", zone::NAMES[z]),
+            Some(Err(c)) => {
+                ok = false;
+                pr_err!("validate: {}: CORRUPT at page {}: {}\n", zone::NAMES[z], c.index, c.what);
+            }
+            None => {}
+        }
+    }
+    // A broken allocator invariant is a kernel bug: say so loudly.
+    kernel::warn_on!(!ok);
+    if ok {
+        Ok(())
+    } else {
+        Err(EUCLEAN)
+    }
 }

@@ -1,42 +1,113 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The misc device `/dev/minimm`: per-open-file state and the ioctl dispatcher.
+//! The misc device `/dev/minimm`: per-open-file state, the ioctl dispatcher and mmap.
 //!
-//! Every open file is a [`Client`]. Whatever user space allocates through a file belongs to
-//! that file and is released when the file is closed, whatever state it was left in.
+//! Every open file is a [`Client`]. The blocks it allocates are named by opaque handles (1, 2,
+//! 3, ... per file; never an address) and belong to the file: closing it frees them all.
+//! A handle of another file is unknown here, exactly like a made-up one.
+//!
+//! A block is reference-counted ([`FileBlock`] in an `Arc`): the file's table holds one
+//! reference and every user mapping of the block another, so a block freed (or whose file was
+//! closed) while still mapped goes back to the pool only when its last mapping is gone. No
+//! other client can see its contents before then, and every block is zeroed before it is
+//! first handed out.
 //!
 //! Argument structs are extensible (see `include/uapi/linux/minimm.h`): the first `u32` is the
-//! caller's `size`, read before anything else; only `min(size, ours)` bytes are copied. User
-//! memory is only ever copied here, outside any lock.
+//! caller's `size`, read before anything else; only `min(size, ours)` bytes are copied, and a
+//! longer struct's unknown tail must be zero. User memory is only copied here, outside locks.
+//!
+//! # Locks
+//!
+//! `Client::blocks` (a mutex) protects the file's handle table. It is taken without any other
+//! minimm lock held, and a zone lock may be taken under it (freeing a block); nothing copies
+//! to or from user space under it.
 
-use core::mem::size_of;
+use core::{ffi::c_void, mem::size_of};
 
 use kernel::{
+    bindings,
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceRegistration},
+    mm::virt::{flags as vm_flags, VmaNew},
+    new_mutex,
+    page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
-    sync::Arc,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, ArcBorrow, Mutex,
+    },
     transmute::{AsBytes, FromBytes},
     uaccess::{UserPtr, UserSlice},
 };
 
-use crate::{uapi, Minimm, Shared};
+use crate::{
+    pool::Block,
+    uapi::{self, alloc_flags},
+    zone::{Reserve, NR_ZONES},
+    Minimm, Shared,
+};
 
-// SAFETY: `Info` is `repr(C)` with integer fields only and explicit padding (`pad`), so it
-// has no uninitialized bytes and no interior mutability, and every bit pattern is valid.
-unsafe impl AsBytes for uapi::Info {}
-// SAFETY: As above: every bit pattern of `Info` is valid.
-unsafe impl FromBytes for uapi::Info {}
+macro_rules! uapi_bytes {
+    ($($t:ty),*) => {$(
+        // SAFETY: The uapi structs are `repr(C)` with integer fields only and explicit padding,
+        // so they have no uninitialized bytes and no interior mutability.
+        unsafe impl AsBytes for $t {}
+        // SAFETY: As above: every bit pattern of the struct is valid.
+        unsafe impl FromBytes for $t {}
+    )*};
+}
+uapi_bytes!(uapi::Info, uapi::Alloc, uapi::Free, uapi::BlockData, uapi::ZoneStats);
 
 // The pure mirror encodes ioctl numbers itself; check it against the kernel's own macros.
-const _: () = assert!(
-    uapi::IOC_GET_INFO == kernel::ioctl::_IOWR::<uapi::Info>(uapi::IOC_MAGIC, 0x00)
-);
+const _: () = {
+    use kernel::ioctl::{_IOW, _IOWR};
+    assert!(uapi::IOC_GET_INFO == _IOWR::<uapi::Info>(uapi::IOC_MAGIC, 0x00));
+    assert!(uapi::IOC_ALLOC == _IOWR::<uapi::Alloc>(uapi::IOC_MAGIC, 0x01));
+    assert!(uapi::IOC_FREE == _IOW::<uapi::Free>(uapi::IOC_MAGIC, 0x02));
+    assert!(uapi::IOC_BLOCK_DATA == _IOWR::<uapi::BlockData>(uapi::IOC_MAGIC, 0x03));
+    assert!(uapi::IOC_ZONE_STATS == _IOWR::<uapi::ZoneStats>(uapi::IOC_MAGIC, 0x04));
+};
+
+/// Handles stay below this so that `handle << PAGE_SHIFT` is a valid, positive mmap offset.
+const HANDLE_LIMIT: u64 = 1 << 40;
+
+/// A block owned by an open file, and the file's quota charge for it.
+pub(crate) struct FileBlock {
+    block: Block,
+    /// The owning file's charged pages; dropping the block uncharges them, whenever the last
+    /// mapping goes, so freed-but-mapped blocks still count against the file's quota.
+    charge: Arc<Atomic<usize>>,
+}
+
+impl Drop for FileBlock {
+    fn drop(&mut self) {
+        self.charge.fetch_sub(self.block.pages(), Relaxed);
+    }
+}
+
+/// The file's handle table.
+struct Blocks {
+    next_handle: u64,
+    /// Sorted by handle (handles only grow).
+    list: KVec<(u64, Arc<FileBlock>)>,
+}
+
+impl Blocks {
+    fn position(&self, handle: u64) -> Option<usize> {
+        self.list.binary_search_by_key(&handle, |e| e.0).ok()
+    }
+}
 
 /// One open file of `/dev/minimm`.
 #[pin_data]
 pub(crate) struct Client {
     shared: Arc<Shared>,
+    /// Owner tag recorded in the pool's page table for this file's blocks.
+    owner: u32,
+    /// Pages this file holds (including freed blocks still mapped).
+    charge: Arc<Atomic<usize>>,
+    #[pin]
+    blocks: Mutex<Blocks>,
 }
 
 #[vtable]
@@ -46,26 +117,200 @@ impl MiscDevice for Client {
     /// Context: process context, may sleep.
     fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         let shared = Minimm::shared_of(misc);
-        KBox::try_pin_init(try_pin_init!(Client { shared }), GFP_KERNEL)
+        let owner = shared.next_owner.fetch_add(1, Relaxed);
+        let charge = Arc::new(Atomic::new(0usize), GFP_KERNEL)?;
+        KBox::try_pin_init(
+            try_pin_init!(Client {
+                shared,
+                owner,
+                charge,
+                blocks <- new_mutex!(Blocks { next_handle: 1, list: KVec::new() }, "minimm_client_blocks"),
+            }),
+            GFP_KERNEL,
+        )
     }
 
     /// Context: process context, may sleep.
     fn ioctl(me: Pin<&Client>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let arg = UserPtr::from_addr(arg);
         match cmd {
-            uapi::IOC_GET_INFO => me.get_info(UserPtr::from_addr(arg)),
+            uapi::IOC_GET_INFO => me.get_info(arg),
+            uapi::IOC_ALLOC => me.alloc(arg),
+            uapi::IOC_FREE => me.free(arg),
+            uapi::IOC_BLOCK_DATA => me.block_data(arg),
+            uapi::IOC_ZONE_STATS => me.zone_stats(arg),
             _ => Err(ENOTTY),
         }
+        .map(|()| 0)
+    }
+
+    /// Maps a whole block, named by the mmap offset (handle << PAGE_SHIFT).
+    ///
+    /// Context: process context, mmap lock held for writing.
+    fn mmap(me: Pin<&Client>, _file: &File, vma: &VmaNew) -> Result {
+        // SAFETY: `vma` is a valid VMA under construction; reading its offset is allowed.
+        let handle = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
+        let fb = me.lookup(handle).ok_or(EINVAL)?;
+        let len = vma.end().checked_sub(vma.start()).ok_or(EINVAL)?;
+        if len != fb.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::SHARED == 0 {
+            return Err(EINVAL);
+        }
+        vma.set_dontexpand();
+        vma.set_dontcopy();
+        let map = vma.set_mixedmap();
+        for i in 0..fb.block.pages() {
+            let page = fb.block.page(i).ok_or(EINVAL)?;
+            // A failure here fails the mmap, whose error path unmaps what was inserted.
+            map.vm_insert_page(vma.start() + i * PAGE_SIZE, &page)?;
+        }
+        // SAFETY: During mmap the VMA is ours to set up: it holds one reference to the block
+        // from here on (released in `vma_close`), and `VM_OPS` is a static.
+        unsafe {
+            (*vma.as_ptr()).vm_private_data = Arc::into_raw(fb).cast_mut().cast::<c_void>();
+            (*vma.as_ptr()).vm_ops = &VM_OPS.0;
+        }
+        Ok(())
     }
 }
 
+struct AssertSync<T>(T);
+// SAFETY: The operations table is immutable and only holds function pointers.
+unsafe impl<T> Sync for AssertSync<T> {}
+
+static VM_OPS: AssertSync<bindings::vm_operations_struct> = AssertSync(bindings::vm_operations_struct {
+    open: Some(vma_open),
+    close: Some(vma_close),
+    ..pin_init::zeroed()
+});
+
+/// A VMA of ours was duplicated (split by a partial munmap or mprotect): the new one takes its
+/// own reference to the block.
+///
+/// # Safety
+///
+/// `vma` is a VMA set up by [`Client::mmap`], whose `vm_private_data` holds a reference.
+unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: By the function's safety requirement, `vm_private_data` came from
+    // `Arc::into_raw` in `mmap` and that reference is still held by the original VMA.
+    let b = unsafe { ArcBorrow::<FileBlock>::from_raw((*vma).vm_private_data.cast::<FileBlock>()) };
+    // The copy of `vm_private_data` in the new VMA owns this new reference.
+    let _ = Arc::into_raw(Arc::<FileBlock>::from(b));
+}
+
+/// A VMA of ours is going away (its pages are already unmapped): drop its reference; the
+/// last one gives the block back to the pool.
+///
+/// # Safety
+///
+/// As for [`vma_open`]; called once per VMA.
+unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: This VMA owns the reference stored in `vm_private_data` (from `mmap` or
+    // `vma_open`), and this is its one release.
+    drop(unsafe { Arc::<FileBlock>::from_raw((*vma).vm_private_data.cast::<FileBlock>()) });
+}
+
 impl Client {
+    fn lookup(&self, handle: u64) -> Option<Arc<FileBlock>> {
+        let b = self.blocks.lock();
+        b.position(handle).and_then(|i| b.list.get(i)).map(|e| e.1.clone())
+    }
+
     /// `MINIMM_IOC_GET_INFO`.
-    fn get_info(&self, arg: UserPtr) -> Result<isize> {
-        let mut info = self.shared.info();
+    fn get_info(&self, arg: UserPtr) -> Result {
         let len = ext_len(arg, uapi::INFO_SIZE_VER0, size_of::<uapi::Info>())?;
+        let mut info = self.shared.info();
         info.size = u32::try_from(len).map_err(|_| EINVAL)?;
-        write_prefix(arg, &info, len)?;
-        Ok(0)
+        write_prefix(arg, &info, len)
+    }
+
+    /// `MINIMM_IOC_ALLOC`.
+    fn alloc(&self, arg: UserPtr) -> Result {
+        let (mut req, len) = read_ext::<uapi::Alloc>(arg, uapi::ALLOC_SIZE_VER0)?;
+        let zone = usize::try_from(req.zone).map_err(|_| EINVAL)?;
+        if req.order > uapi::MAX_ORDER || zone >= NR_ZONES || req.flags & !alloc_flags::VALID != 0 || req.pad != 0 {
+            return Err(EINVAL);
+        }
+        let pages = 1usize << req.order;
+        // Charge the quota first, so that concurrent allocations cannot overshoot it.
+        let quota = self.shared.params.file_quota_pages;
+        let before = self.charge.fetch_add(pages, Relaxed);
+        if before.checked_add(pages).is_none_or(|after| after > quota) {
+            self.charge.fetch_sub(pages, Relaxed);
+            return Err(EDQUOT);
+        }
+        let class = if req.flags & alloc_flags::ATOMIC != 0 { Reserve::Atomic } else { Reserve::Normal };
+        let block = match self.shared.pool.alloc(req.order, zone, class, self.owner) {
+            Ok(b) => b,
+            Err(e) => {
+                self.charge.fetch_sub(pages, Relaxed);
+                return Err(e);
+            }
+        };
+        // From here on the charge belongs to `fb` and is released when it drops.
+        let fb = FileBlock { block, charge: self.charge.clone() };
+        // Pool pages may hold another client's data: zero them before user space can see them.
+        fb.block.zero()?;
+        req.zone_out = fb.block.zone() as u32;
+        let fb = Arc::new(fb, GFP_KERNEL)?;
+        let handle = {
+            let mut b = self.blocks.lock();
+            let handle = b.next_handle;
+            if handle >= HANDLE_LIMIT {
+                return Err(ENOSPC);
+            }
+            b.list.push((handle, fb), GFP_KERNEL)?;
+            b.next_handle += 1;
+            handle
+        };
+        req.handle = handle;
+        req.mmap_offset = handle << PAGE_SHIFT;
+        req.size = u32::try_from(len).map_err(|_| EINVAL)?;
+        if let Err(e) = write_prefix(arg, &req, len) {
+            // The caller never learns the handle: undo, so a fault changes nothing.
+            let _ = self.take(handle);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Removes `handle` from the table; the block goes back when its last mapping goes.
+    fn take(&self, handle: u64) -> Result<Arc<FileBlock>> {
+        let mut b = self.blocks.lock();
+        let i = b.position(handle).ok_or(EINVAL)?;
+        b.list.remove(i).map(|e| e.1).map_err(|_| EINVAL)
+    }
+
+    /// `MINIMM_IOC_FREE`.
+    fn free(&self, arg: UserPtr) -> Result {
+        let (req, _) = read_ext::<uapi::Free>(arg, uapi::FREE_SIZE_VER0)?;
+        if req.pad != 0 {
+            return Err(EINVAL);
+        }
+        // Dropped outside the table lock.
+        drop(self.take(req.handle)?);
+        Ok(())
+    }
+
+    /// `MINIMM_IOC_BLOCK_DATA`.
+    fn block_data(&self, arg: UserPtr) -> Result {
+        let (mut req, len) = read_ext::<uapi::BlockData>(arg, uapi::BLOCK_DATA_SIZE_VER0)?;
+        let fb = self.lookup(req.handle).ok_or(EINVAL)?;
+        match req.op {
+            uapi::BLOCK_CHECKSUM => req.result = fb.block.checksum()?,
+            uapi::BLOCK_FILL => fb.block.fill(req.seed)?,
+            _ => return Err(EINVAL),
+        }
+        req.size = u32::try_from(len).map_err(|_| EINVAL)?;
+        write_prefix(arg, &req, len)
+    }
+
+    /// `MINIMM_IOC_ZONE_STATS`.
+    fn zone_stats(&self, arg: UserPtr) -> Result {
+        let (req, len) = read_ext::<uapi::ZoneStats>(arg, uapi::ZONE_STATS_SIZE_VER0)?;
+        let zone = usize::try_from(req.zone).map_err(|_| EINVAL)?;
+        let mut stats = crate::pool::zone_stats(&self.shared.pool, zone).ok_or(EINVAL)?;
+        stats.size = u32::try_from(len).map_err(|_| EINVAL)?;
+        write_prefix(arg, &stats, len)
     }
 }
 
@@ -76,6 +321,29 @@ impl Client {
 fn ext_len(arg: UserPtr, ver0: u32, ours: usize) -> Result<usize> {
     let user_size = UserSlice::new(arg, size_of::<u32>()).reader().read::<u32>()?;
     uapi::ext_copy_len(user_size, ver0, ours).map_err(|_| EINVAL)
+}
+
+/// Reads an extensible struct: the known prefix into `T` (the rest zero), and checks that a
+/// longer caller struct's unknown tail is zero (`E2BIG` otherwise, as `copy_struct_from_user`).
+/// Returns the struct and the number of bytes to write back.
+fn read_ext<T: AsBytes + FromBytes + Default>(arg: UserPtr, ver0: u32) -> Result<(T, usize)> {
+    let user_size = UserSlice::new(arg, size_of::<u32>()).reader().read::<u32>()?;
+    let len = uapi::ext_copy_len(user_size, ver0, size_of::<T>()).map_err(|_| EINVAL)?;
+    let total = usize::try_from(user_size).map_err(|_| EINVAL)?;
+    let mut reader = UserSlice::new(arg, total).reader();
+    let mut value = T::default();
+    reader.read_slice(value.as_bytes_mut().get_mut(..len).ok_or(EINVAL)?)?;
+    // A newer caller's fields this module does not know must be zero to mean "not asked for".
+    let mut chunk = [0u8; 64];
+    while !reader.is_empty() {
+        let n = reader.len().min(chunk.len());
+        let part = chunk.get_mut(..n).ok_or(EINVAL)?;
+        reader.read_slice(part)?;
+        if part.iter().any(|&b| b != 0) {
+            return Err(E2BIG);
+        }
+    }
+    Ok((value, len))
 }
 
 /// Copies the first `len` bytes of `value` to user space at `arg`.
@@ -90,9 +358,7 @@ mod tests {
 
     #[test]
     fn info_reports_the_kernel_page_size() {
-        let params = crate::Params { zone_pages: [1, 2, 3] };
-        let shared = Shared { params };
-        let info = shared.info();
+        let info = crate::info_for(uapi::feat::BUDDY);
         assert_eq!(info.page_size as usize, kernel::page::PAGE_SIZE);
         assert_eq!(info.abi_version, uapi::ABI_VERSION);
         assert_eq!(info.nr_zones, uapi::NR_ZONES);

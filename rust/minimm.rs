@@ -11,30 +11,50 @@
 //! One file per concept. Pure algorithms live in files with no `kernel::` imports so that the
 //! host crate in `rust/host` compiles and tests the very same files with `cargo test`:
 //!
-//! - [`uapi`]: the module's mirror of `include/uapi/linux/minimm.h` (pure).
-//! - [`device`]: the misc device, per-open-file state and the ioctl dispatcher.
+//! - [`buddy`] (pure): the buddy allocator over a compact page table.
+//! - [`zone`] (pure): zone classification, watermarks, lowmem reserve, fragmentation indices.
+//! - [`pattern`] (pure): data patterns and checksums for user/kernel round trips.
+//! - [`uapi`] (pure): the module's mirror of `include/uapi/linux/minimm.h`.
+//! - [`host_pages`]: pages borrowed from the host kernel (the unsafe part).
+//! - [`pool`]: the zones, their locks, borrowing at load, blocks handed out.
+//! - [`device`]: the misc device, per-open-file state, the ioctl dispatcher and mmap.
 //! - [`debugfs`]: the files under debugfs `minimm/`.
 //!
 //! # Lock order
 //!
-//! No lock is taken yet outside the kernel's own (misc device registration, debugfs).
-//! Parts that add locks list them here, outermost first, with what each protects.
+//! Outermost first; a lock may be taken while holding only locks above it:
+//!
+//! 1. `device::Client::blocks` (mutex): one open file's handle table.
+//! 2. `pool::Zone::inner` (spinlock, one per zone): the zone's buddy allocator, watermarks
+//!    and counters. Never two at once; no allocation and no user copy under it.
+//!
+//! The kernel's own locks around our callbacks (the mmap lock in `mmap` and in the VMA
+//! `open`/`close` operations, debugfs file locks) are taken before ours.
 //!
 //! # Teardown
 //!
 //! [`Minimm`] owns everything; its fields drop in declaration order: the misc device first (no
-//! new opens; an open file holds a module reference, so unload cannot race with one), then the
-//! debugfs files, then the shared state.
+//! new opens; an open file holds a module reference, so unload cannot race with one, and a
+//! user mapping holds its file), then the debugfs files, then the shared state with the pool,
+//! which gives every borrowed page back to the host. `report` comes last and logs the count.
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
     prelude::*,
-    sync::Arc,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
 };
 
+mod buddy;
 mod debugfs;
 mod device;
+mod host_pages;
+mod pattern;
+mod pool;
 mod uapi;
+mod zone;
 
 /// The module's version, shown in debugfs `minimm/info`.
 const VERSION: &str = "0.1.0";
@@ -58,6 +78,18 @@ module! {
             default: 16384,
             description: "Pages to borrow for the NORMAL zone (above 4 GiB)",
         },
+        file_quota_pages: usize {
+            default: 16384,
+            description: "Pages one open file may hold (EDQUOT beyond)",
+        },
+        min_free_kbytes: usize {
+            default: 0,
+            description: "Pool-wide min_free_kbytes for the watermarks (0: Linux's sqrt rule)",
+        },
+        watermark_scale_factor: usize {
+            default: 10,
+            description: "Distance between watermarks, in 1/10000 of a zone (Linux's default 10)",
+        },
     },
 }
 
@@ -66,6 +98,9 @@ module! {
 pub(crate) struct Params {
     /// Pages requested per zone, indexed by `uapi::ZONE_*`.
     pub(crate) zone_pages: [usize; uapi::NR_ZONES as usize],
+    pub(crate) file_quota_pages: usize,
+    pub(crate) min_free_kbytes: usize,
+    pub(crate) watermark_scale_factor: usize,
 }
 
 impl Params {
@@ -76,27 +111,57 @@ impl Params {
                 module_parameters::dma32_pages.value(),
                 module_parameters::normal_pages.value(),
             ],
+            file_quota_pages: module_parameters::file_quota_pages.value(),
+            min_free_kbytes: module_parameters::min_free_kbytes.value(),
+            watermark_scale_factor: module_parameters::watermark_scale_factor.value(),
         }
     }
 }
 
+/// Feature bits this build provides.
+const FEATURES: u64 = uapi::feat::BUDDY | uapi::feat::MMAP;
+
 /// State shared by every open file and every debugfs file.
 pub(crate) struct Shared {
     pub(crate) params: Params,
+    pub(crate) pool: Arc<pool::Pool>,
+    /// Owner tags for open files, recorded in the pool's page table.
+    pub(crate) next_owner: Atomic<u32>,
 }
 
 impl Shared {
     /// The answer to `MINIMM_IOC_GET_INFO`, with `size` left for the caller to set.
     pub(crate) fn info(&self) -> uapi::Info {
-        uapi::Info {
-            size: 0,
-            abi_version: uapi::ABI_VERSION,
-            features: 0,
-            // PAGE_SIZE is 4096 on x86_64: it fits.
-            page_size: u32::try_from(kernel::page::PAGE_SIZE).unwrap_or(u32::MAX),
-            max_order: uapi::MAX_ORDER,
-            nr_zones: uapi::NR_ZONES,
-            pad: 0,
+        info_for(FEATURES)
+    }
+}
+
+/// `MINIMM_IOC_GET_INFO`'s answer for a build with `features`.
+pub(crate) fn info_for(features: u64) -> uapi::Info {
+    uapi::Info {
+        size: 0,
+        abi_version: uapi::ABI_VERSION,
+        features,
+        // PAGE_SIZE is 4096 on x86_64: it fits.
+        page_size: u32::try_from(kernel::page::PAGE_SIZE).unwrap_or(u32::MAX),
+        max_order: uapi::MAX_ORDER,
+        nr_zones: uapi::NR_ZONES,
+        pad: 0,
+    }
+}
+
+/// Logs, once everything else is gone, that every borrowed page went back to the host.
+struct UnloadReport {
+    borrowed: usize,
+}
+
+impl Drop for UnloadReport {
+    fn drop(&mut self) {
+        let returned = pool::RETURNED_PAGES.load(Relaxed);
+        if returned == self.borrowed {
+            pr_info!("unloaded: borrowed {} pages, returned {returned}\n", self.borrowed);
+        } else {
+            pr_err!("unloaded: borrowed {} pages, returned only {returned}\n", self.borrowed);
         }
     }
 }
@@ -107,13 +172,14 @@ impl Shared {
 ///
 /// `misc` is only ever embedded in a `Minimm`, which [`device::Client::open`] relies on to
 /// reach `shared` from the registration.
-#[pin_data(PinnedDrop)]
+#[pin_data]
 pub(crate) struct Minimm {
     #[pin]
     misc: MiscDeviceRegistration<device::Client>,
     #[pin]
     debugfs: debugfs::Entries,
     shared: Arc<Shared>,
+    report: UnloadReport,
 }
 
 impl Minimm {
@@ -131,25 +197,30 @@ impl kernel::InPlaceModule for Minimm {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
             let params = Params::from_module();
-            let shared = Arc::new(Shared { params }, GFP_KERNEL)?;
             pr_info!(
                 "minimm {VERSION}: abi {}, zone pages requested {:?}\n",
                 uapi::ABI_VERSION,
                 params.zone_pages
             );
+            let pool = Arc::pin_init(
+                pool::Pool::new(pool::Config {
+                    zone_pages: params.zone_pages,
+                    min_free_kbytes: params.min_free_kbytes,
+                    watermark_scale_factor: params.watermark_scale_factor,
+                }),
+                GFP_KERNEL,
+            )?;
+            let borrowed = pool.borrowed();
+            let shared = Arc::new(Shared { params, pool, next_owner: Atomic::new(1) }, GFP_KERNEL)?;
             Ok(try_pin_init!(Self {
                 debugfs <- debugfs::Entries::new(shared.clone()),
                 // INVARIANT: the registration is created in place inside this `Minimm`.
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"minimm" }),
                 shared,
+                // Last, so that it only exists (and reports) once the rest was set up.
+                report: UnloadReport { borrowed },
             }))
         })
     }
 }
 
-#[pinned_drop]
-impl PinnedDrop for Minimm {
-    fn drop(self: Pin<&mut Self>) {
-        pr_info!("minimm unloaded\n");
-    }
-}

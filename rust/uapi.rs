@@ -50,11 +50,99 @@ pub(crate) struct Info {
 /// `MINIMM_INFO_SIZE_VER0`.
 pub(crate) const INFO_SIZE_VER0: u32 = 32;
 
+/// `MINIMM_ALLOC_*` flags of [`Alloc::flags`].
+pub(crate) mod alloc_flags {
+    pub(crate) const ZERO: u32 = 1 << 0;
+    pub(crate) const ATOMIC: u32 = 1 << 1;
+    pub(crate) const NOWAIT: u32 = 1 << 2;
+    pub(crate) const VALID: u32 = (1 << 3) - 1;
+}
+
+/// `struct minimm_alloc`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Alloc {
+    pub(crate) size: u32,
+    pub(crate) order: u32,
+    pub(crate) zone: u32,
+    pub(crate) flags: u32,
+    pub(crate) handle: u64,
+    pub(crate) mmap_offset: u64,
+    pub(crate) zone_out: u32,
+    pub(crate) pad: u32,
+}
+
+/// `MINIMM_ALLOC_SIZE_VER0`.
+pub(crate) const ALLOC_SIZE_VER0: u32 = 40;
+
+/// `struct minimm_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Free {
+    pub(crate) size: u32,
+    pub(crate) pad: u32,
+    pub(crate) handle: u64,
+}
+
+/// `MINIMM_FREE_SIZE_VER0`.
+pub(crate) const FREE_SIZE_VER0: u32 = 16;
+
+/// `MINIMM_BLOCK_CHECKSUM`.
+pub(crate) const BLOCK_CHECKSUM: u32 = 0;
+/// `MINIMM_BLOCK_FILL`.
+pub(crate) const BLOCK_FILL: u32 = 1;
+
+/// `struct minimm_block_data`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BlockData {
+    pub(crate) size: u32,
+    pub(crate) op: u32,
+    pub(crate) handle: u64,
+    pub(crate) seed: u64,
+    pub(crate) result: u64,
+}
+
+/// `MINIMM_BLOCK_DATA_SIZE_VER0`.
+pub(crate) const BLOCK_DATA_SIZE_VER0: u32 = 32;
+
+/// `struct minimm_zone_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ZoneStats {
+    pub(crate) size: u32,
+    pub(crate) zone: u32,
+    pub(crate) managed_pages: u64,
+    pub(crate) free_pages: u64,
+    pub(crate) pcp_pages: u64,
+    pub(crate) wmark_min: u64,
+    pub(crate) wmark_low: u64,
+    pub(crate) wmark_high: u64,
+    pub(crate) nr_free: [u64; MAX_ORDER as usize + 1],
+    pub(crate) pgalloc: u64,
+    pub(crate) pgfree: u64,
+    pub(crate) alloc_fail: u64,
+    pub(crate) low_wmark_hit: u64,
+    pub(crate) min_wmark_hit: u64,
+    pub(crate) fallback: u64,
+}
+
+/// `MINIMM_ZONE_STATS_SIZE_VER0`.
+pub(crate) const ZONE_STATS_SIZE_VER0: u32 = 192;
+
 /// `MINIMM_IOC_MAGIC`.
 pub(crate) const IOC_MAGIC: u32 = 0xB9;
 
 /// `MINIMM_IOC_GET_INFO`.
 pub(crate) const IOC_GET_INFO: u32 = iowr(0x00, core::mem::size_of::<Info>());
+/// `MINIMM_IOC_ALLOC`.
+pub(crate) const IOC_ALLOC: u32 = iowr(0x01, core::mem::size_of::<Alloc>());
+/// `MINIMM_IOC_FREE`.
+pub(crate) const IOC_FREE: u32 = iow(0x02, core::mem::size_of::<Free>());
+/// `MINIMM_IOC_BLOCK_DATA`.
+pub(crate) const IOC_BLOCK_DATA: u32 = iowr(0x03, core::mem::size_of::<BlockData>());
+/// `MINIMM_IOC_ZONE_STATS`.
+pub(crate) const IOC_ZONE_STATS: u32 = iowr(0x04, core::mem::size_of::<ZoneStats>());
 
 // The generic Linux ioctl encoding (include/uapi/asm-generic/ioctl.h), used by x86_64:
 // bits 0..8 number, 8..16 type, 16..30 size, 30..32 direction.
@@ -67,7 +155,6 @@ const fn ioc(dir: u32, nr: u32, size: usize) -> u32 {
     (dir << 30) | ((size as u32) << 16) | (IOC_MAGIC << 8) | nr
 }
 
-#[allow(dead_code)]
 const fn iow(nr: u32, size: usize) -> u32 {
     ioc(IOC_WRITE, nr, size)
 }

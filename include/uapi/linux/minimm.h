@@ -64,8 +64,135 @@ struct minimm_info {
 };
 #define MINIMM_INFO_SIZE_VER0	32
 
+/* Flags of minimm_alloc.flags. */
+#define MINIMM_ALLOC_ZERO	(1U << 0)	/* zeroed block (always so: see below) */
+#define MINIMM_ALLOC_ATOMIC	(1U << 1)	/* may dig down to min/2, like GFP_ATOMIC */
+#define MINIMM_ALLOC_NOWAIT	(1U << 2)	/* never sleep, like GFP_NOWAIT */
+#define MINIMM_ALLOC_VALID	((1U << 3) - 1)
+
+/**
+ * struct minimm_alloc - MINIMM_IOC_ALLOC: allocate a block of 2^order pages
+ * @size:        sizeof(struct minimm_alloc), at least MINIMM_ALLOC_SIZE_VER0
+ * @order:       in: 0..MINIMM_MAX_ORDER
+ * @zone:        in: the highest zone the block may come from (MINIMM_ZONE_*); the
+ *               allocator tries that zone, then the lower ones
+ * @flags:       in: MINIMM_ALLOC_*
+ * @handle:      out: the block's opaque, non-zero handle, valid for this open file only
+ * @mmap_offset: out: the offset to pass to mmap(2) to map the whole block
+ * @zone_out:    out: the zone the block came from
+ * @__pad:       zero
+ *
+ * Every block is zeroed before user space can see it, ZERO or not: pool pages may hold
+ * another client's data. Errors: EINVAL (bad order, zone, flags or padding), EDQUOT
+ * (the file's quota of pages, module parameter file_quota_pages, would be exceeded),
+ * ENOMEM (no zone allowed could give the block above its watermark).
+ */
+struct minimm_alloc {
+	__u32 size;
+	__u32 order;
+	__u32 zone;
+	__u32 flags;
+	__u64 handle;
+	__u64 mmap_offset;
+	__u32 zone_out;
+	__u32 __pad;
+};
+#define MINIMM_ALLOC_SIZE_VER0	40
+
+/**
+ * struct minimm_free - MINIMM_IOC_FREE: free a block by handle
+ * @size:   sizeof(struct minimm_free), at least MINIMM_FREE_SIZE_VER0
+ * @__pad:  zero
+ * @handle: a handle from MINIMM_IOC_ALLOC on this file
+ *
+ * A block still mapped is freed for this file at once, but its pages go back to the pool
+ * only when the last mapping of it is gone. Errors: EINVAL (unknown handle, a handle of
+ * another file or one already freed; padding not zero).
+ */
+struct minimm_free {
+	__u32 size;
+	__u32 __pad;
+	__u64 handle;
+};
+#define MINIMM_FREE_SIZE_VER0	16
+
+/* Operations of minimm_block_data.op. */
+#define MINIMM_BLOCK_CHECKSUM	0	/* result = 64-bit FNV-1a of the block's bytes */
+#define MINIMM_BLOCK_FILL	1	/* fill with the pattern of seed (see samples) */
+
+/**
+ * struct minimm_block_data - MINIMM_IOC_BLOCK_DATA: the kernel reads or writes a block
+ * @size:   sizeof(struct minimm_block_data), at least MINIMM_BLOCK_DATA_SIZE_VER0
+ * @op:     MINIMM_BLOCK_CHECKSUM or MINIMM_BLOCK_FILL
+ * @handle: the block
+ * @seed:   in, for FILL: the little-endian 64-bit word at byte 8k of the block becomes
+ *          splitmix64(seed + k)
+ * @result: out, for CHECKSUM: 64-bit FNV-1a over the block's bytes
+ *
+ * For data round trips through mmap: user space writes, the kernel checksums, and the
+ * reverse. Errors: EINVAL (unknown handle or op).
+ */
+struct minimm_block_data {
+	__u32 size;
+	__u32 op;
+	__u64 handle;
+	__u64 seed;
+	__u64 result;
+};
+#define MINIMM_BLOCK_DATA_SIZE_VER0	32
+
+/**
+ * struct minimm_zone_stats - MINIMM_IOC_ZONE_STATS: one zone's state
+ * @size:          sizeof(struct minimm_zone_stats), at least MINIMM_ZONE_STATS_SIZE_VER0;
+ *                 out: bytes written
+ * @zone:          in: MINIMM_ZONE_*
+ * @managed_pages: pages minimm borrowed from the host for this zone
+ * @free_pages:    pages on the zone's free lists
+ * @pcp_pages:     free pages cached on per-CPU lists
+ * @wmark_min:     watermarks, in pages
+ * @wmark_low:
+ * @wmark_high:
+ * @nr_free:       free blocks per order, as /proc/buddyinfo
+ * @pgalloc:       blocks allocated from this zone
+ * @pgfree:        blocks freed to this zone
+ * @alloc_fail:    requests whose highest zone was this one and that no zone could serve
+ * @low_wmark_hit: allocations that found the zone below its low watermark (where Linux
+ *                 wakes kswapd)
+ * @min_wmark_hit: allocations refused by this zone's min watermark (where Linux reclaims
+ *                 directly)
+ * @fallback:      allocations served here for a request whose highest zone was higher
+ */
+struct minimm_zone_stats {
+	__u32 size;
+	__u32 zone;
+	__u64 managed_pages;
+	__u64 free_pages;
+	__u64 pcp_pages;
+	__u64 wmark_min;
+	__u64 wmark_low;
+	__u64 wmark_high;
+	__u64 nr_free[MINIMM_MAX_ORDER + 1];
+	__u64 pgalloc;
+	__u64 pgfree;
+	__u64 alloc_fail;
+	__u64 low_wmark_hit;
+	__u64 min_wmark_hit;
+	__u64 fallback;
+};
+#define MINIMM_ZONE_STATS_SIZE_VER0	192
+
 #define MINIMM_IOC_MAGIC	0xB9
 
 #define MINIMM_IOC_GET_INFO	_IOWR(MINIMM_IOC_MAGIC, 0x00, struct minimm_info)
+#define MINIMM_IOC_ALLOC	_IOWR(MINIMM_IOC_MAGIC, 0x01, struct minimm_alloc)
+#define MINIMM_IOC_FREE		_IOW(MINIMM_IOC_MAGIC, 0x02, struct minimm_free)
+#define MINIMM_IOC_BLOCK_DATA	_IOWR(MINIMM_IOC_MAGIC, 0x03, struct minimm_block_data)
+#define MINIMM_IOC_ZONE_STATS	_IOWR(MINIMM_IOC_MAGIC, 0x04, struct minimm_zone_stats)
+
+/*
+ * mmap(2): map a whole block with the mmap_offset MINIMM_IOC_ALLOC returned (the handle
+ * times the page size), MAP_SHARED, length exactly the block's size. A wrong length,
+ * offset or handle, or MAP_PRIVATE, gives EINVAL. Mappings are not inherited by fork.
+ */
 
 #endif /* _UAPI_LINUX_MINIMM_H */

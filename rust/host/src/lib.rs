@@ -13,8 +13,14 @@
 #[path = "../../buddy.rs"]
 pub mod buddy;
 
+#[path = "../../pattern.rs"]
+pub mod pattern;
+
 #[path = "../../uapi.rs"]
 pub mod uapi;
+
+#[path = "../../zone.rs"]
+pub mod zone;
 
 #[cfg(test)]
 mod tests {
@@ -33,6 +39,16 @@ mod tests {
         assert_eq!(uapi::MAX_ORDER, sys::MINIMM_MAX_ORDER);
         assert_eq!(uapi::IOC_MAGIC, sys::MINIMM_IOC_MAGIC);
         assert_eq!(uapi::INFO_SIZE_VER0, sys::MINIMM_INFO_SIZE_VER0);
+        assert_eq!(uapi::ALLOC_SIZE_VER0, sys::MINIMM_ALLOC_SIZE_VER0);
+        assert_eq!(uapi::FREE_SIZE_VER0, sys::MINIMM_FREE_SIZE_VER0);
+        assert_eq!(uapi::BLOCK_DATA_SIZE_VER0, sys::MINIMM_BLOCK_DATA_SIZE_VER0);
+        assert_eq!(uapi::ZONE_STATS_SIZE_VER0, sys::MINIMM_ZONE_STATS_SIZE_VER0);
+        assert_eq!(uapi::BLOCK_CHECKSUM, sys::MINIMM_BLOCK_CHECKSUM);
+        assert_eq!(uapi::BLOCK_FILL, sys::MINIMM_BLOCK_FILL);
+        assert_eq!(uapi::alloc_flags::ZERO, sys::MINIMM_ALLOC_ZERO);
+        assert_eq!(uapi::alloc_flags::ATOMIC, sys::MINIMM_ALLOC_ATOMIC);
+        assert_eq!(uapi::alloc_flags::NOWAIT, sys::MINIMM_ALLOC_NOWAIT);
+        assert_eq!(uapi::alloc_flags::VALID, sys::MINIMM_ALLOC_VALID);
     }
 
     #[test]
@@ -48,6 +64,10 @@ mod tests {
     #[test]
     fn ioctl_numbers_match_the_header() {
         assert_eq!(uapi::IOC_GET_INFO, sys::MINIMM_IOC_GET_INFO);
+        assert_eq!(uapi::IOC_ALLOC, sys::MINIMM_IOC_ALLOC);
+        assert_eq!(uapi::IOC_FREE, sys::MINIMM_IOC_FREE);
+        assert_eq!(uapi::IOC_BLOCK_DATA, sys::MINIMM_IOC_BLOCK_DATA);
+        assert_eq!(uapi::IOC_ZONE_STATS, sys::MINIMM_IOC_ZONE_STATS);
     }
 
     #[test]
@@ -61,5 +81,35 @@ mod tests {
         assert_eq!(offset_of!(uapi::Info, max_order), offset_of!(sys::minimm_info, max_order));
         assert_eq!(offset_of!(uapi::Info, nr_zones), offset_of!(sys::minimm_info, nr_zones));
         assert_eq!(offset_of!(uapi::Info, pad), offset_of!(sys::minimm_info, __pad));
+    }
+
+    /// Size and every field offset of a mirrored struct against the bindgen struct.
+    macro_rules! same_layout {
+        ($ours:ty, $theirs:ty, $ver0:expr, [$($a:ident = $b:ident),* $(,)?]) => {{
+            assert_eq!(size_of::<$ours>(), size_of::<$theirs>(), "size of {}", stringify!($ours));
+            assert_eq!(size_of::<$ours>(), $ver0 as usize, "VER0 size of {}", stringify!($ours));
+            $(assert_eq!(offset_of!($ours, $a), offset_of!($theirs, $b), "{}.{}", stringify!($ours), stringify!($a));)*
+        }};
+    }
+
+    #[test]
+    fn buddy_structs_match_the_header() {
+        same_layout!(uapi::Alloc, sys::minimm_alloc, uapi::ALLOC_SIZE_VER0, [
+            size = size, order = order, zone = zone, flags = flags, handle = handle,
+            mmap_offset = mmap_offset, zone_out = zone_out, pad = __pad,
+        ]);
+        same_layout!(uapi::Free, sys::minimm_free, uapi::FREE_SIZE_VER0, [
+            size = size, pad = __pad, handle = handle,
+        ]);
+        same_layout!(uapi::BlockData, sys::minimm_block_data, uapi::BLOCK_DATA_SIZE_VER0, [
+            size = size, op = op, handle = handle, seed = seed, result = result,
+        ]);
+        same_layout!(uapi::ZoneStats, sys::minimm_zone_stats, uapi::ZONE_STATS_SIZE_VER0, [
+            size = size, zone = zone, managed_pages = managed_pages, free_pages = free_pages,
+            pcp_pages = pcp_pages, wmark_min = wmark_min, wmark_low = wmark_low,
+            wmark_high = wmark_high, nr_free = nr_free, pgalloc = pgalloc, pgfree = pgfree,
+            alloc_fail = alloc_fail, low_wmark_hit = low_wmark_hit,
+            min_wmark_hit = min_wmark_hit, fallback = fallback,
+        ]);
     }
 }

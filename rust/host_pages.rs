@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pages borrowed from the host kernel: the one place that calls the host's page allocator.
+//!
+//! A [`HostBlock`] is 2^order physically contiguous pages from `alloc_pages`, split with
+//! `split_page` into independent order-0 pages, so that each page can be mapped into user
+//! space with `vm_insert_page` and keeps its own reference count. Dropping the block gives
+//! every page back with `__free_pages(page, 0)`. A page that user space still maps holds an
+//! extra reference of its own, so the host frees it only when that mapping is gone too.
+//!
+//! The physical address comes from the page's place in the `vmemmap` array (x86_64 with
+//! SPARSEMEM_VMEMMAP, which the test kernel has); a KUnit test checks it against the kernel's
+//! own page-table walk (`slow_virt_to_phys`).
+
+use core::ptr::NonNull;
+
+use kernel::{
+    bindings,
+    page::{BorrowedPage, PAGE_SIZE},
+    prelude::*,
+};
+
+use crate::zone;
+
+const GFP_DMA: bindings::gfp_t = 1 << bindings::___GFP_DMA_BIT;
+const GFP_DMA32: bindings::gfp_t = 1 << bindings::___GFP_DMA32_BIT;
+const GFP_NORETRY: bindings::gfp_t = 1 << bindings::___GFP_NORETRY_BIT;
+
+/// The host allocation flags that ask for memory of `zone`: `GFP_DMA`, `GFP_DMA32` or none.
+/// The host may still answer from a lower zone, so blocks are classified by address.
+fn zone_gfp(zone: usize) -> bindings::gfp_t {
+    let modifier = match zone {
+        zone::DMA => GFP_DMA,
+        zone::DMA32 => GFP_DMA32,
+        _ => 0,
+    };
+    // Large orders are a best effort: no retrying or compaction storms at load.
+    bindings::GFP_KERNEL | bindings::__GFP_NOWARN | GFP_NORETRY | modifier
+}
+
+/// 2^order contiguous pages borrowed from the host.
+///
+/// # Invariants
+///
+/// `first` is the first `struct page` of 2^`order` physically contiguous pages that this
+/// block owns, split into order-0 pages (each holds one reference that is this block's).
+pub(crate) struct HostBlock {
+    first: NonNull<bindings::page>,
+    order: u32,
+}
+
+// SAFETY: A `HostBlock` only holds pointers to `struct page`s, which are valid on every CPU;
+// giving the pages back from another thread is allowed.
+unsafe impl Send for HostBlock {}
+// SAFETY: `&HostBlock` only gives out page pointers; what is done with the pages' contents is
+// synchronized by the pool that hands out blocks.
+unsafe impl Sync for HostBlock {}
+
+impl HostBlock {
+    /// Borrows 2^`order` pages for `zone` (a `zone::*` index).
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn alloc(zone: usize, order: u32) -> Option<Self> {
+        if order > crate::buddy::MAX_ORDER {
+            return None;
+        }
+        // SAFETY: `alloc_pages` may be called with any flags and an order below MAX_PAGE_ORDER
+        // (10 on x86_64) from process context.
+        let first = NonNull::new(unsafe { bindings::alloc_pages(zone_gfp(zone), order) })?;
+        if order > 0 {
+            // SAFETY: `first` heads a non-compound block of 2^order pages that we own.
+            unsafe { bindings::split_page(first.as_ptr(), order) };
+        }
+        // INVARIANT: we own the 2^order pages at `first`, now split.
+        Some(Self { first, order })
+    }
+
+    /// The block's order.
+    pub(crate) fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// Number of pages.
+    pub(crate) fn pages(&self) -> usize {
+        1 << self.order
+    }
+
+    /// The page frame number of the first page.
+    pub(crate) fn pfn(&self) -> u64 {
+        page_to_pfn(self.first.as_ptr())
+    }
+
+    /// The physical address range of the block.
+    pub(crate) fn phys(&self) -> (u64, u64) {
+        (self.pfn() << kernel::page::PAGE_SHIFT, (self.pages() * PAGE_SIZE) as u64)
+    }
+
+    /// The `i`-th page, or `None` past the end.
+    pub(crate) fn page(&self, i: usize) -> Option<BorrowedPage<'_>> {
+        if i >= self.pages() {
+            return None;
+        }
+        // SAFETY: By the type invariant the block's `struct page`s are contiguous (one
+        // `vmemmap` run) and `i` is inside the block.
+        let p = unsafe { self.first.add(i) };
+        // SAFETY: `p` is a page this block owns; it stays allocated while `self` is borrowed.
+        Some(unsafe { BorrowedPage::from_raw(p) })
+    }
+}
+
+impl Drop for HostBlock {
+    fn drop(&mut self) {
+        for i in 0..self.pages() {
+            // SAFETY: By the type invariant the split pages `first..first + 2^order` are ours,
+            // each with the one reference we give back here. A page still mapped in user space
+            // has its own reference and is freed when that mapping goes.
+            unsafe { bindings::__free_pages(self.first.as_ptr().add(i), 0) };
+        }
+    }
+}
+
+/// `page_to_pfn` on x86_64 with SPARSEMEM_VMEMMAP: the page's index in the `vmemmap` array.
+pub(crate) fn page_to_pfn(page: *const bindings::page) -> u64 {
+    // SAFETY: `vmemmap_base` is written once during early boot and only read afterwards.
+    let base = unsafe { core::ptr::addr_of!(bindings::vmemmap_base).read() } as usize;
+    ((page as usize).wrapping_sub(base) / core::mem::size_of::<bindings::page>()) as u64
+}
+
+/// Host free pages, as `si_meminfo` reports them (for the unload accounting message).
+pub(crate) fn host_free_pages() -> u64 {
+    let mut info = core::mem::MaybeUninit::<bindings::sysinfo>::zeroed();
+    // SAFETY: `si_meminfo` fills the struct it is given; `info` is valid for writes.
+    unsafe { bindings::si_meminfo(info.as_mut_ptr()) };
+    // SAFETY: zeroed and then filled by `si_meminfo`; every bit pattern is a valid `sysinfo`.
+    let info = unsafe { info.assume_init() };
+    info.freeram as u64 * u64::from(info.mem_unit.max(1)) / PAGE_SIZE as u64
+}
+
+#[kunit_tests(minimm_host_pages)]
+mod tests {
+    use super::*;
+
+    /// The pfn computed from `vmemmap` agrees with the kernel's page-table walk, for every
+    /// page of a borrowed block, and the pages are physically contiguous.
+    #[test]
+    fn pfn_matches_the_kernels_own() -> Result {
+        let b = HostBlock::alloc(zone::NORMAL, 2).ok_or(ENOMEM)?;
+        for i in 0..b.pages() {
+            let p = b.page(i).ok_or(EINVAL)?;
+            // SAFETY: the page is ours and in the direct map (no HIGHMEM on x86_64).
+            let va = unsafe { bindings::kmap_local_page(p.as_ptr()) };
+            // SAFETY: `va` is a direct-map address.
+            let phys = unsafe { bindings::slow_virt_to_phys(va) };
+            // SAFETY: unmapping what was mapped just above.
+            unsafe { bindings::kunmap_local(va) };
+            assert_eq!(page_to_pfn(p.as_ptr()), phys >> kernel::page::PAGE_SHIFT);
+            assert_eq!(page_to_pfn(p.as_ptr()), b.pfn() + i as u64);
+        }
+        // An order-2 block is aligned to 4 pages.
+        assert_eq!(b.pfn() % 4, 0);
+        Ok(())
+    }
+
+    /// GFP_DMA blocks lie below 16 MiB and GFP_DMA32 blocks below 4 GiB.
+    #[test]
+    fn zone_flags_give_zone_addresses() -> Result {
+        if let Some(b) = HostBlock::alloc(zone::DMA, 0) {
+            let (start, len) = b.phys();
+            assert_eq!(zone::classify(start, len), Some(zone::DMA));
+        }
+        let b = HostBlock::alloc(zone::DMA32, 3).ok_or(ENOMEM)?;
+        let (start, len) = b.phys();
+        assert!(start + len <= 4 << 30);
+        assert_ne!(zone::classify(start, len), Some(zone::NORMAL));
+        Ok(())
+    }
+
+    #[test]
+    fn orders_above_max_are_refused() {
+        assert!(HostBlock::alloc(zone::NORMAL, crate::buddy::MAX_ORDER + 1).is_none());
+    }
+}

@@ -1,0 +1,474 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The zoned page pool: pages borrowed from the host, one buddy allocator per zone.
+//!
+//! At load, [`Pool::new`] borrows each zone's share from the host in the largest blocks it
+//! gives (order 10 first, then smaller), classifies every block into minimm's own zone by its
+//! physical address (the host may answer a NORMAL request from DMA32 when it has no NORMAL
+//! memory: trust the address, not the flag), lays each zone's blocks out in index space (the
+//! largest first, so every block sits at an index aligned to its size) and hands them to that
+//! zone's [`Buddy`]. Watermarks and lowmem reserves follow from the zones' sizes.
+//!
+//! Allocation walks the zones a request may use, highest first, as Linux's
+//! `get_page_from_freelist` walks a zonelist: a zone above its low watermark (plus the lowmem
+//! reserve the request's highest zone owes it) serves at once; below low the allocation counts
+//! a *low watermark hit* (where Linux wakes kswapd) and retries against min (min/2 for atomic
+//! requests); below that it counts a *min watermark hit* (where Linux reclaims directly) and
+//! moves on to the next zone. Until the reclaim thread exists, nothing is reclaimed.
+//!
+//! Blocks that leave the pool are [`Block`]s: reference-counted, and given back to their zone
+//! when the last reference goes, whether that reference was an open file's or a user mapping's.
+//!
+//! # Locks
+//!
+//! Each zone has one spinlock, `Zone::inner`, over its buddy allocator, watermarks and
+//! counters. Nothing allocates memory or touches user memory under it, and no two zone locks
+//! are ever held at once. The chunk table (index to host page) never changes after load and
+//! needs no lock.
+
+use core::ops::Range;
+
+use kernel::{
+    new_spinlock,
+    page::BorrowedPage,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, SpinLock,
+    },
+};
+
+use crate::{
+    buddy::{self, Buddy, PageMeta, MAX_ORDER, NR_ORDERS},
+    host_pages::HostBlock,
+    pattern, uapi,
+    zone::{self, Reserve, Watermarks, NR_ZONES},
+};
+
+/// Pages given back to the host so far, over the module's life (shown at unload).
+pub(crate) static RETURNED_PAGES: Atomic<usize> = Atomic::new(0);
+
+/// A borrowed host block and where it sits in its zone's index space.
+struct Chunk {
+    index: u32,
+    block: HostBlock,
+}
+
+/// Event counters of a zone (Linux's vmstat items, per zone).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) pgalloc: u64,
+    pub(crate) pgfree: u64,
+    pub(crate) alloc_fail: u64,
+    pub(crate) low_wmark_hit: u64,
+    pub(crate) min_wmark_hit: u64,
+    pub(crate) fallback: u64,
+}
+
+/// What the zone lock protects.
+pub(crate) struct ZoneInner {
+    buddy: Buddy<KVVec<PageMeta>>,
+    pub(crate) wmark: Watermarks,
+    /// `lowmem_reserve[this zone][highest zone of the request]`.
+    pub(crate) protection: [usize; NR_ZONES],
+    pub(crate) counters: Counters,
+}
+
+/// A consistent copy of a zone's state, taken under its lock.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) managed: usize,
+    pub(crate) free: usize,
+    pub(crate) nr_free: [usize; NR_ORDERS],
+    pub(crate) wmark: Watermarks,
+    pub(crate) protection: [usize; NR_ZONES],
+    pub(crate) counters: Counters,
+    pub(crate) start_pfn: u64,
+    pub(crate) spanned: u64,
+}
+
+/// One zone of the pool.
+///
+/// # Invariants
+///
+/// `chunks` is sorted by `index`, each chunk's pages are indices `index..index + 2^order` of
+/// the zone's buddy table, and chunks do not overlap. It does not change after load.
+#[pin_data]
+pub(crate) struct Zone {
+    id: usize,
+    #[pin]
+    pub(crate) inner: SpinLock<ZoneInner>,
+    chunks: KVec<Chunk>,
+    managed: usize,
+    start_pfn: u64,
+    spanned: u64,
+}
+
+impl Zone {
+    fn new(id: usize, mut blocks: KVec<HostBlock>, wmark: Watermarks, protection: [usize; NR_ZONES]) -> Result<impl PinInit<Self, Error>> {
+        // Laid out largest first (popped from the back of an ascending sort): then every
+        // block starts at an index aligned to its size.
+        blocks.sort_unstable_by_key(|b| b.order());
+        let managed: usize = blocks.iter().map(|b| b.pages()).sum();
+        let (mut start_pfn, mut end_pfn) = (u64::MAX, 0u64);
+        for b in blocks.iter() {
+            start_pfn = start_pfn.min(b.pfn());
+            end_pfn = end_pfn.max(b.pfn() + b.pages() as u64);
+        }
+        if u32::try_from(managed).is_err() {
+            return Err(EINVAL);
+        }
+        let table = KVVec::from_elem(PageMeta::ABSENT, managed, GFP_KERNEL)?;
+        let mut buddy = Buddy::new(table);
+        let mut chunks = KVec::with_capacity(blocks.len(), GFP_KERNEL)?;
+        let mut index = 0u32;
+        while let Some(block) = blocks.pop() {
+            buddy.add_chunk(index, block.order()).map_err(|_| EINVAL)?;
+            let n = block.pages() as u32;
+            chunks.push(Chunk { index, block }, GFP_KERNEL)?;
+            index += n;
+        }
+        if managed == 0 {
+            (start_pfn, end_pfn) = (0, 0);
+        }
+        let spanned = end_pfn - start_pfn;
+        // INVARIANT: chunks were laid out in increasing, disjoint index ranges just above.
+        Ok(try_pin_init!(Self {
+            id,
+            inner <- new_spinlock!(ZoneInner { buddy, wmark, protection, counters: Counters::default() }, "minimm_zone"),
+            chunks,
+            managed,
+            start_pfn,
+            spanned,
+        }))
+    }
+
+    /// Pages in the zone.
+    pub(crate) fn managed(&self) -> usize {
+        self.managed
+    }
+
+    /// The zone's state, copied under its lock.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let g = self.inner.lock();
+        Snapshot {
+            managed: self.managed,
+            free: g.buddy.free_pages(),
+            nr_free: g.buddy.nr_free(),
+            wmark: g.wmark,
+            protection: g.protection,
+            counters: g.counters,
+            start_pfn: self.start_pfn,
+            spanned: self.spanned,
+        }
+    }
+
+    /// Sets the watermarks after checking `min <= low <= high <= managed`.
+    pub(crate) fn set_watermarks(&self, w: Watermarks) -> Result {
+        if !w.valid_for(self.managed) {
+            return Err(EINVAL);
+        }
+        self.inner.lock().wmark = w;
+        Ok(())
+    }
+
+    /// Runs the buddy invariant checker; returns the number of blocks.
+    pub(crate) fn validate(&self) -> Result<usize, buddy::Corruption> {
+        self.inner.lock().buddy.validate()
+    }
+
+    /// The host page at `index` of the zone's table.
+    fn page(&self, index: u32) -> Option<BorrowedPage<'_>> {
+        let after = self.chunks.partition_point(|c| c.index <= index);
+        let c = self.chunks.get(after.checked_sub(1)?)?;
+        c.block.page(usize::try_from(index - c.index).ok()?)
+    }
+
+    /// Tries to take a block of `order` for a request whose highest zone is `highest`.
+    fn try_alloc(&self, order: u32, highest: usize, class: Reserve, owner: u32) -> Option<u32> {
+        let mut g = self.inner.lock();
+        let reserve = g.protection.get(highest).copied().unwrap_or(0);
+        let (free, nr_free) = (g.buddy.free_pages(), g.buddy.nr_free());
+        if !zone::watermark_ok(free, &nr_free, order, g.wmark.low, Reserve::Normal, reserve) {
+            // Where Linux wakes kswapd.
+            g.counters.low_wmark_hit += 1;
+            if !zone::watermark_ok(free, &nr_free, order, g.wmark.min, class, reserve) {
+                // Where Linux would reclaim directly.
+                g.counters.min_wmark_hit += 1;
+                return None;
+            }
+        }
+        let index = g.buddy.alloc(order, owner)?;
+        g.counters.pgalloc += 1;
+        if self.id != highest {
+            g.counters.fallback += 1;
+        }
+        Some(index)
+    }
+
+    fn free(&self, index: u32) -> Result<u32, buddy::Error> {
+        let mut g = self.inner.lock();
+        let order = g.buddy.free(index)?;
+        g.counters.pgfree += 1;
+        Ok(order)
+    }
+}
+
+/// The pool: three zones.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Pool {
+    #[pin]
+    dma: Zone,
+    #[pin]
+    dma32: Zone,
+    #[pin]
+    normal: Zone,
+    borrowed: usize,
+}
+
+/// Parameters of [`Pool::new`].
+pub(crate) struct Config {
+    /// Pages to borrow per zone.
+    pub(crate) zone_pages: [usize; NR_ZONES],
+    /// `min_free_kbytes` for the pool; 0 computes it as Linux does.
+    pub(crate) min_free_kbytes: usize,
+    /// `watermark_scale_factor`, in 1/10000 of a zone.
+    pub(crate) watermark_scale_factor: usize,
+}
+
+impl Pool {
+    /// Borrows the pool's pages from the host and sets up the zones.
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn new(cfg: Config) -> impl PinInit<Self, Error> {
+        pin_init::pin_init_scope(move || {
+            let mut blocks = [KVec::new(), KVec::new(), KVec::new()];
+            let mut borrowed = 0usize;
+            for (z, &want) in cfg.zone_pages.iter().enumerate() {
+                let got = borrow(z, want, &mut blocks)?;
+                borrowed += got;
+                if got < want {
+                    pr_info!("{}: the host gave {got} of {want} pages\n", zone::NAMES[z]);
+                }
+            }
+            let managed = [0, 1, 2].map(|z: usize| blocks[z].iter().map(|b: &HostBlock| b.pages()).sum::<usize>());
+            let kib = kernel::page::PAGE_SIZE / 1024;
+            let min_free_kbytes = match cfg.min_free_kbytes {
+                0 => zone::min_free_kbytes(borrowed, kib),
+                n => n,
+            };
+            let wmarks = zone::watermarks(managed, min_free_kbytes / kib, cfg.watermark_scale_factor);
+            let reserve = zone::lowmem_reserve(managed, zone::LOWMEM_RESERVE_RATIO);
+            for z in 0..NR_ZONES {
+                pr_info!(
+                    "zone {:>6}: {} pages, watermarks min {} low {} high {}\n",
+                    zone::NAMES[z], managed[z], wmarks[z].min, wmarks[z].low, wmarks[z].high
+                );
+            }
+            let [dma, dma32, normal] = blocks;
+            Ok(try_pin_init!(Self {
+                dma <- Zone::new(zone::DMA, dma, wmarks[0], reserve[0])?,
+                dma32 <- Zone::new(zone::DMA32, dma32, wmarks[1], reserve[1])?,
+                normal <- Zone::new(zone::NORMAL, normal, wmarks[2], reserve[2])?,
+                borrowed,
+            }? Error))
+        })
+    }
+
+    /// Zone `z`, if it is one.
+    pub(crate) fn zone(&self, z: usize) -> Option<&Zone> {
+        match z {
+            zone::DMA => Some(&self.dma),
+            zone::DMA32 => Some(&self.dma32),
+            zone::NORMAL => Some(&self.normal),
+            _ => None,
+        }
+    }
+
+    /// Pages borrowed from the host at load.
+    pub(crate) fn borrowed(&self) -> usize {
+        self.borrowed
+    }
+
+    /// Allocates a block of 2^`order` pages from `highest` or a lower zone.
+    ///
+    /// Context: any; takes one zone lock at a time; never sleeps.
+    pub(crate) fn alloc(self: &Arc<Self>, order: u32, highest: usize, class: Reserve, owner: u32) -> Result<Block> {
+        if order > MAX_ORDER || highest >= NR_ZONES {
+            return Err(EINVAL);
+        }
+        for z in zone::fallback(highest) {
+            let Some(zone) = self.zone(z) else { continue };
+            if let Some(index) = zone.try_alloc(order, highest, class, owner) {
+                return Ok(Block { pool: self.clone(), zone: z, index, order });
+            }
+        }
+        if let Some(zone) = self.zone(highest) {
+            zone.inner.lock().counters.alloc_fail += 1;
+        }
+        Err(ENOMEM)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for Pool {
+    fn drop(self: Pin<&mut Self>) {
+        // Every `Block` holds a reference to the pool, so all blocks are back by now.
+        for z in 0..NR_ZONES {
+            if let Some(zone) = self.zone(z) {
+                let s = zone.snapshot();
+                if s.free != s.managed {
+                    pr_err!("{}: {} of {} pages not back in the pool at unload\n", zone::NAMES[z], s.managed - s.free, s.managed);
+                }
+            }
+        }
+    }
+}
+
+/// Borrows up to `want` pages for zone `z` into `out`, classified by address; returns how
+/// many pages were borrowed.
+fn borrow(z: usize, want: usize, out: &mut [KVec<HostBlock>; NR_ZONES]) -> Result<usize> {
+    let mut got = 0usize;
+    let mut order = MAX_ORDER;
+    while got < want {
+        // The largest order that neither exceeds what is left nor failed before.
+        let left = want - got;
+        let o = order.min(usize::BITS - 1 - left.leading_zeros());
+        let Some(block) = HostBlock::alloc(z, o) else {
+            if o == 0 {
+                break;
+            }
+            order = o - 1;
+            continue;
+        };
+        let (start, len) = block.phys();
+        let actual = zone::classify(start, len).ok_or(EINVAL)?;
+        got += block.pages();
+        out[actual].push(block, GFP_KERNEL)?;
+    }
+    Ok(got)
+}
+
+/// A block out of the pool. Dropping the last reference gives it back to its zone.
+///
+/// # Invariants
+///
+/// `index` heads an allocated block of `order` in zone `zone` of `pool`, owned by this value.
+pub(crate) struct Block {
+    pool: Arc<Pool>,
+    zone: usize,
+    index: u32,
+    order: u32,
+}
+
+impl Block {
+    /// The zone the block came from.
+    pub(crate) fn zone(&self) -> usize {
+        self.zone
+    }
+
+    /// The block's order.
+    pub(crate) fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// Number of pages.
+    pub(crate) fn pages(&self) -> usize {
+        1 << self.order
+    }
+
+    /// The `i`-th page of the block.
+    pub(crate) fn page(&self, i: usize) -> Option<BorrowedPage<'_>> {
+        if i >= self.pages() {
+            return None;
+        }
+        self.pool.zone(self.zone)?.page(self.index + i as u32)
+    }
+
+    fn pages_range(&self) -> Range<usize> {
+        0..self.pages()
+    }
+
+    /// Zeroes the whole block.
+    ///
+    /// Context: process context; the caller must be the only one to use the block's pages
+    /// (a block that user space cannot map yet).
+    pub(crate) fn zero(&self) -> Result {
+        for i in self.pages_range() {
+            let p = self.page(i).ok_or(EINVAL)?;
+            // SAFETY: Nobody else reads or writes the block yet (the caller's obligation).
+            unsafe { p.fill_zero_raw(0, kernel::page::PAGE_SIZE)? };
+        }
+        Ok(())
+    }
+
+    /// The 64-bit FNV-1a checksum of the block's bytes.
+    pub(crate) fn checksum(&self) -> Result<u64> {
+        let mut h = pattern::Fnv1a::new();
+        let mut buf = [0u8; 256];
+        for i in self.pages_range() {
+            let p = self.page(i).ok_or(EINVAL)?;
+            for off in (0..kernel::page::PAGE_SIZE).step_by(buf.len()) {
+                // SAFETY: `buf` is valid for its length. User space may write the page through
+                // a mapping at the same time; bytes are plain data, so a racing write can only
+                // change which bytes are summed, as with copy_from_user.
+                unsafe { p.read_raw(buf.as_mut_ptr(), off, buf.len())? };
+                h.update(&buf);
+            }
+        }
+        Ok(h.finish())
+    }
+
+    /// Fills the block with the pattern of `seed` (see `pattern::fill`).
+    pub(crate) fn fill(&self, seed: u64) -> Result {
+        let mut buf = [0u8; 256];
+        for i in self.pages_range() {
+            let p = self.page(i).ok_or(EINVAL)?;
+            for off in (0..kernel::page::PAGE_SIZE).step_by(buf.len()) {
+                let at = (i * kernel::page::PAGE_SIZE + off) as u64;
+                pattern::fill(seed, at, &mut buf);
+                // SAFETY: `buf` is valid for its length. A racing user write through a mapping
+                // only mixes bytes, as with copy_to_user.
+                unsafe { p.write_raw(buf.as_ptr(), off, buf.len())? };
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        let freed = self.pool.zone(self.zone).map(|z| z.free(self.index));
+        // By the type invariant this block is allocated and ours: anything else is a bug.
+        kernel::warn_on!(!matches!(freed, Some(Ok(o)) if o == self.order));
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        RETURNED_PAGES.add(self.block.pages(), Relaxed);
+    }
+}
+
+/// The answer to `MINIMM_IOC_ZONE_STATS` for zone `z`.
+pub(crate) fn zone_stats(pool: &Pool, z: usize) -> Option<uapi::ZoneStats> {
+    let s = pool.zone(z)?.snapshot();
+    let c = s.counters;
+    Some(uapi::ZoneStats {
+        size: 0,
+        zone: z as u32,
+        managed_pages: s.managed as u64,
+        free_pages: s.free as u64,
+        pcp_pages: 0,
+        wmark_min: s.wmark.min as u64,
+        wmark_low: s.wmark.low as u64,
+        wmark_high: s.wmark.high as u64,
+        nr_free: s.nr_free.map(|n| n as u64),
+        pgalloc: c.pgalloc,
+        pgfree: c.pgfree,
+        alloc_fail: c.alloc_fail,
+        low_wmark_hit: c.low_wmark_hit,
+        min_wmark_hit: c.min_wmark_hit,
+        fallback: c.fallback,
+    })
+}
