@@ -148,11 +148,6 @@ where
         self.pages.len().min(NIL as usize)
     }
 
-    /// Pages in the pool.
-    pub(crate) fn managed_pages(&self) -> usize {
-        self.managed_pages
-    }
-
     /// Pages on the free lists.
     pub(crate) fn free_pages(&self) -> usize {
         self.free_pages
@@ -218,16 +213,6 @@ where
             m.owner = owner;
         }
         Some(index)
-    }
-
-    /// The order of the allocated block at `index`, if `index` heads one.
-    pub(crate) fn allocated_order(&self, index: u32) -> Option<u32> {
-        self.meta(index).filter(|m| m.state == PageState::Allocated).map(|m| u32::from(m.order))
-    }
-
-    /// The owner recorded for the allocated block at `index`.
-    pub(crate) fn owner(&self, index: u32) -> Option<u32> {
-        self.meta(index).filter(|m| m.state == PageState::Allocated).map(|m| m.owner)
     }
 
     /// Frees the allocated block at `index`, merging it with free buddies; returns its order.
@@ -391,6 +376,13 @@ mod tests {
     use super::*;
     use std::{collections::BTreeMap, vec, vec::Vec};
 
+    impl<S: core::ops::DerefMut<Target = [PageMeta]>> Buddy<S> {
+        /// The owner recorded for the allocated block at `index`.
+        fn owner(&self, index: u32) -> Option<u32> {
+            self.meta(index).filter(|m| m.state == PageState::Allocated).map(|m| m.owner)
+        }
+    }
+
     fn buddy(pages: usize) -> Buddy<Vec<PageMeta>> {
         Buddy::new(vec![PageMeta::ABSENT; pages])
     }
@@ -494,7 +486,7 @@ mod tests {
         assert_eq!(b.add_chunk(u32::MAX - 1, 1), Err(Error::BadIndex));
         b.add_chunk(0, 2).unwrap();
         assert_eq!(b.add_chunk(0, 3), Err(Error::Overlap));
-        assert_eq!(b.managed_pages(), 4);
+        assert_eq!(b.managed_pages, 4);
         b.validate().unwrap();
     }
 

@@ -126,16 +126,6 @@ pub(crate) fn page_to_pfn(page: *const bindings::page) -> u64 {
     ((page as usize).wrapping_sub(base) / core::mem::size_of::<bindings::page>()) as u64
 }
 
-/// Host free pages, as `si_meminfo` reports them (for the unload accounting message).
-pub(crate) fn host_free_pages() -> u64 {
-    let mut info = core::mem::MaybeUninit::<bindings::sysinfo>::zeroed();
-    // SAFETY: `si_meminfo` fills the struct it is given; `info` is valid for writes.
-    unsafe { bindings::si_meminfo(info.as_mut_ptr()) };
-    // SAFETY: zeroed and then filled by `si_meminfo`; every bit pattern is a valid `sysinfo`.
-    let info = unsafe { info.assume_init() };
-    info.freeram as u64 * u64::from(info.mem_unit.max(1)) / PAGE_SIZE as u64
-}
-
 #[kunit_tests(minimm_host_pages)]
 mod tests {
     use super::*;

@@ -143,11 +143,6 @@ impl Zone {
         }))
     }
 
-    /// Pages in the zone.
-    pub(crate) fn managed(&self) -> usize {
-        self.managed
-    }
-
     /// The zone's state, copied under its lock.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let g = self.inner.lock();
@@ -365,11 +360,6 @@ impl Block {
     /// The zone the block came from.
     pub(crate) fn zone(&self) -> usize {
         self.zone
-    }
-
-    /// The block's order.
-    pub(crate) fn order(&self) -> u32 {
-        self.order
     }
 
     /// Number of pages.

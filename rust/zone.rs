@@ -33,9 +33,6 @@ pub(crate) fn classify(start: u64, len: u64) -> Option<usize> {
 /// Linux's default `lowmem_reserve_ratio` for DMA, DMA32 and Normal.
 pub(crate) const LOWMEM_RESERVE_RATIO: [usize; NR_ZONES] = [256, 256, 32];
 
-/// Default `watermark_scale_factor` (in units of 1/10000 of the zone).
-pub(crate) const WATERMARK_SCALE_FACTOR: usize = 10;
-
 /// A zone's free-page watermarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Watermarks {

@@ -30,7 +30,6 @@ pub fn pass() -> TestResult {
 }
 
 /// Skips the test with a reason.
-#[allow(dead_code)] // for tests that need what a VM may lack (a zone, a CPU)
 pub fn skip(why: impl Into<String>) -> TestResult {
     Ok(Outcome::Skip(why.into()))
 }

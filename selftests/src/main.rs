@@ -8,7 +8,9 @@
 //!
 //! Usage: `minimm-selftests [FILTER]` runs the tests whose name contains FILTER.
 
+#[macro_use]
 mod ktap;
+mod buddy;
 
 use std::{io, mem::size_of, os::unix::fs::PermissionsExt};
 
@@ -41,6 +43,7 @@ fn get_info_fields() -> TestResult {
     check_eq!(info.max_order, sys::MINIMM_MAX_ORDER);
     check_eq!(info.nr_zones, sys::MINIMM_NR_ZONES);
     check_eq!(info.__pad, 0);
+    check_eq!(info.features & (sys::MINIMM_FEAT_BUDDY | sys::MINIMM_FEAT_MMAP), sys::MINIMM_FEAT_BUDDY | sys::MINIMM_FEAT_MMAP);
     check!(info.features & !sys::MINIMM_FEATURES_VALID == 0, "unknown feature bits {:#x}", info.features);
     pass()
 }
@@ -166,6 +169,23 @@ const TESTS: &[Test] = &[
     Test { name: "larger_size_gets_known_prefix", run: larger_size_gets_known_prefix },
     Test { name: "two_opens_at_once", run: two_opens_at_once },
     Test { name: "debugfs_info_parses", run: debugfs_info_parses },
+    Test { name: "buddy_alloc_free_every_order", run: buddy::alloc_free_every_order },
+    Test { name: "buddy_alloc_errnos", run: buddy::alloc_errnos },
+    Test { name: "buddy_free_errnos_and_foreign_handles", run: buddy::free_errnos_and_foreign_handles },
+    Test { name: "buddy_zone_placement", run: buddy::zone_placement },
+    Test { name: "buddy_fallback_watermarks_and_reserve", run: buddy::fallback_watermarks_and_reserve },
+    Test { name: "buddy_mmap_round_trip", run: buddy::mmap_round_trip },
+    Test { name: "buddy_mmap_errnos", run: buddy::mmap_errnos },
+    Test { name: "buddy_free_while_mapped", run: buddy::free_while_mapped },
+    Test { name: "buddy_blocks_are_zeroed", run: buddy::blocks_are_zeroed },
+    Test { name: "buddy_cleanup_on_close", run: buddy::cleanup_on_close },
+    Test { name: "buddy_quota", run: buddy::quota },
+    Test { name: "buddy_zone_stats_and_buddyinfo", run: buddy::zone_stats_and_buddyinfo },
+    Test { name: "buddy_watermarks_in_debugfs", run: buddy::watermarks_in_debugfs },
+    Test { name: "buddy_concurrent_alloc_free", run: buddy::concurrent_alloc_free },
+    Test { name: "buddy_validate_passes", run: buddy::validate_passes },
+    // Last: it unloads and reloads the module.
+    Test { name: "buddy_rmmod_returns_every_page", run: buddy::rmmod_returns_every_page },
 ];
 
 fn main() {

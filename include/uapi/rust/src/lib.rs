@@ -21,6 +21,23 @@ pub mod sys {
     include!(concat!(env!("OUT_DIR"), "/ioctls.rs"));
 }
 
+/// The module's data patterns and checksum, the very file the module compiles.
+#[path = "../../../../rust/pattern.rs"]
+#[allow(dead_code)]
+mod pattern;
+
+/// 64-bit FNV-1a of `bytes`, as `MINIMM_BLOCK_CHECKSUM` computes it.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut h = pattern::Fnv1a::new();
+    h.update(bytes);
+    h.finish()
+}
+
+/// Fills `buf` (at byte 0 of a block) with the pattern of `seed`, as `MINIMM_BLOCK_FILL` does.
+pub fn fill_pattern(seed: u64, buf: &mut [u8]) {
+    pattern::fill(seed, 0, buf);
+}
+
 /// The device node.
 pub const PATH: &CStr = c"/dev/minimm";
 
@@ -70,6 +87,67 @@ impl Device {
         Ok(info)
     }
 
+    /// `MINIMM_IOC_ALLOC`: a block of 2^`order` pages from `zone` or below.
+    pub fn alloc(&self, order: u32, zone: u32, flags: u32) -> io::Result<sys::minimm_alloc> {
+        let mut a = sys::minimm_alloc { size: size_of::<sys::minimm_alloc>() as u32, order, zone, flags, ..Default::default() };
+        self.ioctl(sys::MINIMM_IOC_ALLOC, &mut a)?;
+        Ok(a)
+    }
+
+    /// `MINIMM_IOC_FREE`.
+    pub fn free(&self, handle: u64) -> io::Result<()> {
+        let mut f = sys::minimm_free { size: size_of::<sys::minimm_free>() as u32, handle, ..Default::default() };
+        self.ioctl(sys::MINIMM_IOC_FREE, &mut f).map(|_| ())
+    }
+
+    /// `MINIMM_IOC_BLOCK_DATA` with `MINIMM_BLOCK_CHECKSUM`.
+    pub fn checksum(&self, handle: u64) -> io::Result<u64> {
+        let mut d = sys::minimm_block_data {
+            size: size_of::<sys::minimm_block_data>() as u32,
+            op: sys::MINIMM_BLOCK_CHECKSUM,
+            handle,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_BLOCK_DATA, &mut d)?;
+        Ok(d.result)
+    }
+
+    /// `MINIMM_IOC_BLOCK_DATA` with `MINIMM_BLOCK_FILL`.
+    pub fn fill(&self, handle: u64, seed: u64) -> io::Result<()> {
+        let mut d = sys::minimm_block_data {
+            size: size_of::<sys::minimm_block_data>() as u32,
+            op: sys::MINIMM_BLOCK_FILL,
+            handle,
+            seed,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_BLOCK_DATA, &mut d).map(|_| ())
+    }
+
+    /// `MINIMM_IOC_ZONE_STATS`.
+    pub fn zone_stats(&self, zone: u32) -> io::Result<sys::minimm_zone_stats> {
+        let mut s = sys::minimm_zone_stats { size: size_of::<sys::minimm_zone_stats>() as u32, zone, ..Default::default() };
+        self.ioctl(sys::MINIMM_IOC_ZONE_STATS, &mut s)?;
+        Ok(s)
+    }
+
+    /// Maps `len` bytes at `offset` of the device, shared and read-write.
+    pub fn map(&self, offset: u64, len: usize) -> io::Result<Mapping> {
+        self.map_with(offset, len, libc::MAP_SHARED)
+    }
+
+    /// Maps with explicit `mmap(2)` flags.
+    pub fn map_with(&self, offset: u64, len: usize, flags: i32) -> io::Result<Mapping> {
+        // SAFETY: a fresh mapping chosen by the kernel; nothing else is at that address.
+        let p = unsafe {
+            libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, self.fd(), offset as libc::off_t)
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { ptr: p.cast(), len })
+    }
+
     /// The raw file descriptor, for mmap and poll.
     pub fn fd(&self) -> i32 {
         self.fd.as_raw_fd()
@@ -87,4 +165,37 @@ pub fn parse_kv(text: &str) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect()
+}
+
+/// A user mapping of a block; unmapped on drop.
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes for the mapping's lifetime.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// The mapped bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` maps `len` writable bytes, exclusively borrowed here.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `map` mapped.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// The page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
