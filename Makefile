@@ -7,6 +7,8 @@
 #   make shell    the same VM with an interactive shell
 #   make check    every test: host unit tests, KUnit, selftests in the VM, kernel-log check
 #   make build    minimm.ko and the user programs only
+#   make bench    minimm's allocator against the host's, in one VM run of the non-debug
+#                 `bench` kernel flavour: ns per alloc+free pair and the ratio
 #   make kernel   rebuild the cached test kernel (FLAVOUR=debug|bench)
 #   make KDIR=/path/to/linux/build module
 #                 build minimm.ko against your own Rust-enabled kernel build tree
@@ -22,7 +24,7 @@ TARGET := x86_64-unknown-linux-gnu
 # The toolchain environment (rustc 1.95.0, RUST_LIB_SRC, libclang, bindgen on PATH).
 TOOLENV = eval "$$($(SETUP) env)"
 
-.PHONY: all build module user host-test run shell check kernel toolchain clean
+.PHONY: all build module user host-test run shell check bench kernel toolchain clean
 
 all: build
 
@@ -55,14 +57,20 @@ host-test:
 	@$(SETUP) toolchain && $(TOOLENV) && cargo test -q -p minimm-host -p minimm-uapi
 
 run: build
-	@qemu/run --no-build --flavour $(FLAVOUR) --exec 'minimm-info && echo && \
-		for f in /sys/kernel/debug/minimm/*; do echo "== $$f"; cat $$f; done'
+	@qemu/run --no-build --flavour $(FLAVOUR) --exec 'minimm-info && echo && minimm-buddy && echo && \
+		cd /sys/kernel/debug/minimm && for f in buddyinfo zoneinfo vmstat; do echo "== $$f"; cat $$f; done'
 
 shell: build
 	@qemu/run --no-build --flavour $(FLAVOUR) --shell
 
 check:
 	@qemu/check
+
+BENCH_ITERATIONS ?= 20000
+bench:
+	@$(MAKE) -s build FLAVOUR=bench
+	@qemu/run --no-build --flavour bench --exec 'cd /sys/kernel/debug/minimm && \
+		echo "run $(BENCH_ITERATIONS)" > bench && cat bench'
 
 clean:
 	-@kdir=$$($(SETUP) kdir $(FLAVOUR) 2>/dev/null) && $(TOOLENV) && $(MAKE) -s -C $$kdir M=$(CURDIR) clean

@@ -15,6 +15,9 @@
 //! - `vmstat`: /proc/vmstat style `name value` counters.
 //! - `watermarks`: `zone min low high` a line; write the same to set a zone's watermarks
 //!   (checked: min <= low <= high <= managed pages, else EINVAL).
+//! - `bench`: writing `run [ITERATIONS]` times minimm's allocator against the host's (see
+//!   `bench.rs`); reading prints the last results.
+//! - `drain_pcp`: writing `1` empties every per-CPU page list back into the zones.
 //! - `validate`: reading runs the buddy invariant checker over every zone and prints the
 //!   verdict; writing `1` runs it and logs the verdict (a failure loudly, with a warning).
 
@@ -22,12 +25,14 @@ use core::fmt;
 
 use kernel::{
     debugfs::{Dir, File},
+    new_mutex,
     prelude::*,
-    sync::Arc,
+    sync::{Arc, Mutex},
     uaccess::UserSliceReader,
 };
 
 use crate::{
+    bench,
     buddy::NR_ORDERS,
     pool::Snapshot,
     zone::{self, Milli, Watermarks, NR_ZONES},
@@ -53,7 +58,19 @@ pub(crate) struct Entries {
     watermarks: File<Arc<Shared>>,
     #[pin]
     validate: File<Arc<Shared>>,
+    #[pin]
+    drain_pcp: File<Arc<Shared>>,
+    #[pin]
+    bench: File<Bench>,
     dir: Dir,
+}
+
+/// The data of `minimm/bench`: the pool to measure and the last results.
+#[pin_data]
+struct Bench {
+    shared: Arc<Shared>,
+    #[pin]
+    results: Mutex<bench::Results>,
 }
 
 impl Entries {
@@ -62,6 +79,7 @@ impl Entries {
     /// Context: process context, may sleep.
     pub(crate) fn new(shared: Arc<Shared>) -> impl PinInit<Self, Error> {
         let dir = Dir::new(c"minimm");
+        let for_bench = shared.clone();
         try_pin_init!(Self {
             info <- dir.read_callback_file(c"info", shared.clone(), &info),
             buddyinfo <- dir.read_callback_file(c"buddyinfo", shared.clone(), &buddyinfo),
@@ -70,6 +88,13 @@ impl Entries {
             extfrag_index <- dir.read_callback_file(c"extfrag_index", shared.clone(), &extfrag_index),
             vmstat <- dir.read_callback_file(c"vmstat", shared.clone(), &vmstat),
             watermarks <- dir.read_write_callback_file(c"watermarks", shared.clone(), &watermarks, &set_watermarks),
+            drain_pcp <- dir.write_callback_file(c"drain_pcp", shared.clone(), &drain_pcp),
+            bench <- dir.read_write_callback_file(
+                c"bench",
+                pin_init!(Bench { shared: for_bench, results <- new_mutex!([None; bench::ORDERS.len()]) }),
+                &bench_show,
+                &bench_run,
+            ),
             validate <- dir.read_write_callback_file(c"validate", shared, &validate, &validate_write),
             dir,
         })
@@ -134,6 +159,16 @@ fn zoneinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, ")")?;
         writeln!(f, "      nr_free_pages {}", s.free)?;
         writeln!(f, "  pagesets")?;
+        if let Some(zone) = shared.pool.zone(z) {
+            for cpu in 0..zone.nr_pcp() {
+                if let Some((count, high, batch)) = zone.pcp_info(cpu) {
+                    writeln!(f, "    cpu: {cpu}")?;
+                    writeln!(f, "              count:    {count}")?;
+                    writeln!(f, "              high:     {high}")?;
+                    writeln!(f, "              batch:    {batch}")?;
+                }
+            }
+        }
         writeln!(f, "  start_pfn:           {}", s.start_pfn)?;
     }
     Ok(())
@@ -168,6 +203,7 @@ fn vmstat(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let all = || snaps.iter().flatten();
     writeln!(f, "nr_free_pages {}", all().map(|s| s.free).sum::<usize>())?;
     writeln!(f, "nr_managed_pages {}", all().map(|s| s.managed).sum::<usize>())?;
+    writeln!(f, "nr_pcp_pages {}", all().map(|s| s.pcp_pages).sum::<usize>())?;
     for (z, s) in snaps.iter().enumerate() {
         if let Some(s) = s {
             writeln!(f, "pgalloc_{} {}", LOWER[z], s.counters.pgalloc)?;
@@ -234,6 +270,46 @@ fn validate(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             None => {}
         }
     }
+    Ok(())
+}
+
+/// Reading `minimm/bench`.
+fn bench_show(b: &Bench, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let results = *b.results.lock();
+    bench::show(&results, f)
+}
+
+/// Writing `run [ITERATIONS]` to `minimm/bench` (default 20000; order 9 runs a tenth).
+fn bench_run(b: &Bench, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 128];
+    let text = read_text(reader, &mut buf)?;
+    let mut words = text.split_whitespace();
+    if words.next() != Some("run") {
+        return Err(EINVAL);
+    }
+    let n: u64 = match words.next() {
+        Some(w) => w.parse().map_err(|_| EINVAL)?,
+        None => 20_000,
+    };
+    if n == 0 || n > 10_000_000 || words.next().is_some() {
+        return Err(EINVAL);
+    }
+    let mut results = [None; bench::ORDERS.len()];
+    for (slot, &order) in results.iter_mut().zip(bench::ORDERS.iter()) {
+        let iterations = if order >= 9 { (n / 10).max(1) } else { n };
+        *slot = Some(bench::run(&b.shared.pool, order, iterations)?);
+    }
+    *b.results.lock() = results;
+    Ok(())
+}
+
+/// Writing `1` to `minimm/drain_pcp`.
+fn drain_pcp(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 128];
+    if read_text(reader, &mut buf)? != "1" {
+        return Err(EINVAL);
+    }
+    shared.pool.drain();
     Ok(())
 }
 

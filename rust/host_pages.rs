@@ -18,9 +18,14 @@ use kernel::{
     bindings,
     page::{BorrowedPage, PAGE_SIZE},
     prelude::*,
+    sync::atomic::{Atomic, Relaxed},
 };
 
 use crate::zone;
+
+/// Pages borrowed from the host, and given back, over the module's life.
+pub(crate) static BORROWED_PAGES: Atomic<usize> = Atomic::new(0);
+pub(crate) static RETURNED_PAGES: Atomic<usize> = Atomic::new(0);
 
 const GFP_DMA: bindings::gfp_t = 1 << bindings::___GFP_DMA_BIT;
 const GFP_DMA32: bindings::gfp_t = 1 << bindings::___GFP_DMA32_BIT;
@@ -71,6 +76,7 @@ impl HostBlock {
             // SAFETY: `first` heads a non-compound block of 2^order pages that we own.
             unsafe { bindings::split_page(first.as_ptr(), order) };
         }
+        BORROWED_PAGES.add(1usize << order, Relaxed);
         // INVARIANT: we own the 2^order pages at `first`, now split.
         Some(Self { first, order })
     }
@@ -116,6 +122,7 @@ impl Drop for HostBlock {
             // has its own reference and is freed when that mapping goes.
             unsafe { bindings::__free_pages(self.first.as_ptr().add(i), 0) };
         }
+        RETURNED_PAGES.add(self.pages(), Relaxed);
     }
 }
 

@@ -13,20 +13,26 @@
 //!
 //! - [`buddy`] (pure): the buddy allocator over a compact page table.
 //! - [`zone`] (pure): zone classification, watermarks, lowmem reserve, fragmentation indices.
+//! - [`pcp`] (pure): per-CPU page lists.
 //! - [`pattern`] (pure): data patterns and checksums for user/kernel round trips.
 //! - [`uapi`] (pure): the module's mirror of `include/uapi/linux/minimm.h`.
 //! - [`host_pages`]: pages borrowed from the host kernel (the unsafe part).
 //! - [`pool`]: the zones, their locks, borrowing at load, blocks handed out.
 //! - [`device`]: the misc device, per-open-file state, the ioctl dispatcher and mmap.
 //! - [`debugfs`]: the files under debugfs `minimm/`.
+//! - [`bench`]: the in-kernel benchmark against the host's allocator.
 //!
 //! # Lock order
 //!
 //! Outermost first; a lock may be taken while holding only locks above it:
 //!
 //! 1. `device::Client::blocks` (mutex): one open file's handle table.
-//! 2. `pool::Zone::inner` (spinlock, one per zone): the zone's buddy allocator, watermarks
-//!    and counters. Never two at once; no allocation and no user copy under it.
+//! 2. `pool::Zone::pcp[cpu]` (spinlock, one per CPU and zone): a per-CPU page list. Never
+//!    two at once.
+//! 3. `pool::Zone::inner` (spinlock, one per zone): the zone's buddy allocator and
+//!    watermarks. Never two at once.
+//!
+//! No allocation and no user copy happens under a spinlock.
 //!
 //! The kernel's own locks around our callbacks (the mmap lock in `mmap` and in the VMA
 //! `open`/`close` operations, debugfs file locks) are taken before ours.
@@ -47,11 +53,13 @@ use kernel::{
     },
 };
 
+mod bench;
 mod buddy;
 mod debugfs;
 mod device;
 mod host_pages;
 mod pattern;
+mod pcp;
 mod pool;
 // The mirror restates the whole header; not every constant has a use in the module.
 #[allow(dead_code)]
@@ -152,18 +160,18 @@ pub(crate) fn info_for(features: u64) -> uapi::Info {
     }
 }
 
-/// Logs, once everything else is gone, that every borrowed page went back to the host.
-struct UnloadReport {
-    borrowed: usize,
-}
+/// Logs, once everything else is gone, that every page borrowed over the module's life (by
+/// the pool, and by the KUnit tests) went back to the host.
+struct UnloadReport;
 
 impl Drop for UnloadReport {
     fn drop(&mut self) {
-        let returned = pool::RETURNED_PAGES.load(Relaxed);
-        if returned == self.borrowed {
-            pr_info!("unloaded: borrowed {} pages, returned {returned}\n", self.borrowed);
+        let borrowed = host_pages::BORROWED_PAGES.load(Relaxed);
+        let returned = host_pages::RETURNED_PAGES.load(Relaxed);
+        if returned == borrowed {
+            pr_info!("unloaded: borrowed {borrowed} pages, returned {returned}\n");
         } else {
-            pr_err!("unloaded: borrowed {} pages, returned only {returned}\n", self.borrowed);
+            pr_err!("unloaded: borrowed {borrowed} pages, returned only {returned}\n");
         }
     }
 }
@@ -212,7 +220,6 @@ impl kernel::InPlaceModule for Minimm {
                 }),
                 GFP_KERNEL,
             )?;
-            let borrowed = pool.borrowed();
             let shared = Arc::new(Shared { params, pool, next_owner: Atomic::new(1) }, GFP_KERNEL)?;
             Ok(try_pin_init!(Self {
                 debugfs <- debugfs::Entries::new(shared.clone()),
@@ -220,7 +227,7 @@ impl kernel::InPlaceModule for Minimm {
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"minimm" }),
                 shared,
                 // Last, so that it only exists (and reports) once the rest was set up.
-                report: UnloadReport { borrowed },
+                report: UnloadReport,
             }))
         })
     }

@@ -16,21 +16,32 @@
 //! requests); below that it counts a *min watermark hit* (where Linux reclaims directly) and
 //! moves on to the next zone. Until the reclaim thread exists, nothing is reclaimed.
 //!
-//! Blocks that leave the pool are [`Block`]s: reference-counted, and given back to their zone
-//! when the last reference goes, whether that reference was an open file's or a user mapping's.
+//! Order-0 requests go through per-CPU lists first (see `pcp.rs`): when the zone is clearly
+//! above its low watermark (checked against lock-free copies of its free count and low
+//! watermark), the page comes from this CPU's list, refilled from the zone a batch at a time;
+//! frees go to the list and drain a batch back once it reaches its high mark. Pages on the
+//! lists count as allocated for the buddy allocator and its watermarks, as in Linux.
+//!
+//! Blocks that leave the pool are [`Block`]s: they own their pages and give them back to their
+//! zone when dropped.
 //!
 //! # Locks
 //!
-//! Each zone has one spinlock, `Zone::inner`, over its buddy allocator, watermarks and
-//! counters. Nothing allocates memory or touches user memory under it, and no two zone locks
-//! are ever held at once. The chunk table (index to host page) never changes after load and
-//! needs no lock.
+//! - `Zone::pcp[cpu]` (spinlock, one per CPU and zone): that CPU's list. Taken for a
+//!   moment by the CPU itself, or by whoever reads or drains the lists.
+//! - `Zone::inner` (spinlock, one per zone): the zone's buddy allocator and watermarks. May be
+//!   taken under a `pcp` lock of the same zone (refill, drain), never the other way round, and
+//!   never two zones' locks at once.
+//!
+//! Nothing allocates memory or touches user memory under either. Counters are atomics. The
+//! chunk table (index to host page) and the lowmem reserves never change after load.
 
 use core::ops::Range;
 
 use kernel::{
+    cpu::{nr_cpu_ids, CpuId},
     new_spinlock,
-    page::BorrowedPage,
+    page::{BorrowedPage, PAGE_SIZE},
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
@@ -41,12 +52,11 @@ use kernel::{
 use crate::{
     buddy::{self, Buddy, PageMeta, MAX_ORDER, NR_ORDERS},
     host_pages::HostBlock,
-    pattern, uapi,
+    pattern,
+    pcp::{self, PcpList},
+    uapi,
     zone::{self, Reserve, Watermarks, NR_ZONES},
 };
-
-/// Pages given back to the host so far, over the module's life (shown at unload).
-pub(crate) static RETURNED_PAGES: Atomic<usize> = Atomic::new(0);
 
 /// A borrowed host block and where it sits in its zone's index space.
 struct Chunk {
@@ -54,7 +64,7 @@ struct Chunk {
     block: HostBlock,
 }
 
-/// Event counters of a zone (Linux's vmstat items, per zone).
+/// Event counters of a zone (Linux's vmstat items, per zone), as read at one moment.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) pgalloc: u64,
@@ -65,20 +75,61 @@ pub(crate) struct Counters {
     pub(crate) fallback: u64,
 }
 
+/// The live counters, updated without locks.
+struct LiveCounters {
+    pgalloc: Atomic<u64>,
+    pgfree: Atomic<u64>,
+    alloc_fail: Atomic<u64>,
+    low_wmark_hit: Atomic<u64>,
+    min_wmark_hit: Atomic<u64>,
+    fallback: Atomic<u64>,
+}
+
+impl LiveCounters {
+    const fn new() -> Self {
+        Self {
+            pgalloc: Atomic::new(0),
+            pgfree: Atomic::new(0),
+            alloc_fail: Atomic::new(0),
+            low_wmark_hit: Atomic::new(0),
+            min_wmark_hit: Atomic::new(0),
+            fallback: Atomic::new(0),
+        }
+    }
+
+    fn read(&self) -> Counters {
+        Counters {
+            pgalloc: self.pgalloc.load(Relaxed),
+            pgfree: self.pgfree.load(Relaxed),
+            alloc_fail: self.alloc_fail.load(Relaxed),
+            low_wmark_hit: self.low_wmark_hit.load(Relaxed),
+            min_wmark_hit: self.min_wmark_hit.load(Relaxed),
+            fallback: self.fallback.load(Relaxed),
+        }
+    }
+}
+
 /// What the zone lock protects.
 pub(crate) struct ZoneInner {
     buddy: Buddy<KVVec<PageMeta>>,
-    pub(crate) wmark: Watermarks,
-    /// `lowmem_reserve[this zone][highest zone of the request]`.
-    pub(crate) protection: [usize; NR_ZONES],
-    pub(crate) counters: Counters,
+    wmark: Watermarks,
 }
+
+/// Owner tag of pages sitting on per-CPU lists.
+const PCP_OWNER: u32 = u32::MAX;
+
+/// Pages one per-CPU list can hold at most.
+const PCP_SLOTS: usize = 512;
+
+/// One CPU's list for one zone.
+type Pcp = SpinLock<PcpList<KVec<u32>>>;
 
 /// A consistent copy of a zone's state, taken under its lock.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Snapshot {
     pub(crate) managed: usize,
     pub(crate) free: usize,
+    pub(crate) pcp_pages: usize,
     pub(crate) nr_free: [usize; NR_ORDERS],
     pub(crate) wmark: Watermarks,
     pub(crate) protection: [usize; NR_ZONES],
@@ -91,13 +142,24 @@ pub(crate) struct Snapshot {
 ///
 /// # Invariants
 ///
-/// `chunks` is sorted by `index`, each chunk's pages are indices `index..index + 2^order` of
-/// the zone's buddy table, and chunks do not overlap. It does not change after load.
+/// - `chunks` is sorted by `index`, each chunk's pages are indices `index..index + 2^order`
+///   of the zone's buddy table, and chunks do not overlap. It does not change after load.
+/// - `free` and `low` equal the buddy's free pages and the low watermark whenever the zone
+///   lock is released.
+/// - Pages on the `pcp` lists are allocated in the buddy table, with owner `PCP_OWNER`.
 #[pin_data]
 pub(crate) struct Zone {
     id: usize,
     #[pin]
-    pub(crate) inner: SpinLock<ZoneInner>,
+    inner: SpinLock<ZoneInner>,
+    /// One list per possible CPU, indexed by CPU id.
+    pcp: KVec<Pin<KBox<Pcp>>>,
+    /// Lock-free copies for the per-CPU fast path.
+    free: Atomic<usize>,
+    low: Atomic<usize>,
+    /// `lowmem_reserve[this zone][highest zone of the request]`.
+    protection: [usize; NR_ZONES],
+    counters: LiveCounters,
     chunks: KVec<Chunk>,
     managed: usize,
     start_pfn: u64,
@@ -132,10 +194,25 @@ impl Zone {
             (start_pfn, end_pfn) = (0, 0);
         }
         let spanned = end_pfn - start_pfn;
-        // INVARIANT: chunks were laid out in increasing, disjoint index ranges just above.
+        let cpus = nr_cpu_ids() as usize;
+        let batch = pcp::batch_size(managed, PAGE_SIZE);
+        let high = pcp::high_mark(wmark.low, cpus, batch, PCP_SLOTS);
+        let mut lists = KVec::with_capacity(cpus, GFP_KERNEL)?;
+        for _ in 0..cpus {
+            let slots = KVec::from_elem(0u32, PCP_SLOTS, GFP_KERNEL)?;
+            lists.push(KBox::pin_init(new_spinlock!(PcpList::new(slots, high, batch), "minimm_pcp"), GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        let free = buddy.free_pages();
+        // INVARIANT: chunks were laid out in increasing, disjoint index ranges just above; the
+        // lists are empty and `free`, `low` copy the buddy's state.
         Ok(try_pin_init!(Self {
             id,
-            inner <- new_spinlock!(ZoneInner { buddy, wmark, protection, counters: Counters::default() }, "minimm_zone"),
+            inner <- new_spinlock!(ZoneInner { buddy, wmark }, "minimm_zone"),
+            pcp: lists,
+            free: Atomic::new(free),
+            low: Atomic::new(wmark.low),
+            protection,
+            counters: LiveCounters::new(),
             chunks,
             managed,
             start_pfn,
@@ -143,19 +220,32 @@ impl Zone {
         }))
     }
 
-    /// The zone's state, copied under its lock.
+    /// The zone's state, copied under its lock (the per-CPU lists each under their own).
     pub(crate) fn snapshot(&self) -> Snapshot {
+        let pcp_pages = (0..self.pcp.len()).filter_map(|c| self.pcp_info(c)).map(|p| p.0).sum();
         let g = self.inner.lock();
         Snapshot {
             managed: self.managed,
             free: g.buddy.free_pages(),
+            pcp_pages,
             nr_free: g.buddy.nr_free(),
             wmark: g.wmark,
-            protection: g.protection,
-            counters: g.counters,
+            protection: self.protection,
+            counters: self.counters.read(),
             start_pfn: self.start_pfn,
             spanned: self.spanned,
         }
+    }
+
+    /// CPU `cpu`'s list: pages on it, its high mark and its batch.
+    pub(crate) fn pcp_info(&self, cpu: usize) -> Option<(usize, usize, usize)> {
+        let l = self.pcp.get(cpu)?.lock();
+        Some((l.count(), l.high, l.batch))
+    }
+
+    /// Number of per-CPU lists (possible CPUs).
+    pub(crate) fn nr_pcp(&self) -> usize {
+        self.pcp.len()
     }
 
     /// Sets the watermarks after checking `min <= low <= high <= managed`.
@@ -163,13 +253,37 @@ impl Zone {
         if !w.valid_for(self.managed) {
             return Err(EINVAL);
         }
-        self.inner.lock().wmark = w;
+        let mut g = self.inner.lock();
+        g.wmark = w;
+        self.low.store(w.low, Relaxed);
         Ok(())
+    }
+
+    /// Gives every page on every CPU's list back to the buddy allocator; returns how many.
+    ///
+    /// Context: any; takes each CPU's list lock, then the zone lock.
+    pub(crate) fn drain(&self) -> usize {
+        let mut n = 0;
+        for list in self.pcp.iter() {
+            let mut l = list.lock();
+            let mut g = self.inner.lock();
+            while let Some(i) = l.pop_cold() {
+                // INVARIANT: pages on the list are allocated in the buddy table.
+                kernel::warn_on!(g.buddy.free(i).is_err());
+                n += 1;
+            }
+            self.free.store(g.buddy.free_pages(), Relaxed);
+        }
+        n
     }
 
     /// Runs the buddy invariant checker; returns the number of blocks.
     pub(crate) fn validate(&self) -> Result<usize, buddy::Corruption> {
-        self.inner.lock().buddy.validate()
+        let g = self.inner.lock();
+        if self.free.load(Relaxed) != g.buddy.free_pages() || self.low.load(Relaxed) != g.wmark.low {
+            return Err(buddy::Corruption { index: 0, what: "lock-free copies of free or low are stale" });
+        }
+        g.buddy.validate()
     }
 
     /// The host page at `index` of the zone's table.
@@ -181,31 +295,88 @@ impl Zone {
 
     /// Tries to take a block of `order` for a request whose highest zone is `highest`.
     fn try_alloc(&self, order: u32, highest: usize, class: Reserve, owner: u32) -> Option<u32> {
-        let mut g = self.inner.lock();
-        let reserve = g.protection.get(highest).copied().unwrap_or(0);
-        let (free, nr_free) = (g.buddy.free_pages(), g.buddy.nr_free());
-        if !zone::watermark_ok(free, &nr_free, order, g.wmark.low, Reserve::Normal, reserve) {
-            // Where Linux wakes kswapd.
-            g.counters.low_wmark_hit += 1;
-            if !zone::watermark_ok(free, &nr_free, order, g.wmark.min, class, reserve) {
-                // Where Linux would reclaim directly.
-                g.counters.min_wmark_hit += 1;
-                return None;
-            }
-        }
-        let index = g.buddy.alloc(order, owner)?;
-        g.counters.pgalloc += 1;
+        let reserve = self.protection.get(highest).copied().unwrap_or(0);
+        let index = match (order == 0).then(|| self.alloc_pcp(reserve)).flatten() {
+            Some(i) => i,
+            None => self.alloc_buddy(order, reserve, class, owner)?,
+        };
+        self.counters.pgalloc.add(1, Relaxed);
         if self.id != highest {
-            g.counters.fallback += 1;
+            self.counters.fallback.add(1, Relaxed);
         }
         Some(index)
     }
 
-    fn free(&self, index: u32) -> Result<u32, buddy::Error> {
+    /// The per-CPU fast path for order 0: only when the zone is above its low watermark plus
+    /// the reserve (else the buddy path decides, and counts the watermark hits).
+    fn alloc_pcp(&self, reserve: usize) -> Option<u32> {
+        if self.free.load(Relaxed) <= self.low.load(Relaxed).saturating_add(reserve) {
+            return None;
+        }
+        // Any CPU's list will do: the id may be stale once read, the list lock keeps it safe.
+        let mut l = self.pcp.get(CpuId::current().as_u32() as usize)?.lock();
+        if l.count() == 0 {
+            let mut g = self.inner.lock();
+            for _ in 0..l.batch {
+                let Some(i) = g.buddy.alloc(0, PCP_OWNER) else { break };
+                if let Err(i) = l.push(i) {
+                    kernel::warn_on!(g.buddy.free(i).is_err());
+                    break;
+                }
+            }
+            self.free.store(g.buddy.free_pages(), Relaxed);
+        }
+        l.pop()
+    }
+
+    /// The buddy path, under the zone lock, with Linux's watermark checks.
+    fn alloc_buddy(&self, order: u32, reserve: usize, class: Reserve, owner: u32) -> Option<u32> {
         let mut g = self.inner.lock();
-        let order = g.buddy.free(index)?;
-        g.counters.pgfree += 1;
-        Ok(order)
+        let (free, nr_free) = (g.buddy.free_pages(), g.buddy.nr_free());
+        if !zone::watermark_ok(free, &nr_free, order, g.wmark.low, Reserve::Normal, reserve) {
+            // Where Linux wakes kswapd.
+            self.counters.low_wmark_hit.add(1, Relaxed);
+            if !zone::watermark_ok(free, &nr_free, order, g.wmark.min, class, reserve) {
+                // Where Linux would reclaim directly.
+                self.counters.min_wmark_hit.add(1, Relaxed);
+                return None;
+            }
+        }
+        let index = g.buddy.alloc(order, owner);
+        self.free.store(g.buddy.free_pages(), Relaxed);
+        index
+    }
+
+    /// Frees the allocated block at `index` of `order`: order 0 to this CPU's list, draining
+    /// a batch to the buddy allocator when the list reaches its high mark.
+    fn free(&self, index: u32, order: u32) -> Result<(), buddy::Error> {
+        self.counters.pgfree.add(1, Relaxed);
+        if order == 0 {
+            if let Some(list) = self.pcp.get(CpuId::current().as_u32() as usize) {
+                let mut l = list.lock();
+                let pushed = l.push(index);
+                if pushed.is_err() || l.over_high() {
+                    let mut g = self.inner.lock();
+                    if let Err(i) = pushed {
+                        g.buddy.free(i)?;
+                    }
+                    for _ in 0..l.batch {
+                        let Some(i) = l.pop_cold() else { break };
+                        g.buddy.free(i)?;
+                    }
+                    self.free.store(g.buddy.free_pages(), Relaxed);
+                }
+                return Ok(());
+            }
+        }
+        let mut g = self.inner.lock();
+        let freed = g.buddy.free(index);
+        self.free.store(g.buddy.free_pages(), Relaxed);
+        match freed {
+            Ok(o) if o == order => Ok(()),
+            Ok(_) => Err(buddy::Error::NotAllocated),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -299,16 +470,23 @@ impl Pool {
             }
         }
         if let Some(zone) = self.zone(highest) {
-            zone.inner.lock().counters.alloc_fail += 1;
+            zone.counters.alloc_fail.add(1, Relaxed);
         }
         Err(ENOMEM)
+    }
+
+    /// Empties every per-CPU list of every zone; returns the pages given back.
+    pub(crate) fn drain(&self) -> usize {
+        (0..NR_ZONES).filter_map(|z| self.zone(z)).map(Zone::drain).sum()
     }
 }
 
 #[pinned_drop]
 impl PinnedDrop for Pool {
     fn drop(self: Pin<&mut Self>) {
-        // Every `Block` holds a reference to the pool, so all blocks are back by now.
+        // Every `Block` holds a reference to the pool, so all blocks are back by now, some of
+        // them on per-CPU lists.
+        self.drain();
         for z in 0..NR_ZONES {
             if let Some(zone) = self.zone(z) {
                 let s = zone.snapshot();
@@ -428,15 +606,9 @@ impl Block {
 
 impl Drop for Block {
     fn drop(&mut self) {
-        let freed = self.pool.zone(self.zone).map(|z| z.free(self.index));
+        let freed = self.pool.zone(self.zone).map(|z| z.free(self.index, self.order));
         // By the type invariant this block is allocated and ours: anything else is a bug.
-        kernel::warn_on!(!matches!(freed, Some(Ok(o)) if o == self.order));
-    }
-}
-
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        RETURNED_PAGES.add(self.block.pages(), Relaxed);
+        kernel::warn_on!(!matches!(freed, Some(Ok(()))));
     }
 }
 
@@ -449,7 +621,7 @@ pub(crate) fn zone_stats(pool: &Pool, z: usize) -> Option<uapi::ZoneStats> {
         zone: z as u32,
         managed_pages: s.managed as u64,
         free_pages: s.free as u64,
-        pcp_pages: 0,
+        pcp_pages: s.pcp_pages as u64,
         wmark_min: s.wmark.min as u64,
         wmark_low: s.wmark.low as u64,
         wmark_high: s.wmark.high as u64,
@@ -461,4 +633,73 @@ pub(crate) fn zone_stats(pool: &Pool, z: usize) -> Option<uapi::ZoneStats> {
         min_wmark_hit: c.min_wmark_hit,
         fallback: c.fallback,
     })
+}
+
+#[kunit_tests(minimm_pool)]
+mod tests {
+    use super::*;
+
+    fn small_pool() -> Result<Arc<Pool>> {
+        Arc::pin_init(
+            Pool::new(Config { zone_pages: [16, 64, 64], min_free_kbytes: 0, watermark_scale_factor: 10 }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Every borrowed page lies in the zone it was filed under, and the page table's layout
+    /// matches the chunks.
+    #[test]
+    fn borrowed_blocks_are_classified_by_address() -> Result {
+        let pool = small_pool()?;
+        let mut total = 0;
+        for z in 0..NR_ZONES {
+            let zone = pool.zone(z).ok_or(EINVAL)?;
+            let mut next = 0u32;
+            for c in zone.chunks.iter() {
+                let (start, len) = c.block.phys();
+                assert_eq!(zone::classify(start, len), Some(z));
+                if z == zone::DMA {
+                    assert!(start + len <= 16 << 20);
+                }
+                // Laid out back to back, each at an index aligned to its size.
+                assert_eq!(c.index, next);
+                assert_eq!(c.index % (1 << c.block.order()), 0);
+                next += c.block.pages() as u32;
+            }
+            assert_eq!(next as usize, zone.managed);
+            assert!(zone.validate().is_ok());
+            total += zone.managed;
+        }
+        assert_eq!(total, pool.borrowed());
+        Ok(())
+    }
+
+    /// A block's pages are the host pages of its chunk, in order.
+    #[test]
+    fn block_pages_are_contiguous_host_pages() -> Result {
+        let pool = small_pool()?;
+        let block = pool.alloc(3, zone::NORMAL, Reserve::Normal, 1)?;
+        let first = crate::host_pages::page_to_pfn(block.page(0).ok_or(EINVAL)?.as_ptr());
+        for i in 0..block.pages() {
+            let p = block.page(i).ok_or(EINVAL)?;
+            assert_eq!(crate::host_pages::page_to_pfn(p.as_ptr()), first + i as u64);
+        }
+        assert!(block.page(block.pages()).is_none());
+        Ok(())
+    }
+
+    /// Order 0 goes through the per-CPU list and comes back to it; draining restores the zone.
+    #[test]
+    fn pcp_refill_and_drain() -> Result {
+        let pool = small_pool()?;
+        let z = pool.alloc(0, zone::NORMAL, Reserve::Normal, 1)?.zone;
+        let zone = pool.zone(z).ok_or(EINVAL)?;
+        let s = zone.snapshot();
+        assert!(s.pcp_pages >= 1);
+        assert_eq!(s.free + s.pcp_pages, s.managed);
+        assert_eq!(pool.drain(), s.pcp_pages);
+        let s = zone.snapshot();
+        assert_eq!((s.free, s.pcp_pages), (s.managed, 0));
+        Ok(())
+    }
 }

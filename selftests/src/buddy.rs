@@ -21,8 +21,10 @@ fn stats(dev: &Device, zone: u32) -> Result<sys::minimm_zone_stats, String> {
     dev.zone_stats(zone).map_err(|e| format!("ZONE_STATS {zone}: {e}"))
 }
 
+/// Free pages per zone that the pool can hand out: on the free lists or on per-CPU lists.
 fn free_pages(dev: &Device) -> Result<[u64; 3], String> {
-    Ok([stats(dev, DMA)?.free_pages, stats(dev, DMA32)?.free_pages, stats(dev, NORMAL)?.free_pages])
+    let avail = |z| stats(dev, z).map(|s| s.free_pages + s.pcp_pages);
+    Ok([avail(DMA)?, avail(DMA32)?, avail(NORMAL)?])
 }
 
 fn e(err: io::Error) -> String {
@@ -187,8 +189,9 @@ pub fn fallback_watermarks_and_reserve() -> TestResult {
     // NORMAL was never touched by requests that did not allow it.
     check_eq!(stats(&dev, NORMAL)?.pgalloc, normal.pgalloc);
     drop(files);
-    check_eq!(stats(&dev, DMA)?.free_pages, dma.free_pages);
-    check_eq!(stats(&dev, DMA32)?.free_pages, dma32.free_pages);
+    let avail = |s: sys::minimm_zone_stats| s.free_pages + s.pcp_pages;
+    check_eq!(avail(stats(&dev, DMA)?), avail(dma));
+    check_eq!(avail(stats(&dev, DMA32)?), avail(dma32));
     pass()
 }
 
@@ -370,6 +373,56 @@ pub fn watermarks_in_debugfs() -> TestResult {
     pass()
 }
 
+/// Order-0 pages come from and go to this CPU's list, refilled and drained a batch at a time,
+/// never above its high mark; drain_pcp empties the lists.
+pub fn pcp_lists() -> TestResult {
+    // Stay on CPU 0, so that one list serves this test.
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t; 0 is in range.
+    unsafe { libc::CPU_SET(0, &mut set) };
+    // SAFETY: `set` is valid for its size.
+    let r = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    check_eq!(r, 0);
+    let pagesets = || -> Result<Vec<(u64, u64, u64)>, String> {
+        // (count, high, batch) of CPU 0 in each zone, from zoneinfo.
+        let text = debugfs("zoneinfo").map_err(e)?;
+        let mut out = Vec::new();
+        for zone in text.split("Node 0, zone").skip(1) {
+            let cpu0 = zone.split("cpu: ").nth(1).ok_or("no pagesets")?;
+            let num = |k: &str| cpu0.lines().find_map(|l| l.trim().strip_prefix(k)).and_then(|v| v.trim().parse().ok());
+            out.push((num("count:").ok_or("count")?, num("high:").ok_or("high")?, num("batch:").ok_or("batch")?));
+        }
+        Ok(out)
+    };
+    let dev = open()?;
+    std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1").map_err(|err| format!("drain: {err}"))?;
+    check_eq!(stats(&dev, NORMAL)?.pcp_pages, 0);
+    let (_, high, batch) = pagesets()?[2];
+    check!(batch >= 1 && high >= 4 * batch, "high {high} batch {batch}");
+    let before = stats(&dev, NORMAL)?;
+    let a = dev.alloc(0, NORMAL, 0).map_err(e)?;
+    // One refill of `batch` pages from the zone, one page handed out.
+    let after = stats(&dev, NORMAL)?;
+    check_eq!(before.free_pages - after.free_pages, batch);
+    check_eq!(pagesets()?[2].0, batch - 1);
+    dev.free(a.handle).map_err(e)?;
+    check_eq!(pagesets()?[2].0, batch);
+    // Many frees: the list never holds more than high.
+    let blocks: Vec<_> = (0..2 * high).map(|_| dev.alloc(0, NORMAL, 0)).collect::<Result<_, _>>().map_err(e)?;
+    for b in &blocks {
+        dev.free(b.handle).map_err(e)?;
+        let count = pagesets()?[2].0;
+        check!(count <= high, "count {count} > high {high}");
+    }
+    check!(pagesets()?[2].0 > 0, "list empty after frees");
+    std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1").map_err(e)?;
+    check_eq!(pagesets()?[2].0, 0);
+    check_eq!(stats(&dev, NORMAL)?.free_pages, before.free_pages);
+    expect_errno(std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "x"), libc::EINVAL, "write x")?;
+    pass()
+}
+
 /// The invariant checker passes after all the above, read or triggered.
 pub fn validate_passes() -> TestResult {
     let text = debugfs("validate").map_err(e)?;
@@ -444,7 +497,17 @@ pub fn rmmod_returns_every_page() -> TestResult {
     let line = log.lines().rev().find(|l| l.contains("minimm: unloaded:")).map(str::to_string);
     run("insmod", &["/lib/modules/minimm.ko"])?;
     let line = line.ok_or("no unload line in the kernel log")?;
-    check!(line.contains(&format!("borrowed {borrowed} pages, returned {borrowed}")), "{line}");
+    // Over the module's life (the pool's pages, and the KUnit tests' own), every page back.
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (b, r) = match nums[..] {
+        [.., b, r] => (b, r),
+        _ => return Err(format!("cannot read {line:?}")),
+    };
+    check!(b == r && b >= borrowed, "{line} (the pool borrowed {borrowed})");
     // The host's free memory grew by at least what minimm had borrowed (less a little for
     // whatever else the guest did meanwhile; more, as minimm's own tables go too).
     let gained = after.saturating_sub(before);

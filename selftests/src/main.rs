@@ -182,6 +182,7 @@ const TESTS: &[Test] = &[
     Test { name: "buddy_quota", run: buddy::quota },
     Test { name: "buddy_zone_stats_and_buddyinfo", run: buddy::zone_stats_and_buddyinfo },
     Test { name: "buddy_watermarks_in_debugfs", run: buddy::watermarks_in_debugfs },
+    Test { name: "buddy_pcp_lists", run: buddy::pcp_lists },
     Test { name: "buddy_concurrent_alloc_free", run: buddy::concurrent_alloc_free },
     Test { name: "buddy_validate_passes", run: buddy::validate_passes },
     // Last: it unloads and reloads the module.

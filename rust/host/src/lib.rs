@@ -13,6 +13,9 @@
 #[path = "../../buddy.rs"]
 pub mod buddy;
 
+#[path = "../../pcp.rs"]
+pub mod pcp;
+
 #[path = "../../pattern.rs"]
 pub mod pattern;
 

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-CPU page lists, Linux's `struct per_cpu_pages` (mm/page_alloc.c), pure part.
+//!
+//! Each CPU keeps, per zone, a short list of free order-0 pages. The common order-0
+//! allocation pops the list and the common free pushes it, without the zone lock. An empty
+//! list refills `batch` pages from the zone in one trip under the zone lock; a list that
+//! reaches `high` gives its `batch` coldest pages back the same way.
+//!
+//! The list is a ring over caller-provided storage: pushes and pops at the hot end (the page
+//! freed last is handed out first, its cache lines likely still warm), batches leave from the
+//! cold end.
+//!
+//! Sizing follows Linux: `batch` is `zone_batchsize` (about a quarter of 0.1% of the zone,
+//! at most 1 MiB worth, clamped to 2^n - 1), `high` is the zone's low watermark shared among
+//! the CPUs (as with `percpu_pagelist_high_fraction` = 0), but at least `4 * batch`.
+
+/// `zone_batchsize` for a zone of `managed` pages of `page_size` bytes.
+pub(crate) fn batch_size(managed: usize, page_size: usize) -> usize {
+    let mut batch = (managed >> 10).min((1 << 20) / page_size.max(1));
+    batch /= 4;
+    batch = batch.max(1);
+    // rounddown_pow_of_two(batch + batch / 2) - 1, at least 1.
+    let x = batch + batch / 2;
+    let pow = 1usize << (usize::BITS - 1 - x.leading_zeros());
+    (pow - 1).max(1)
+}
+
+/// The `high` mark of a CPU's list: the zone's low watermark split among `cpus`, at least
+/// `4 * batch`, and at most `cap - batch` so that a full list still has room to push.
+pub(crate) fn high_mark(low_wmark: usize, cpus: usize, batch: usize, cap: usize) -> usize {
+    (low_wmark / cpus.max(1)).max(4 * batch).min(cap.saturating_sub(batch)).max(1)
+}
+
+/// One CPU's list of free order-0 pages (zone table indices).
+///
+/// # Invariants
+///
+/// `count <= slots.len()` and `start < slots.len()` (when there are slots); the pages are
+/// `slots[(start + k) % len]` for `k` in `0..count`, the coldest first.
+pub(crate) struct PcpList<S> {
+    slots: S,
+    start: usize,
+    count: usize,
+    pub(crate) high: usize,
+    pub(crate) batch: usize,
+}
+
+impl<S> PcpList<S>
+where
+    S: core::ops::DerefMut<Target = [u32]>,
+{
+    /// An empty list over `slots`, which bounds how many pages it can hold.
+    pub(crate) fn new(slots: S, high: usize, batch: usize) -> Self {
+        Self { slots, start: 0, count: 0, high, batch }
+    }
+
+    /// Pages on the list.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    fn slot(&self, k: usize) -> usize {
+        (self.start + k) % self.slots.len().max(1)
+    }
+
+    /// Adds a page at the hot end; gives it back if the list is full.
+    pub(crate) fn push(&mut self, index: u32) -> Result<(), u32> {
+        if self.count >= self.slots.len() {
+            return Err(index);
+        }
+        let at = self.slot(self.count);
+        match self.slots.get_mut(at) {
+            Some(s) => *s = index,
+            None => return Err(index),
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Takes the hottest page.
+    pub(crate) fn pop(&mut self) -> Option<u32> {
+        let k = self.count.checked_sub(1)?;
+        let v = *self.slots.get(self.slot(k))?;
+        self.count = k;
+        Some(v)
+    }
+
+    /// Takes the coldest page.
+    pub(crate) fn pop_cold(&mut self) -> Option<u32> {
+        if self.count == 0 {
+            return None;
+        }
+        let v = *self.slots.get(self.start)?;
+        self.start = self.slot(1);
+        self.count -= 1;
+        Some(v)
+    }
+
+    /// Whether the list has reached its high mark and should give a batch back.
+    pub(crate) fn over_high(&self) -> bool {
+        self.count >= self.high
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{collections::VecDeque, vec, vec::Vec};
+
+    #[test]
+    fn batch_follows_zone_batchsize() {
+        // 16384 pages: min(16, 256) / 4 = 4; rounddown_pow_of_two(6) - 1 = 3.
+        assert_eq!(batch_size(16384, 4096), 3);
+        // 4 GiB of pages: min(1024, 256) / 4 = 64; rounddown_pow_of_two(96) - 1 = 63 (Linux).
+        assert_eq!(batch_size(1 << 20, 4096), 63);
+        // Tiny zones still batch one page.
+        assert_eq!(batch_size(512, 4096), 1);
+        assert_eq!(batch_size(0, 4096), 1);
+    }
+
+    #[test]
+    fn high_is_a_share_of_low_but_at_least_four_batches() {
+        assert_eq!(high_mark(223, 2, 3, 512), 111);
+        assert_eq!(high_mark(6, 2, 1, 512), 4);
+        assert_eq!(high_mark(100_000, 1, 63, 512), 512 - 63);
+        assert_eq!(high_mark(0, 0, 0, 0), 1);
+    }
+
+    #[test]
+    fn hot_end_is_lifo_cold_end_is_fifo() {
+        let mut l = PcpList::new(vec![0u32; 4], 3, 1);
+        for i in 1..=4 {
+            l.push(i).unwrap();
+        }
+        assert_eq!(l.push(5), Err(5), "full");
+        assert!(l.over_high());
+        assert_eq!(l.pop(), Some(4));
+        assert_eq!(l.pop_cold(), Some(1));
+        l.push(6).unwrap();
+        l.push(7).unwrap(); // wraps around the ring
+        assert_eq!(l.count(), 4);
+        let mut cold = Vec::new();
+        while let Some(i) = l.pop_cold() {
+            cold.push(i);
+        }
+        assert_eq!(cold, [2, 3, 6, 7]);
+        assert_eq!(l.pop(), None);
+    }
+
+    /// Random pushes and pops from both ends against a VecDeque.
+    #[test]
+    fn random_operations_agree_with_a_deque() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut l = PcpList::new(vec![0u32; 7], 5, 2);
+        let mut model: VecDeque<u32> = VecDeque::new();
+        for step in 0..10_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 3 {
+                0 => {
+                    let r = l.push(step);
+                    if model.len() < 7 {
+                        assert_eq!(r, Ok(()));
+                        model.push_back(step);
+                    } else {
+                        assert_eq!(r, Err(step));
+                    }
+                }
+                1 => assert_eq!(l.pop(), model.pop_back()),
+                _ => assert_eq!(l.pop_cold(), model.pop_front()),
+            }
+            assert_eq!(l.count(), model.len());
+            assert_eq!(l.over_high(), model.len() >= 5);
+        }
+    }
+}
