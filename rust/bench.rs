@@ -3,8 +3,9 @@
 //! In-kernel benchmark: minimm's allocator against the host's, in the same kernel and run.
 //!
 //! Writing `run [ITERATIONS]` to debugfs `minimm/bench` times, for orders 0, 3 and 9, a loop of
-//! allocate-then-free pairs through minimm's pool (NORMAL zone, falling back as usual) and the
-//! same loop through the host's `alloc_pages` / `__free_pages`, with the monotonic clock.
+//! allocate-then-free pairs through minimm's in-kernel API (`Pool::alloc_raw` / `free_raw`,
+//! NORMAL zone, falling back as usual) and the same loop through the host's `alloc_pages` /
+//! `__free_pages`, with the monotonic clock.
 //! Reading the file prints the last results as a table with the ratio minimm / host.
 //!
 //! Numbers are only comparable within one run: run it on the non-debug `bench` kernel flavour
@@ -43,12 +44,12 @@ pub(crate) fn run(pool: &Arc<Pool>, order: u32, iterations: u64) -> Result<Resul
     let n = iterations.max(1);
     // Warm both paths (per-CPU lists, caches) before timing.
     for _ in 0..64 {
-        drop(pool.alloc(order, zone::NORMAL, zone::Reserve::Normal, 0)?);
+        pool.free_raw(pool.alloc_raw(order, zone::NORMAL, zone::Reserve::Normal, 0)?);
         host_pair(order)?;
     }
     let t = Instant::<Monotonic>::now();
     for _ in 0..n {
-        drop(pool.alloc(order, zone::NORMAL, zone::Reserve::Normal, 0)?);
+        pool.free_raw(pool.alloc_raw(order, zone::NORMAL, zone::Reserve::Normal, 0)?);
     }
     let minimm = t.elapsed().as_nanos() as u64;
     let t = Instant::<Monotonic>::now();

@@ -60,8 +60,15 @@ where
         self.count
     }
 
+    /// The slot of the `k`-th coldest page, for `k <= count`. With `start < len` and
+    /// `k <= len` the sum is below `2 * len`: one compare instead of a division (hot path).
     fn slot(&self, k: usize) -> usize {
-        (self.start + k) % self.slots.len().max(1)
+        let s = self.start + k;
+        if s >= self.slots.len() {
+            s - self.slots.len()
+        } else {
+            s
+        }
     }
 
     /// Adds a page at the hot end; gives it back if the list is full.

@@ -121,8 +121,16 @@ const PCP_OWNER: u32 = u32::MAX;
 /// Pages one per-CPU list can hold at most.
 const PCP_SLOTS: usize = 512;
 
-/// One CPU's list for one zone.
-type Pcp = SpinLock<PcpList<KVec<u32>>>;
+/// One CPU's list for one zone, and the events counted on it: like Linux's per-CPU vmstat
+/// diffs, they cost no atomic operation on the fast path (the list lock is held anyway).
+struct PcpCpu {
+    list: PcpList<KVec<u32>>,
+    pgalloc: u64,
+    pgfree: u64,
+    fallback: u64,
+}
+
+type Pcp = SpinLock<PcpCpu>;
 
 /// A consistent copy of a zone's state, taken under its lock.
 #[derive(Clone, Copy, Debug)]
@@ -168,9 +176,16 @@ pub(crate) struct Zone {
 
 impl Zone {
     fn new(id: usize, mut blocks: KVec<HostBlock>, wmark: Watermarks, protection: [usize; NR_ZONES]) -> Result<impl PinInit<Self, Error>> {
-        // Laid out largest first (popped from the back of an ascending sort): then every
-        // block starts at an index aligned to its size.
-        blocks.sort_unstable_by_key(|b| b.order());
+        // Laid out largest first (popped from the back of an ascending order): then every
+        // block starts at an index aligned to its size. Insertion sort: a few hundred blocks at
+        // most, once, and no panicking comparison path.
+        for i in 1..blocks.len() {
+            let mut j = i;
+            while j > 0 && matches!((blocks.get(j - 1), blocks.get(j)), (Some(a), Some(b)) if a.order() > b.order()) {
+                blocks.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         let managed: usize = blocks.iter().map(|b| b.pages()).sum();
         let (mut start_pfn, mut end_pfn) = (u64::MAX, 0u64);
         for b in blocks.iter() {
@@ -200,7 +215,8 @@ impl Zone {
         let mut lists = KVec::with_capacity(cpus, GFP_KERNEL)?;
         for _ in 0..cpus {
             let slots = KVec::from_elem(0u32, PCP_SLOTS, GFP_KERNEL)?;
-            lists.push(KBox::pin_init(new_spinlock!(PcpList::new(slots, high, batch), "minimm_pcp"), GFP_KERNEL)?, GFP_KERNEL)?;
+            let cpu = PcpCpu { list: PcpList::new(slots, high, batch), pgalloc: 0, pgfree: 0, fallback: 0 };
+            lists.push(KBox::pin_init(new_spinlock!(cpu, "minimm_pcp"), GFP_KERNEL)?, GFP_KERNEL)?;
         }
         let free = buddy.free_pages();
         // INVARIANT: chunks were laid out in increasing, disjoint index ranges just above; the
@@ -222,7 +238,15 @@ impl Zone {
 
     /// The zone's state, copied under its lock (the per-CPU lists each under their own).
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let pcp_pages = (0..self.pcp.len()).filter_map(|c| self.pcp_info(c)).map(|p| p.0).sum();
+        let mut counters = self.counters.read();
+        let mut pcp_pages = 0;
+        for list in self.pcp.iter() {
+            let l = list.lock();
+            pcp_pages += l.list.count();
+            counters.pgalloc += l.pgalloc;
+            counters.pgfree += l.pgfree;
+            counters.fallback += l.fallback;
+        }
         let g = self.inner.lock();
         Snapshot {
             managed: self.managed,
@@ -231,7 +255,7 @@ impl Zone {
             nr_free: g.buddy.nr_free(),
             wmark: g.wmark,
             protection: self.protection,
-            counters: self.counters.read(),
+            counters,
             start_pfn: self.start_pfn,
             spanned: self.spanned,
         }
@@ -240,7 +264,7 @@ impl Zone {
     /// CPU `cpu`'s list: pages on it, its high mark and its batch.
     pub(crate) fn pcp_info(&self, cpu: usize) -> Option<(usize, usize, usize)> {
         let l = self.pcp.get(cpu)?.lock();
-        Some((l.count(), l.high, l.batch))
+        Some((l.list.count(), l.list.high, l.list.batch))
     }
 
     /// Number of per-CPU lists (possible CPUs).
@@ -267,7 +291,7 @@ impl Zone {
         for list in self.pcp.iter() {
             let mut l = list.lock();
             let mut g = self.inner.lock();
-            while let Some(i) = l.pop_cold() {
+            while let Some(i) = l.list.pop_cold() {
                 // INVARIANT: pages on the list are allocated in the buddy table.
                 kernel::warn_on!(g.buddy.free(i).is_err());
                 n += 1;
@@ -296,12 +320,15 @@ impl Zone {
     /// Tries to take a block of `order` for a request whose highest zone is `highest`.
     fn try_alloc(&self, order: u32, highest: usize, class: Reserve, owner: u32) -> Option<u32> {
         let reserve = self.protection.get(highest).copied().unwrap_or(0);
-        let index = match (order == 0).then(|| self.alloc_pcp(reserve)).flatten() {
-            Some(i) => i,
-            None => self.alloc_buddy(order, reserve, class, owner)?,
-        };
+        let fallback = self.id != highest;
+        if order == 0 {
+            if let Some(i) = self.alloc_pcp(reserve, fallback) {
+                return Some(i);
+            }
+        }
+        let index = self.alloc_buddy(order, reserve, class, owner)?;
         self.counters.pgalloc.add(1, Relaxed);
-        if self.id != highest {
+        if fallback {
             self.counters.fallback.add(1, Relaxed);
         }
         Some(index)
@@ -309,24 +336,27 @@ impl Zone {
 
     /// The per-CPU fast path for order 0: only when the zone is above its low watermark plus
     /// the reserve (else the buddy path decides, and counts the watermark hits).
-    fn alloc_pcp(&self, reserve: usize) -> Option<u32> {
+    fn alloc_pcp(&self, reserve: usize, fallback: bool) -> Option<u32> {
         if self.free.load(Relaxed) <= self.low.load(Relaxed).saturating_add(reserve) {
             return None;
         }
         // Any CPU's list will do: the id may be stale once read, the list lock keeps it safe.
         let mut l = self.pcp.get(CpuId::current().as_u32() as usize)?.lock();
-        if l.count() == 0 {
+        if l.list.count() == 0 {
             let mut g = self.inner.lock();
-            for _ in 0..l.batch {
+            for _ in 0..l.list.batch {
                 let Some(i) = g.buddy.alloc(0, PCP_OWNER) else { break };
-                if let Err(i) = l.push(i) {
+                if let Err(i) = l.list.push(i) {
                     kernel::warn_on!(g.buddy.free(i).is_err());
                     break;
                 }
             }
             self.free.store(g.buddy.free_pages(), Relaxed);
         }
-        l.pop()
+        let i = l.list.pop()?;
+        l.pgalloc += 1;
+        l.fallback += u64::from(fallback);
+        Some(i)
     }
 
     /// The buddy path, under the zone lock, with Linux's watermark checks.
@@ -350,25 +380,25 @@ impl Zone {
     /// Frees the allocated block at `index` of `order`: order 0 to this CPU's list, draining
     /// a batch to the buddy allocator when the list reaches its high mark.
     fn free(&self, index: u32, order: u32) -> Result<(), buddy::Error> {
-        self.counters.pgfree.add(1, Relaxed);
         if order == 0 {
             if let Some(list) = self.pcp.get(CpuId::current().as_u32() as usize) {
                 let mut l = list.lock();
-                let pushed = l.push(index);
-                if pushed.is_err() || l.over_high() {
+                l.pgfree += 1;
+                let pushed = l.list.push(index);
+                if pushed.is_err() || l.list.over_high() {
                     let mut g = self.inner.lock();
-                    if let Err(i) = pushed {
-                        g.buddy.free(i)?;
-                    }
-                    for _ in 0..l.batch {
-                        let Some(i) = l.pop_cold() else { break };
-                        g.buddy.free(i)?;
+                    let mut freed = pushed.or_else(|i| g.buddy.free(i).map(|_| ()));
+                    for _ in 0..l.list.batch {
+                        let Some(i) = l.list.pop_cold() else { break };
+                        freed = freed.and(g.buddy.free(i).map(|_| ()));
                     }
                     self.free.store(g.buddy.free_pages(), Relaxed);
+                    return freed;
                 }
                 return Ok(());
             }
         }
+        self.counters.pgfree.add(1, Relaxed);
         let mut g = self.inner.lock();
         let freed = g.buddy.free(index);
         self.free.store(g.buddy.free_pages(), Relaxed);
@@ -456,23 +486,42 @@ impl Pool {
         self.borrowed
     }
 
-    /// Allocates a block of 2^`order` pages from `highest` or a lower zone.
+    /// Allocates a block of 2^`order` pages from `highest` or a lower zone, as an owned
+    /// [`Block`] that gives it back when dropped.
     ///
-    /// Context: any; takes one zone lock at a time; never sleeps.
+    /// Context: any; never sleeps.
     pub(crate) fn alloc(self: &Arc<Self>, order: u32, highest: usize, class: Reserve, owner: u32) -> Result<Block> {
+        Ok(Block { r: self.alloc_raw(order, highest, class, owner)?, pool: self.clone() })
+    }
+
+    /// Allocates a block of 2^`order` pages from `highest` or a lower zone; the caller gives it
+    /// back with [`Pool::free_raw`]. The in-kernel API, without reference counting.
+    ///
+    /// Context: any; takes a per-CPU list lock or one zone lock at a time; never sleeps.
+    pub(crate) fn alloc_raw(&self, order: u32, highest: usize, class: Reserve, owner: u32) -> Result<PageRef> {
         if order > MAX_ORDER || highest >= NR_ZONES {
             return Err(EINVAL);
         }
         for z in zone::fallback(highest) {
             let Some(zone) = self.zone(z) else { continue };
             if let Some(index) = zone.try_alloc(order, highest, class, owner) {
-                return Ok(Block { pool: self.clone(), zone: z, index, order });
+                // INVARIANT: `index` heads a block of `order` just allocated in zone `z`.
+                return Ok(PageRef { zone: z, index, order });
             }
         }
         if let Some(zone) = self.zone(highest) {
             zone.counters.alloc_fail.add(1, Relaxed);
         }
         Err(ENOMEM)
+    }
+
+    /// Gives a block from [`Pool::alloc_raw`] back.
+    ///
+    /// Context: any; never sleeps.
+    pub(crate) fn free_raw(&self, r: PageRef) {
+        let freed = self.zone(r.zone).map(|z| z.free(r.index, r.order));
+        // By `PageRef`'s invariant the block is allocated and ours: anything else is a bug.
+        kernel::warn_on!(!matches!(freed, Some(Ok(()))));
     }
 
     /// Empties every per-CPU list of every zone; returns the pages given back.
@@ -522,27 +571,34 @@ fn borrow(z: usize, want: usize, out: &mut [KVec<HostBlock>; NR_ZONES]) -> Resul
     Ok(got)
 }
 
-/// A block out of the pool. Dropping the last reference gives it back to its zone.
+/// A block out of the pool, from [`Pool::alloc_raw`]: neither `Clone` nor `Copy`, so that it
+/// can be given back only once.
 ///
 /// # Invariants
 ///
-/// `index` heads an allocated block of `order` in zone `zone` of `pool`, owned by this value.
-pub(crate) struct Block {
-    pool: Arc<Pool>,
+/// `index` heads an allocated block of `order` in zone `zone` of the pool that made it, and
+/// this value is its only owner.
+pub(crate) struct PageRef {
     zone: usize,
     index: u32,
     order: u32,
 }
 
+/// A block out of the pool that keeps the pool alive and gives the block back when dropped.
+pub(crate) struct Block {
+    r: PageRef,
+    pool: Arc<Pool>,
+}
+
 impl Block {
     /// The zone the block came from.
     pub(crate) fn zone(&self) -> usize {
-        self.zone
+        self.r.zone
     }
 
     /// Number of pages.
     pub(crate) fn pages(&self) -> usize {
-        1 << self.order
+        1 << self.r.order
     }
 
     /// The `i`-th page of the block.
@@ -550,7 +606,7 @@ impl Block {
         if i >= self.pages() {
             return None;
         }
-        self.pool.zone(self.zone)?.page(self.index + i as u32)
+        self.pool.zone(self.r.zone)?.page(self.r.index + i as u32)
     }
 
     fn pages_range(&self) -> Range<usize> {
@@ -606,9 +662,8 @@ impl Block {
 
 impl Drop for Block {
     fn drop(&mut self) {
-        let freed = self.pool.zone(self.zone).map(|z| z.free(self.index, self.order));
-        // By the type invariant this block is allocated and ours: anything else is a bug.
-        kernel::warn_on!(!matches!(freed, Some(Ok(()))));
+        let r = PageRef { zone: self.r.zone, index: self.r.index, order: self.r.order };
+        self.pool.free_raw(r);
     }
 }
 
@@ -692,7 +747,7 @@ mod tests {
     #[test]
     fn pcp_refill_and_drain() -> Result {
         let pool = small_pool()?;
-        let z = pool.alloc(0, zone::NORMAL, Reserve::Normal, 1)?.zone;
+        let z = pool.alloc(0, zone::NORMAL, Reserve::Normal, 1)?.zone();
         let zone = pool.zone(z).ok_or(EINVAL)?;
         let s = zone.snapshot();
         assert!(s.pcp_pages >= 1);

@@ -64,7 +64,8 @@ fn isqrt(n: usize) -> usize {
     let mut y = x.div_ceil(2);
     while y < x {
         x = y;
-        y = (x + n / x) / 2;
+        // `x >= 1` here; `checked_div` keeps a panic path out of the kernel build.
+        y = (x + n.checked_div(x).unwrap_or(0)) / 2;
     }
     x
 }
