@@ -325,11 +325,15 @@ fn ext_len(arg: UserPtr, ver0: u32, ours: usize) -> Result<usize> {
 
 /// Reads an extensible struct: the known prefix into `T` (the rest zero), and checks that a
 /// longer caller struct's unknown tail is zero (`E2BIG` otherwise, as `copy_struct_from_user`).
+/// A struct larger than a page is `E2BIG` too (as `sched_setattr`), which bounds the scan.
 /// Returns the struct and the number of bytes to write back.
 fn read_ext<T: AsBytes + FromBytes + Default>(arg: UserPtr, ver0: u32) -> Result<(T, usize)> {
     let user_size = UserSlice::new(arg, size_of::<u32>()).reader().read::<u32>()?;
     let len = uapi::ext_copy_len(user_size, ver0, size_of::<T>()).map_err(|_| EINVAL)?;
     let total = usize::try_from(user_size).map_err(|_| EINVAL)?;
+    if total > PAGE_SIZE {
+        return Err(E2BIG);
+    }
     let mut reader = UserSlice::new(arg, total).reader();
     let mut value = T::default();
     reader.read_slice(value.as_bytes_mut().get_mut(..len).ok_or(EINVAL)?)?;

@@ -86,6 +86,9 @@ pub fn alloc_errnos() -> TestResult {
     }
     let mut n = Newer { a: sys::minimm_alloc { size: size_of::<Newer>() as u32, ..base }, future: 1 };
     expect_errno(dev.ioctl(sys::MINIMM_IOC_ALLOC, &mut n), libc::E2BIG, "nonzero unknown tail")?;
+    // Sizes above a page are refused before anything is scanned.
+    let mut big = sys::minimm_alloc { size: page_size() as u32 + 1, ..base };
+    expect_errno(dev.ioctl(sys::MINIMM_IOC_ALLOC, &mut big), libc::E2BIG, "size above a page")?;
     n.future = 0;
     dev.ioctl(sys::MINIMM_IOC_ALLOC, &mut n).map_err(|err| format!("zero unknown tail: {err}"))?;
     check_eq!(n.a.size, sys::MINIMM_ALLOC_SIZE_VER0);

@@ -12,7 +12,9 @@
  * size smaller than the struct's first published version (the _VER0 size)
  * with EINVAL, reads and writes only min(size, its own size) bytes, and for
  * output structs sets size to the number of bytes it wrote. Fields are only
- * ever appended, so older and newer programs keep working.
+ * ever appended, so older and newer programs keep working. For input structs,
+ * fields the module does not know must be zero (E2BIG otherwise), and a size
+ * above the page size is E2BIG.
  *
  * Reserved and padding fields must be zero; flags outside a _VALID mask are
  * rejected with EINVAL.
