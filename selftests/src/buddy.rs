@@ -470,6 +470,68 @@ pub fn concurrent_alloc_free() -> TestResult {
     pass()
 }
 
+/// Runs `cmd` with `sh -c`; fails with its output unless it succeeds.
+fn sh(cmd: &str) -> Result<String, String> {
+    let out = Command::new("sh").args(["-c", cmd]).output().map_err(|err| format!("sh: {err}"))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() { Ok(text) } else { Err(format!("{cmd}: {}: {text}", out.status)) }
+}
+
+/// Borrowing takes what the host gives: with the host failing every allocation of order 6 or
+/// more (fault injection, for insmod only), the pool is built from smaller blocks, and merges
+/// never grow past them; asking a zone for more than the host has loads with less, logged.
+/// The module is loaded again with its defaults afterwards.
+pub fn borrowing_takes_what_the_host_gives() -> TestResult {
+    let fa = "/sys/kernel/debug/fail_page_alloc";
+    if !std::path::Path::new(fa).exists() {
+        return skip("no fail_page_alloc in this kernel");
+    }
+    let requested = info_value("dma_pages")? + info_value("dma32_pages")? + info_value("normal_pages")?;
+    sh("rmmod minimm")?;
+    let setup = format!(
+        "echo 0 > {fa}/verbose && echo Y > {fa}/task-filter && echo N > {fa}/ignore-gfp-wait && \
+         echo 6 > {fa}/min-order && echo 1 > {fa}/interval && echo -1 > {fa}/times && echo 100 > {fa}/probability"
+    );
+    let loaded = sh(&setup).and_then(|_| sh("echo 1 > /proc/self/make-it-fail && exec insmod /lib/modules/minimm.ko"));
+    // Whatever happened, stop injecting before checking anything.
+    let reset = sh(&format!("echo 0 > {fa}/probability && echo 1 > {fa}/min-order && echo Y > {fa}/ignore-gfp-wait"));
+    loaded?;
+    reset?;
+    let result = (|| -> Result<(), String> {
+        check_eq!(info_value("borrowed_pages")?, requested);
+        let dev = open()?;
+        for zone in [DMA, DMA32, NORMAL] {
+            let st = stats(&dev, zone)?;
+            check!(st.nr_free[6..].iter().all(|&n| n == 0), "zone {zone}: blocks above order 5: {:?}", st.nr_free);
+            expect_errno(dev.alloc(6, zone, 0), libc::ENOMEM, "order 6 from order-5 chunks")?;
+        }
+        // Order-5 blocks still come and go, and merge back to order 5 at most.
+        let a = dev.alloc(5, NORMAL, 0).map_err(e)?;
+        dev.free(a.handle).map_err(e)?;
+        let text = debugfs("validate").map_err(e)?;
+        check_eq!(text.lines().filter(|l| l.contains(": ok,")).count(), 3);
+        Ok(())
+    })();
+    sh("rmmod minimm")?;
+    result?;
+    // More DMA than the host has: loads with less, and says so.
+    sh("insmod /lib/modules/minimm.ko dma_pages=100000")?;
+    let result = (|| -> Result<(), String> {
+        let dev = open()?;
+        let dma = stats(&dev, DMA)?.managed_pages;
+        check!(dma > 0 && dma < 100_000, "DMA zone has {dma} pages");
+        let log = sh("dmesg")?;
+        check!(log.contains("DMA: the host gave"), "no log line for the short zone");
+        let a = dev.alloc(0, DMA, 0).map_err(e)?;
+        check_eq!(a.zone_out, DMA);
+        Ok(())
+    })();
+    sh("rmmod minimm")?;
+    sh("insmod /lib/modules/minimm.ko")?;
+    result?;
+    pass()
+}
+
 /// After rmmod the host has every borrowed page back: minimm's own count at unload, and the
 /// host's free memory. The module is loaded again afterwards.
 pub fn rmmod_returns_every_page() -> TestResult {

@@ -185,7 +185,8 @@ const TESTS: &[Test] = &[
     Test { name: "buddy_pcp_lists", run: buddy::pcp_lists },
     Test { name: "buddy_concurrent_alloc_free", run: buddy::concurrent_alloc_free },
     Test { name: "buddy_validate_passes", run: buddy::validate_passes },
-    // Last: it unloads and reloads the module.
+    // Last: these unload and reload the module.
+    Test { name: "buddy_borrowing_takes_what_the_host_gives", run: buddy::borrowing_takes_what_the_host_gives },
     Test { name: "buddy_rmmod_returns_every_page", run: buddy::rmmod_returns_every_page },
 ];
 
