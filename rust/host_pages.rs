@@ -126,6 +126,17 @@ impl Drop for HostBlock {
     }
 }
 
+/// The host's free pages now, as `si_meminfo` reports them.
+pub(crate) fn host_free_pages() -> usize {
+    let mut info = core::mem::MaybeUninit::<bindings::sysinfo>::zeroed();
+    // SAFETY: `si_meminfo` fills the struct it is given; `info` is valid for writes.
+    unsafe { bindings::si_meminfo(info.as_mut_ptr()) };
+    // SAFETY: zeroed, then filled by `si_meminfo`; every bit pattern is a valid `sysinfo`.
+    let info = unsafe { info.assume_init() };
+    let bytes = (info.freeram as usize).saturating_mul(info.mem_unit.max(1) as usize);
+    bytes / PAGE_SIZE
+}
+
 /// `page_to_pfn` on x86_64 with SPARSEMEM_VMEMMAP: the page's index in the `vmemmap` array.
 pub(crate) fn page_to_pfn(page: *const bindings::page) -> u64 {
     // SAFETY: `vmemmap_base` is written once during early boot and only read afterwards.

@@ -440,9 +440,17 @@ impl Pool {
         pin_init::pin_init_scope(move || {
             let mut blocks = [KVec::new(), KVec::new(), KVec::new()];
             let mut borrowed = 0usize;
-            for (z, &want) in cfg.zone_pages.iter().enumerate() {
+            // Never take more than half of what the host has free: a pool is for watching the
+            // mechanisms, not for starving the host.
+            let mut budget = crate::host_pages::host_free_pages() / 2;
+            for (z, &asked) in cfg.zone_pages.iter().enumerate() {
+                let want = asked.min(budget);
+                if want < asked {
+                    pr_info!("{}: asking for {want} of {asked} pages, half the host's free memory\n", zone::NAMES[z]);
+                }
                 let got = borrow(z, want, &mut blocks)?;
                 borrowed += got;
+                budget -= got.min(budget);
                 if got < want {
                     pr_info!("{}: the host gave {got} of {want} pages\n", zone::NAMES[z]);
                 }
