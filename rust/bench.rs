@@ -57,7 +57,12 @@ pub(crate) fn run(pool: &Arc<Pool>, order: u32, iterations: u64) -> Result<Resul
         host_pair(order)?;
     }
     let host = t.elapsed().as_nanos() as u64;
-    Ok(Result1 { order, iterations: n, minimm_ns: minimm / n, host_ns: host / n })
+    Ok(Result1 {
+        order,
+        iterations: n,
+        minimm_ns: minimm / n,
+        host_ns: host / n,
+    })
 }
 
 /// One `alloc_pages` + `__free_pages` pair on the host.
@@ -81,7 +86,12 @@ pub(crate) fn show(results: &Results, f: &mut fmt::Formatter<'_>) -> fmt::Result
         writeln!(
             f,
             "{:5} {:10} {:9} {:7} {}.{:02}",
-            r.order, r.iterations, r.minimm_ns, r.host_ns, hundredths / 100, hundredths % 100
+            r.order,
+            r.iterations,
+            r.minimm_ns,
+            r.host_ns,
+            hundredths / 100,
+            hundredths % 100
         )?;
     }
     Ok(())

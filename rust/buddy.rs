@@ -140,7 +140,13 @@ where
         for p in pages.iter_mut() {
             *p = PageMeta::ABSENT;
         }
-        Self { pages, free_head: [NIL; NR_ORDERS], nr_free: [0; NR_ORDERS], free_pages: 0, managed_pages: 0 }
+        Self {
+            pages,
+            free_head: [NIL; NR_ORDERS],
+            nr_free: [0; NR_ORDERS],
+            free_pages: 0,
+            managed_pages: 0,
+        }
     }
 
     /// Number of entries of the table (present or not).
@@ -185,7 +191,11 @@ where
         for i in index..end {
             if let Some(m) = self.meta_mut(i) {
                 // `order <= MAX_ORDER` fits in u8.
-                *m = PageMeta { state: PageState::Tail, chunk_order: order as u8, ..PageMeta::ABSENT };
+                *m = PageMeta {
+                    state: PageState::Tail,
+                    chunk_order: order as u8,
+                    ..PageMeta::ABSENT
+                };
             }
         }
         self.push_free(index, order);
@@ -235,7 +245,11 @@ where
             }
             self.unlink(buddy, o);
             // The higher of the two becomes a tail of the merged block.
-            let (low, high) = if buddy < index { (buddy, index) } else { (index, buddy) };
+            let (low, high) = if buddy < index {
+                (buddy, index)
+            } else {
+                (index, buddy)
+            };
             if let Some(h) = self.meta_mut(high) {
                 h.state = PageState::Tail;
             }
@@ -280,7 +294,11 @@ where
             n.prev = prev;
         }
         if let Some(m) = self.meta_mut(index) {
-            *m = PageMeta { state: PageState::Tail, chunk_order: m.chunk_order, ..PageMeta::ABSENT };
+            *m = PageMeta {
+                state: PageState::Tail,
+                chunk_order: m.chunk_order,
+                ..PageMeta::ABSENT
+            };
         }
         self.nr_free[o] -= 1;
         self.free_pages -= 1 << order;
@@ -343,9 +361,14 @@ where
         for o in 0..NR_ORDERS {
             let (mut cur, mut prev, mut len) = (self.free_head[o], NIL, 0usize);
             while cur != NIL {
-                let Some(m) = self.meta(cur) else { return bad(cur, "free list points outside the table") };
+                let Some(m) = self.meta(cur) else {
+                    return bad(cur, "free list points outside the table");
+                };
                 if m.state != PageState::Free || m.order as usize != o {
-                    return bad(cur, "free list holds a block that is not free at that order");
+                    return bad(
+                        cur,
+                        "free list holds a block that is not free at that order",
+                    );
                 }
                 if m.prev != prev {
                     return bad(cur, "free list back link broken");
@@ -379,7 +402,9 @@ mod tests {
     impl<S: core::ops::DerefMut<Target = [PageMeta]>> Buddy<S> {
         /// The owner recorded for the allocated block at `index`.
         fn owner(&self, index: u32) -> Option<u32> {
-            self.meta(index).filter(|m| m.state == PageState::Allocated).map(|m| m.owner)
+            self.meta(index)
+                .filter(|m| m.state == PageState::Allocated)
+                .map(|m| m.owner)
         }
     }
 
@@ -571,15 +596,24 @@ mod tests {
                             Some(i) => {
                                 let n = 1u32 << o;
                                 assert_eq!(i % n, 0, "seed {seed}: misaligned");
-                                assert!(chunks.iter().any(|&(s, len)| i >= s && i + n <= s + len), "seed {seed}: outside chunks");
+                                assert!(
+                                    chunks.iter().any(|&(s, len)| i >= s && i + n <= s + len),
+                                    "seed {seed}: outside chunks"
+                                );
                                 for (&j, &(m, _)) in &live {
-                                    assert!(i + n <= j || j + m <= i, "seed {seed}: overlaps live block {j}");
+                                    assert!(
+                                        i + n <= j || j + m <= i,
+                                        "seed {seed}: overlaps live block {j}"
+                                    );
                                 }
                                 live.insert(i, (n, owner));
                             }
                             None => {
                                 // Refusal is right only if no free block of order >= o exists.
-                                assert!(b.nr_free()[o as usize..].iter().all(|&c| c == 0), "seed {seed}: refused with space");
+                                assert!(
+                                    b.nr_free()[o as usize..].iter().all(|&c| c == 0),
+                                    "seed {seed}: refused with space"
+                                );
                                 assert!(model_free >= b.free_pages() as u32);
                             }
                         }
@@ -598,7 +632,11 @@ mod tests {
                     }
                 }
                 let used: u32 = live.values().map(|v| v.0).sum();
-                assert_eq!(b.free_pages() as u32, total - used, "seed {seed} step {step}");
+                assert_eq!(
+                    b.free_pages() as u32,
+                    total - used,
+                    "seed {seed} step {step}"
+                );
                 if let Err(c) = b.validate() {
                     panic!("seed {seed} step {step}: {c:?}");
                 }

@@ -116,7 +116,10 @@ fn info(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "page_size: {}", info.page_size)?;
     writeln!(f, "max_order: {}", info.max_order)?;
     writeln!(f, "nr_zones: {}", info.nr_zones)?;
-    for (name, pages) in ["dma_pages", "dma32_pages", "normal_pages"].iter().zip(p.zone_pages) {
+    for (name, pages) in ["dma_pages", "dma32_pages", "normal_pages"]
+        .iter()
+        .zip(p.zone_pages)
+    {
         writeln!(f, "{name}: {pages}")?;
     }
     writeln!(f, "file_quota_pages: {}", p.file_quota_pages)?;
@@ -175,7 +178,12 @@ fn zoneinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 /// Shared layout of the two extfrag files: `"Node %d, zone %8s "` then one value per order.
-fn extfrag(shared: &Shared, f: &mut fmt::Formatter<'_>, index: fn(&[usize; NR_ORDERS], u32) -> i64, width: usize) -> fmt::Result {
+fn extfrag(
+    shared: &Shared,
+    f: &mut fmt::Formatter<'_>,
+    index: fn(&[usize; NR_ORDERS], u32) -> i64,
+    width: usize,
+) -> fmt::Result {
     for (z, s) in snapshots(shared).iter().enumerate() {
         let Some(s) = s else { continue };
         write!(f, "Node 0, zone {:>8} ", zone::NAMES[z])?;
@@ -202,18 +210,46 @@ fn vmstat(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     let snaps = snapshots(shared);
     let all = || snaps.iter().flatten();
     writeln!(f, "nr_free_pages {}", all().map(|s| s.free).sum::<usize>())?;
-    writeln!(f, "nr_managed_pages {}", all().map(|s| s.managed).sum::<usize>())?;
-    writeln!(f, "nr_pcp_pages {}", all().map(|s| s.pcp_pages).sum::<usize>())?;
+    writeln!(
+        f,
+        "nr_managed_pages {}",
+        all().map(|s| s.managed).sum::<usize>()
+    )?;
+    writeln!(
+        f,
+        "nr_pcp_pages {}",
+        all().map(|s| s.pcp_pages).sum::<usize>()
+    )?;
     for (z, s) in snaps.iter().enumerate() {
         if let Some(s) = s {
             writeln!(f, "pgalloc_{} {}", LOWER[z], s.counters.pgalloc)?;
         }
     }
-    writeln!(f, "pgfree {}", all().map(|s| s.counters.pgfree).sum::<u64>())?;
-    writeln!(f, "pgalloc_fail {}", all().map(|s| s.counters.alloc_fail).sum::<u64>())?;
-    writeln!(f, "low_wmark_hit {}", all().map(|s| s.counters.low_wmark_hit).sum::<u64>())?;
-    writeln!(f, "min_wmark_hit {}", all().map(|s| s.counters.min_wmark_hit).sum::<u64>())?;
-    writeln!(f, "zone_fallback {}", all().map(|s| s.counters.fallback).sum::<u64>())?;
+    writeln!(
+        f,
+        "pgfree {}",
+        all().map(|s| s.counters.pgfree).sum::<u64>()
+    )?;
+    writeln!(
+        f,
+        "pgalloc_fail {}",
+        all().map(|s| s.counters.alloc_fail).sum::<u64>()
+    )?;
+    writeln!(
+        f,
+        "low_wmark_hit {}",
+        all().map(|s| s.counters.low_wmark_hit).sum::<u64>()
+    )?;
+    writeln!(
+        f,
+        "min_wmark_hit {}",
+        all().map(|s| s.counters.min_wmark_hit).sum::<u64>()
+    )?;
+    writeln!(
+        f,
+        "zone_fallback {}",
+        all().map(|s| s.counters.fallback).sum::<u64>()
+    )?;
     writeln!(f, "borrowed_pages {}", shared.pool.borrowed())
 }
 
@@ -224,7 +260,14 @@ const LOWER: [&str; NR_ZONES] = ["dma", "dma32", "normal"];
 fn watermarks(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for (z, s) in snapshots(shared).iter().enumerate() {
         if let Some(s) = s {
-            writeln!(f, "{} {} {} {}", zone::NAMES[z], s.wmark.min, s.wmark.low, s.wmark.high)?;
+            writeln!(
+                f,
+                "{} {} {} {}",
+                zone::NAMES[z],
+                s.wmark.min,
+                s.wmark.low,
+                s.wmark.high
+            )?;
         }
     }
     Ok(())
@@ -238,7 +281,9 @@ fn read_text<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8; 128]) -> Result
     }
     let part = buf.get_mut(..n).ok_or(EINVAL)?;
     reader.read_slice(part)?;
-    core::str::from_utf8(part).map(str::trim).map_err(|_| EINVAL)
+    core::str::from_utf8(part)
+        .map(str::trim)
+        .map_err(|_| EINVAL)
 }
 
 /// Writing `minimm/watermarks`: `<zone> <min> <low> <high>`, zone by name (any case).
@@ -247,9 +292,16 @@ fn set_watermarks(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result 
     let text = read_text(reader, &mut buf)?;
     let mut words = text.split_whitespace();
     let name = words.next().ok_or(EINVAL)?;
-    let z = zone::NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)).ok_or(EINVAL)?;
+    let z = zone::NAMES
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(name))
+        .ok_or(EINVAL)?;
     let mut num = || -> Result<usize> { words.next().ok_or(EINVAL)?.parse().map_err(|_| EINVAL) };
-    let w = Watermarks { min: num()?, low: num()?, high: num()? };
+    let w = Watermarks {
+        min: num()?,
+        low: num()?,
+        high: num()?,
+    };
     if words.next().is_some() {
         return Err(EINVAL);
     }
@@ -266,7 +318,13 @@ fn validate(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for (z, v) in verdicts(shared).iter().enumerate() {
         match v {
             Some(Ok(blocks)) => writeln!(f, "{}: ok, {blocks} blocks", zone::NAMES[z])?,
-            Some(Err(c)) => writeln!(f, "{}: CORRUPT at page {}: {}", zone::NAMES[z], c.index, c.what)?,
+            Some(Err(c)) => writeln!(
+                f,
+                "{}: CORRUPT at page {}: {}",
+                zone::NAMES[z],
+                c.index,
+                c.what
+            )?,
             None => {}
         }
     }
@@ -325,7 +383,12 @@ fn validate_write(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result 
             Some(Ok(blocks)) => pr_info!("validate: {}: ok, {blocks} blocks\n", zone::NAMES[z]),
             Some(Err(c)) => {
                 ok = false;
-                pr_err!("validate: {}: CORRUPT at page {}: {}\n", zone::NAMES[z], c.index, c.what);
+                pr_err!(
+                    "validate: {}: CORRUPT at page {}: {}\n",
+                    zone::NAMES[z],
+                    c.index,
+                    c.what
+                );
             }
             None => {}
         }

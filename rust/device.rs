@@ -56,7 +56,13 @@ macro_rules! uapi_bytes {
         unsafe impl FromBytes for $t {}
     )*};
 }
-uapi_bytes!(uapi::Info, uapi::Alloc, uapi::Free, uapi::BlockData, uapi::ZoneStats);
+uapi_bytes!(
+    uapi::Info,
+    uapi::Alloc,
+    uapi::Free,
+    uapi::BlockData,
+    uapi::ZoneStats
+);
 
 // The pure mirror encodes ioctl numbers itself; check it against the kernel's own macros.
 const _: () = {
@@ -177,11 +183,12 @@ struct AssertSync<T>(T);
 // SAFETY: The operations table is immutable and only holds function pointers.
 unsafe impl<T> Sync for AssertSync<T> {}
 
-static VM_OPS: AssertSync<bindings::vm_operations_struct> = AssertSync(bindings::vm_operations_struct {
-    open: Some(vma_open),
-    close: Some(vma_close),
-    ..pin_init::zeroed()
-});
+static VM_OPS: AssertSync<bindings::vm_operations_struct> =
+    AssertSync(bindings::vm_operations_struct {
+        open: Some(vma_open),
+        close: Some(vma_close),
+        ..pin_init::zeroed()
+    });
 
 /// A VMA of ours was duplicated (split by a partial munmap or mprotect): the new one takes its
 /// own reference to the block.
@@ -212,7 +219,9 @@ unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
 impl Client {
     fn lookup(&self, handle: u64) -> Option<Arc<FileBlock>> {
         let b = self.blocks.lock();
-        b.position(handle).and_then(|i| b.list.get(i)).map(|e| e.1.clone())
+        b.position(handle)
+            .and_then(|i| b.list.get(i))
+            .map(|e| e.1.clone())
     }
 
     /// `MINIMM_IOC_GET_INFO`.
@@ -227,7 +236,11 @@ impl Client {
     fn alloc(&self, arg: UserPtr) -> Result {
         let (mut req, len) = read_ext::<uapi::Alloc>(arg, uapi::ALLOC_SIZE_VER0)?;
         let zone = usize::try_from(req.zone).map_err(|_| EINVAL)?;
-        if req.order > uapi::MAX_ORDER || zone >= NR_ZONES || req.flags & !alloc_flags::VALID != 0 || req.pad != 0 {
+        if req.order > uapi::MAX_ORDER
+            || zone >= NR_ZONES
+            || req.flags & !alloc_flags::VALID != 0
+            || req.pad != 0
+        {
             return Err(EINVAL);
         }
         let pages = 1usize << req.order;
@@ -238,7 +251,11 @@ impl Client {
             self.charge.fetch_sub(pages, Relaxed);
             return Err(EDQUOT);
         }
-        let class = if req.flags & alloc_flags::ATOMIC != 0 { Reserve::Atomic } else { Reserve::Normal };
+        let class = if req.flags & alloc_flags::ATOMIC != 0 {
+            Reserve::Atomic
+        } else {
+            Reserve::Normal
+        };
         let block = match self.shared.pool.alloc(req.order, zone, class, self.owner) {
             Ok(b) => b,
             Err(e) => {
@@ -247,7 +264,10 @@ impl Client {
             }
         };
         // From here on the charge belongs to `fb` and is released when it drops.
-        let fb = FileBlock { block, charge: self.charge.clone() };
+        let fb = FileBlock {
+            block,
+            charge: self.charge.clone(),
+        };
         // Pool pages may hold another client's data: zero them before user space can see them.
         fb.block.zero()?;
         req.zone_out = fb.block.zone() as u32;
@@ -319,7 +339,9 @@ impl Client {
 ///
 /// Errors: `EFAULT` if `arg` cannot be read, `EINVAL` if the size is below `ver0`.
 fn ext_len(arg: UserPtr, ver0: u32, ours: usize) -> Result<usize> {
-    let user_size = UserSlice::new(arg, size_of::<u32>()).reader().read::<u32>()?;
+    let user_size = UserSlice::new(arg, size_of::<u32>())
+        .reader()
+        .read::<u32>()?;
     uapi::ext_copy_len(user_size, ver0, ours).map_err(|_| EINVAL)
 }
 
@@ -328,7 +350,9 @@ fn ext_len(arg: UserPtr, ver0: u32, ours: usize) -> Result<usize> {
 /// A struct larger than a page is `E2BIG` too (as `sched_setattr`), which bounds the scan.
 /// Returns the struct and the number of bytes to write back.
 fn read_ext<T: AsBytes + FromBytes + Default>(arg: UserPtr, ver0: u32) -> Result<(T, usize)> {
-    let user_size = UserSlice::new(arg, size_of::<u32>()).reader().read::<u32>()?;
+    let user_size = UserSlice::new(arg, size_of::<u32>())
+        .reader()
+        .read::<u32>()?;
     let len = uapi::ext_copy_len(user_size, ver0, size_of::<T>()).map_err(|_| EINVAL)?;
     let total = usize::try_from(user_size).map_err(|_| EINVAL)?;
     if total > PAGE_SIZE {
@@ -372,7 +396,12 @@ mod tests {
 
     #[test]
     fn info_bytes_are_the_c_layout() {
-        let info = uapi::Info { size: 32, abi_version: 1, features: 0x0102, ..Default::default() };
+        let info = uapi::Info {
+            size: 32,
+            abi_version: 1,
+            features: 0x0102,
+            ..Default::default()
+        };
         let b = info.as_bytes();
         assert_eq!(b.len(), uapi::INFO_SIZE_VER0 as usize);
         assert_eq!(&b[0..4], &32u32.to_ne_bytes());

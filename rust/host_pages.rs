@@ -98,7 +98,10 @@ impl HostBlock {
 
     /// The physical address range of the block.
     pub(crate) fn phys(&self) -> (u64, u64) {
-        (self.pfn() << kernel::page::PAGE_SHIFT, (self.pages() * PAGE_SIZE) as u64)
+        (
+            self.pfn() << kernel::page::PAGE_SHIFT,
+            (self.pages() * PAGE_SIZE) as u64,
+        )
     }
 
     /// The `i`-th page, or `None` past the end.

@@ -220,7 +220,14 @@ impl kernel::InPlaceModule for Minimm {
                 }),
                 GFP_KERNEL,
             )?;
-            let shared = Arc::new(Shared { params, pool, next_owner: Atomic::new(1) }, GFP_KERNEL)?;
+            let shared = Arc::new(
+                Shared {
+                    params,
+                    pool,
+                    next_owner: Atomic::new(1),
+                },
+                GFP_KERNEL,
+            )?;
             Ok(try_pin_init!(Self {
                 debugfs <- debugfs::Entries::new(shared.clone()),
                 // INVARIANT: the registration is created in place inside this `Minimm`.
@@ -232,4 +239,3 @@ impl kernel::InPlaceModule for Minimm {
         })
     }
 }
-

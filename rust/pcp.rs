@@ -29,7 +29,10 @@ pub(crate) fn batch_size(managed: usize, page_size: usize) -> usize {
 /// The `high` mark of a CPU's list: the zone's low watermark split among `cpus`, at least
 /// `4 * batch`, and at most `cap - batch` so that a full list still has room to push.
 pub(crate) fn high_mark(low_wmark: usize, cpus: usize, batch: usize, cap: usize) -> usize {
-    (low_wmark / cpus.max(1)).max(4 * batch).min(cap.saturating_sub(batch)).max(1)
+    (low_wmark / cpus.max(1))
+        .max(4 * batch)
+        .min(cap.saturating_sub(batch))
+        .max(1)
 }
 
 /// One CPU's list of free order-0 pages (zone table indices).
@@ -52,7 +55,13 @@ where
 {
     /// An empty list over `slots`, which bounds how many pages it can hold.
     pub(crate) fn new(slots: S, high: usize, batch: usize) -> Self {
-        Self { slots, start: 0, count: 0, high, batch }
+        Self {
+            slots,
+            start: 0,
+            count: 0,
+            high,
+            batch,
+        }
     }
 
     /// Pages on the list.

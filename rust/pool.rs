@@ -175,13 +175,20 @@ pub(crate) struct Zone {
 }
 
 impl Zone {
-    fn new(id: usize, mut blocks: KVec<HostBlock>, wmark: Watermarks, protection: [usize; NR_ZONES]) -> Result<impl PinInit<Self, Error>> {
+    fn new(
+        id: usize,
+        mut blocks: KVec<HostBlock>,
+        wmark: Watermarks,
+        protection: [usize; NR_ZONES],
+    ) -> Result<impl PinInit<Self, Error>> {
         // Laid out largest first (popped from the back of an ascending order): then every
         // block starts at an index aligned to its size. Insertion sort: a few hundred blocks at
         // most, once, and no panicking comparison path.
         for i in 1..blocks.len() {
             let mut j = i;
-            while j > 0 && matches!((blocks.get(j - 1), blocks.get(j)), (Some(a), Some(b)) if a.order() > b.order()) {
+            while j > 0
+                && matches!((blocks.get(j - 1), blocks.get(j)), (Some(a), Some(b)) if a.order() > b.order())
+            {
                 blocks.swap(j - 1, j);
                 j -= 1;
             }
@@ -215,8 +222,16 @@ impl Zone {
         let mut lists = KVec::with_capacity(cpus, GFP_KERNEL)?;
         for _ in 0..cpus {
             let slots = KVec::from_elem(0u32, PCP_SLOTS, GFP_KERNEL)?;
-            let cpu = PcpCpu { list: PcpList::new(slots, high, batch), pgalloc: 0, pgfree: 0, fallback: 0 };
-            lists.push(KBox::pin_init(new_spinlock!(cpu, "minimm_pcp"), GFP_KERNEL)?, GFP_KERNEL)?;
+            let cpu = PcpCpu {
+                list: PcpList::new(slots, high, batch),
+                pgalloc: 0,
+                pgfree: 0,
+                fallback: 0,
+            };
+            lists.push(
+                KBox::pin_init(new_spinlock!(cpu, "minimm_pcp"), GFP_KERNEL)?,
+                GFP_KERNEL,
+            )?;
         }
         let free = buddy.free_pages();
         // INVARIANT: chunks were laid out in increasing, disjoint index ranges just above; the
@@ -304,8 +319,12 @@ impl Zone {
     /// Runs the buddy invariant checker; returns the number of blocks.
     pub(crate) fn validate(&self) -> Result<usize, buddy::Corruption> {
         let g = self.inner.lock();
-        if self.free.load(Relaxed) != g.buddy.free_pages() || self.low.load(Relaxed) != g.wmark.low {
-            return Err(buddy::Corruption { index: 0, what: "lock-free copies of free or low are stale" });
+        if self.free.load(Relaxed) != g.buddy.free_pages() || self.low.load(Relaxed) != g.wmark.low
+        {
+            return Err(buddy::Corruption {
+                index: 0,
+                what: "lock-free copies of free or low are stale",
+            });
         }
         g.buddy.validate()
     }
@@ -345,7 +364,9 @@ impl Zone {
         if l.list.count() == 0 {
             let mut g = self.inner.lock();
             for _ in 0..l.list.batch {
-                let Some(i) = g.buddy.alloc(0, PCP_OWNER) else { break };
+                let Some(i) = g.buddy.alloc(0, PCP_OWNER) else {
+                    break;
+                };
                 if let Err(i) = l.list.push(i) {
                     kernel::warn_on!(g.buddy.free(i).is_err());
                     break;
@@ -446,7 +467,10 @@ impl Pool {
             for (z, &asked) in cfg.zone_pages.iter().enumerate() {
                 let want = asked.min(budget);
                 if want < asked {
-                    pr_info!("{}: asking for {want} of {asked} pages, half the host's free memory\n", zone::NAMES[z]);
+                    pr_info!(
+                        "{}: asking for {want} of {asked} pages, half the host's free memory\n",
+                        zone::NAMES[z]
+                    );
                 }
                 let got = borrow(z, want, &mut blocks)?;
                 borrowed += got;
@@ -455,18 +479,28 @@ impl Pool {
                     pr_info!("{}: the host gave {got} of {want} pages\n", zone::NAMES[z]);
                 }
             }
-            let managed = [0, 1, 2].map(|z: usize| blocks[z].iter().map(|b: &HostBlock| b.pages()).sum::<usize>());
+            let managed = [0, 1, 2].map(|z: usize| {
+                blocks[z]
+                    .iter()
+                    .map(|b: &HostBlock| b.pages())
+                    .sum::<usize>()
+            });
             let kib = kernel::page::PAGE_SIZE / 1024;
             let min_free_kbytes = match cfg.min_free_kbytes {
                 0 => zone::min_free_kbytes(borrowed, kib),
                 n => n,
             };
-            let wmarks = zone::watermarks(managed, min_free_kbytes / kib, cfg.watermark_scale_factor);
+            let wmarks =
+                zone::watermarks(managed, min_free_kbytes / kib, cfg.watermark_scale_factor);
             let reserve = zone::lowmem_reserve(managed, zone::LOWMEM_RESERVE_RATIO);
             for z in 0..NR_ZONES {
                 pr_info!(
                     "zone {:>6}: {} pages, watermarks min {} low {} high {}\n",
-                    zone::NAMES[z], managed[z], wmarks[z].min, wmarks[z].low, wmarks[z].high
+                    zone::NAMES[z],
+                    managed[z],
+                    wmarks[z].min,
+                    wmarks[z].low,
+                    wmarks[z].high
                 );
             }
             let [dma, dma32, normal] = blocks;
@@ -498,15 +532,30 @@ impl Pool {
     /// [`Block`] that gives it back when dropped.
     ///
     /// Context: any; never sleeps.
-    pub(crate) fn alloc(self: &Arc<Self>, order: u32, highest: usize, class: Reserve, owner: u32) -> Result<Block> {
-        Ok(Block { r: self.alloc_raw(order, highest, class, owner)?, pool: self.clone() })
+    pub(crate) fn alloc(
+        self: &Arc<Self>,
+        order: u32,
+        highest: usize,
+        class: Reserve,
+        owner: u32,
+    ) -> Result<Block> {
+        Ok(Block {
+            r: self.alloc_raw(order, highest, class, owner)?,
+            pool: self.clone(),
+        })
     }
 
     /// Allocates a block of 2^`order` pages from `highest` or a lower zone; the caller gives it
     /// back with [`Pool::free_raw`]. The in-kernel API, without reference counting.
     ///
     /// Context: any; takes a per-CPU list lock or one zone lock at a time; never sleeps.
-    pub(crate) fn alloc_raw(&self, order: u32, highest: usize, class: Reserve, owner: u32) -> Result<PageRef> {
+    pub(crate) fn alloc_raw(
+        &self,
+        order: u32,
+        highest: usize,
+        class: Reserve,
+        owner: u32,
+    ) -> Result<PageRef> {
         if order > MAX_ORDER || highest >= NR_ZONES {
             return Err(EINVAL);
         }
@@ -514,7 +563,11 @@ impl Pool {
             let Some(zone) = self.zone(z) else { continue };
             if let Some(index) = zone.try_alloc(order, highest, class, owner) {
                 // INVARIANT: `index` heads a block of `order` just allocated in zone `z`.
-                return Ok(PageRef { zone: z, index, order });
+                return Ok(PageRef {
+                    zone: z,
+                    index,
+                    order,
+                });
             }
         }
         if let Some(zone) = self.zone(highest) {
@@ -534,7 +587,10 @@ impl Pool {
 
     /// Empties every per-CPU list of every zone; returns the pages given back.
     pub(crate) fn drain(&self) -> usize {
-        (0..NR_ZONES).filter_map(|z| self.zone(z)).map(Zone::drain).sum()
+        (0..NR_ZONES)
+            .filter_map(|z| self.zone(z))
+            .map(Zone::drain)
+            .sum()
     }
 }
 
@@ -548,7 +604,12 @@ impl PinnedDrop for Pool {
             if let Some(zone) = self.zone(z) {
                 let s = zone.snapshot();
                 if s.free != s.managed {
-                    pr_err!("{}: {} of {} pages not back in the pool at unload\n", zone::NAMES[z], s.managed - s.free, s.managed);
+                    pr_err!(
+                        "{}: {} of {} pages not back in the pool at unload\n",
+                        zone::NAMES[z],
+                        s.managed - s.free,
+                        s.managed
+                    );
                 }
             }
         }
@@ -670,7 +731,11 @@ impl Block {
 
 impl Drop for Block {
     fn drop(&mut self) {
-        let r = PageRef { zone: self.r.zone, index: self.r.index, order: self.r.order };
+        let r = PageRef {
+            zone: self.r.zone,
+            index: self.r.index,
+            order: self.r.order,
+        };
         self.pool.free_raw(r);
     }
 }
@@ -704,7 +769,11 @@ mod tests {
 
     fn small_pool() -> Result<Arc<Pool>> {
         Arc::pin_init(
-            Pool::new(Config { zone_pages: [16, 64, 64], min_free_kbytes: 0, watermark_scale_factor: 10 }),
+            Pool::new(Config {
+                zone_pages: [16, 64, 64],
+                min_free_kbytes: 0,
+                watermark_scale_factor: 10,
+            }),
             GFP_KERNEL,
         )
     }

@@ -87,7 +87,11 @@ pub(crate) fn watermarks(
         let min = mult_frac(min_free_pages, m, total);
         let step = (min / 4).max(mult_frac(m, scale_factor, 10_000));
         let low = min.saturating_add(step);
-        w[z] = Watermarks { min, low, high: low.saturating_add(step) };
+        w[z] = Watermarks {
+            min,
+            low,
+            high: low.saturating_add(step),
+        };
     }
     w
 }
@@ -105,7 +109,10 @@ fn mult_frac(x: usize, n: usize, d: usize) -> usize {
 /// `setup_per_zone_lowmem_reserve`: `reserve[z][j]` is what zone `z` keeps back from a request
 /// whose highest zone is `j > z`: the managed pages of zones `z+1..=j` divided by `z`'s ratio.
 /// Requests that may use zone `z` itself (`j == z`) see no reserve.
-pub(crate) fn lowmem_reserve(managed: [usize; NR_ZONES], ratio: [usize; NR_ZONES]) -> [[usize; NR_ZONES]; NR_ZONES] {
+pub(crate) fn lowmem_reserve(
+    managed: [usize; NR_ZONES],
+    ratio: [usize; NR_ZONES],
+) -> [[usize; NR_ZONES]; NR_ZONES] {
     let mut r = [[0; NR_ZONES]; NR_ZONES];
     for z in 0..NR_ZONES {
         let mut above = 0usize;
@@ -136,7 +143,9 @@ pub(crate) fn watermark_ok(
     class: Reserve,
     reserve: usize,
 ) -> bool {
-    let Some(&_) = nr_free.get(order as usize) else { return false };
+    let Some(&_) = nr_free.get(order as usize) else {
+        return false;
+    };
     // Signed, as Linux's `long`: the free count after the request may go negative.
     let wide = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
     let free = wide(free) - ((1i64 << order) - 1);
@@ -160,7 +169,11 @@ struct ContigInfo {
 }
 
 fn contig_info(nr_free: &[usize; NR_ORDERS], order: u32) -> ContigInfo {
-    let mut info = ContigInfo { free_pages: 0, free_blocks_total: 0, free_blocks_suitable: 0 };
+    let mut info = ContigInfo {
+        free_pages: 0,
+        free_blocks_total: 0,
+        free_blocks_suitable: 0,
+    };
     for (o, &n) in nr_free.iter().enumerate() {
         let n = n as u64;
         info.free_blocks_total += n;
@@ -250,13 +263,34 @@ mod tests {
         // 512 + 16384 + 16384 pages, min_free 1448 KiB = 362 pages, scale factor 10.
         let w = watermarks([512, 16384, 16384], 362, 10);
         // DMA: min = 362 * 512 / 33280 = 5; step = max(1, 0) = 1.
-        assert_eq!(w[DMA], Watermarks { min: 5, low: 6, high: 7 });
+        assert_eq!(
+            w[DMA],
+            Watermarks {
+                min: 5,
+                low: 6,
+                high: 7
+            }
+        );
         // DMA32: min = 362 * 16384 / 33280 = 178; step = max(44, 16) = 44.
-        assert_eq!(w[DMA32], Watermarks { min: 178, low: 222, high: 266 });
+        assert_eq!(
+            w[DMA32],
+            Watermarks {
+                min: 178,
+                low: 222,
+                high: 266
+            }
+        );
         assert_eq!(w[NORMAL], w[DMA32]);
         // A large scale factor takes over from min / 4: step = 16384 * 1000 / 10000 = 1638.
         let w = watermarks([0, 16384, 0], 100, 1000);
-        assert_eq!(w[DMA32], Watermarks { min: 100, low: 1738, high: 3376 });
+        assert_eq!(
+            w[DMA32],
+            Watermarks {
+                min: 100,
+                low: 1738,
+                high: 3376
+            }
+        );
         assert_eq!(w[DMA], Watermarks::default());
         for z in 0..NR_ZONES {
             assert!(w[z].valid_for(16384) || z != DMA32);
@@ -266,11 +300,36 @@ mod tests {
 
     #[test]
     fn watermark_validation() {
-        assert!(Watermarks { min: 1, low: 2, high: 3 }.valid_for(3));
-        assert!(Watermarks { min: 2, low: 2, high: 2 }.valid_for(2));
-        assert!(!Watermarks { min: 3, low: 2, high: 3 }.valid_for(10));
-        assert!(!Watermarks { min: 1, low: 4, high: 3 }.valid_for(10));
-        assert!(!Watermarks { min: 1, low: 2, high: 11 }.valid_for(10));
+        assert!(Watermarks {
+            min: 1,
+            low: 2,
+            high: 3
+        }
+        .valid_for(3));
+        assert!(Watermarks {
+            min: 2,
+            low: 2,
+            high: 2
+        }
+        .valid_for(2));
+        assert!(!Watermarks {
+            min: 3,
+            low: 2,
+            high: 3
+        }
+        .valid_for(10));
+        assert!(!Watermarks {
+            min: 1,
+            low: 4,
+            high: 3
+        }
+        .valid_for(10));
+        assert!(!Watermarks {
+            min: 1,
+            low: 2,
+            high: 11
+        }
+        .valid_for(10));
     }
 
     #[test]

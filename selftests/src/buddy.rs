@@ -18,7 +18,8 @@ fn open() -> Result<Device, String> {
 }
 
 fn stats(dev: &Device, zone: u32) -> Result<sys::minimm_zone_stats, String> {
-    dev.zone_stats(zone).map_err(|e| format!("ZONE_STATS {zone}: {e}"))
+    dev.zone_stats(zone)
+        .map_err(|e| format!("ZONE_STATS {zone}: {e}"))
 }
 
 /// Free pages per zone that the pool can hand out: on the free lists or on per-CPU lists.
@@ -45,7 +46,9 @@ pub fn alloc_free_every_order() -> TestResult {
     let dev = open()?;
     for order in 0..=sys::MINIMM_MAX_ORDER {
         let before = free_pages(&dev)?;
-        let a = dev.alloc(order, NORMAL, 0).map_err(|err| format!("order {order}: {err}"))?;
+        let a = dev
+            .alloc(order, NORMAL, 0)
+            .map_err(|err| format!("order {order}: {err}"))?;
         check!(a.handle != 0, "handle 0");
         check_eq!(a.size, sys::MINIMM_ALLOC_SIZE_VER0);
         check_eq!(a.mmap_offset, a.handle * page_size() as u64);
@@ -63,34 +66,93 @@ pub fn alloc_free_every_order() -> TestResult {
 pub fn alloc_errnos() -> TestResult {
     let dev = open()?;
     let before = free_pages(&dev)?;
-    let base = sys::minimm_alloc { size: size_of::<sys::minimm_alloc>() as u32, zone: NORMAL, ..Default::default() };
+    let base = sys::minimm_alloc {
+        size: size_of::<sys::minimm_alloc>() as u32,
+        zone: NORMAL,
+        ..Default::default()
+    };
     let cases: [(&str, sys::minimm_alloc, i32); 6] = [
-        ("order 11", sys::minimm_alloc { order: 11, ..base }, libc::EINVAL),
-        ("order u32::MAX", sys::minimm_alloc { order: u32::MAX, ..base }, libc::EINVAL),
-        ("zone 3", sys::minimm_alloc { zone: 3, ..base }, libc::EINVAL),
-        ("unknown flag", sys::minimm_alloc { flags: sys::MINIMM_ALLOC_VALID + 1, ..base }, libc::EINVAL),
-        ("padding", sys::minimm_alloc { __pad: 1, ..base }, libc::EINVAL),
-        ("size 39", sys::minimm_alloc { size: sys::MINIMM_ALLOC_SIZE_VER0 - 1, ..base }, libc::EINVAL),
+        (
+            "order 11",
+            sys::minimm_alloc { order: 11, ..base },
+            libc::EINVAL,
+        ),
+        (
+            "order u32::MAX",
+            sys::minimm_alloc {
+                order: u32::MAX,
+                ..base
+            },
+            libc::EINVAL,
+        ),
+        (
+            "zone 3",
+            sys::minimm_alloc { zone: 3, ..base },
+            libc::EINVAL,
+        ),
+        (
+            "unknown flag",
+            sys::minimm_alloc {
+                flags: sys::MINIMM_ALLOC_VALID + 1,
+                ..base
+            },
+            libc::EINVAL,
+        ),
+        (
+            "padding",
+            sys::minimm_alloc { __pad: 1, ..base },
+            libc::EINVAL,
+        ),
+        (
+            "size 39",
+            sys::minimm_alloc {
+                size: sys::MINIMM_ALLOC_SIZE_VER0 - 1,
+                ..base
+            },
+            libc::EINVAL,
+        ),
     ];
     for (what, mut req, errno) in cases {
         expect_errno(dev.ioctl(sys::MINIMM_IOC_ALLOC, &mut req), errno, what)?;
         check_eq!(req.handle, 0);
     }
     // SAFETY: deliberately invalid pointer; the kernel must answer EFAULT.
-    expect_errno(unsafe { dev.ioctl_raw(sys::MINIMM_IOC_ALLOC, 8) }, libc::EFAULT, "bad pointer")?;
+    expect_errno(
+        unsafe { dev.ioctl_raw(sys::MINIMM_IOC_ALLOC, 8) },
+        libc::EFAULT,
+        "bad pointer",
+    )?;
     // A newer caller's unknown fields must be zero.
     #[repr(C)]
     struct Newer {
         a: sys::minimm_alloc,
         future: u64,
     }
-    let mut n = Newer { a: sys::minimm_alloc { size: size_of::<Newer>() as u32, ..base }, future: 1 };
-    expect_errno(dev.ioctl(sys::MINIMM_IOC_ALLOC, &mut n), libc::E2BIG, "nonzero unknown tail")?;
+    let mut n = Newer {
+        a: sys::minimm_alloc {
+            size: size_of::<Newer>() as u32,
+            ..base
+        },
+        future: 1,
+    };
+    expect_errno(
+        dev.ioctl(sys::MINIMM_IOC_ALLOC, &mut n),
+        libc::E2BIG,
+        "nonzero unknown tail",
+    )?;
     // Sizes above a page are refused before anything is scanned.
-    let mut big = sys::minimm_alloc { size: page_size() as u32 + 1, ..base };
-    expect_errno(dev.ioctl(sys::MINIMM_IOC_ALLOC, &mut big), libc::E2BIG, "size above a page")?;
+    let mut big = sys::minimm_alloc {
+        size: page_size() as u32 + 1,
+        ..base
+    };
+    expect_errno(
+        dev.ioctl(sys::MINIMM_IOC_ALLOC, &mut big),
+        libc::E2BIG,
+        "size above a page",
+    )?;
     n.future = 0;
-    dev.ioctl(sys::MINIMM_IOC_ALLOC, &mut n).map_err(|err| format!("zero unknown tail: {err}"))?;
+    dev.ioctl(sys::MINIMM_IOC_ALLOC, &mut n)
+        .map_err(|err| format!("zero unknown tail: {err}"))?;
     check_eq!(n.a.size, sys::MINIMM_ALLOC_SIZE_VER0);
     dev.free(n.a.handle).map_err(e)?;
     check_eq!(free_pages(&dev)?, before);
@@ -111,10 +173,22 @@ pub fn free_errnos_and_foreign_handles() -> TestResult {
     a.free(ha).map_err(e)?;
     expect_errno(a.free(ha), libc::EINVAL, "double free")?;
     // b's block is untouched by a's free of the same number.
-    b.checksum(hb).map_err(|err| format!("b's block after a's free: {err}"))?;
-    check_eq!(free_pages(&a)?.iter().sum::<u64>(), before.iter().sum::<u64>() + 1);
-    let mut f = sys::minimm_free { size: 16, __pad: 1, handle: hb };
-    expect_errno(b.ioctl(sys::MINIMM_IOC_FREE, &mut f), libc::EINVAL, "padding")?;
+    b.checksum(hb)
+        .map_err(|err| format!("b's block after a's free: {err}"))?;
+    check_eq!(
+        free_pages(&a)?.iter().sum::<u64>(),
+        before.iter().sum::<u64>() + 1
+    );
+    let mut f = sys::minimm_free {
+        size: 16,
+        __pad: 1,
+        handle: hb,
+    };
+    expect_errno(
+        b.ioctl(sys::MINIMM_IOC_FREE, &mut f),
+        libc::EINVAL,
+        "padding",
+    )?;
     b.free(hb).map_err(e)?;
     pass()
 }
@@ -147,17 +221,27 @@ pub fn fallback_watermarks_and_reserve() -> TestResult {
     let quota = info_value("file_quota_pages")?;
     let mut files = vec![open()?];
     let mut held = 0u64;
-    let mut take = |order: u32, zone: u32, flags: u32, files: &mut Vec<Device>| -> io::Result<sys::minimm_alloc> {
+    let mut take = |order: u32,
+                    zone: u32,
+                    flags: u32,
+                    files: &mut Vec<Device>|
+     -> io::Result<sys::minimm_alloc> {
         if held + (1 << order) > quota {
             files.push(Device::open()?);
             held = 0;
         }
-        let a = files.last().expect("one file at least").alloc(order, zone, flags)?;
+        let a = files
+            .last()
+            .expect("one file at least")
+            .alloc(order, zone, flags)?;
         held += 1 << order;
         Ok(a)
     };
     // Big blocks first, then pages, until DMA32 stops serving DMA32 requests.
-    while take(10, DMA32, 0, &mut files).map(|a| a.zone_out == DMA32).unwrap_or(false) {}
+    while take(10, DMA32, 0, &mut files)
+        .map(|a| a.zone_out == DMA32)
+        .unwrap_or(false)
+    {}
     let mut from_dma = 0u64;
     loop {
         match take(0, DMA32, 0, &mut files) {
@@ -175,9 +259,18 @@ pub fn fallback_watermarks_and_reserve() -> TestResult {
     let (dma_now, dma32_now) = (stats(&dev, DMA)?, stats(&dev, DMA32)?);
     // DMA32 stopped at its min watermark: one more page would have taken it to min.
     check_eq!(dma32_now.free_pages, dma32_now.wmark_min);
-    check!(dma32_now.min_wmark_hit > dma32.min_wmark_hit, "no min watermark hit counted");
-    check!(dma32_now.low_wmark_hit > dma32.low_wmark_hit, "no low watermark hit counted");
-    check!(dma32_now.alloc_fail > dma32.alloc_fail, "no allocation failure counted");
+    check!(
+        dma32_now.min_wmark_hit > dma32.min_wmark_hit,
+        "no min watermark hit counted"
+    );
+    check!(
+        dma32_now.low_wmark_hit > dma32.low_wmark_hit,
+        "no low watermark hit counted"
+    );
+    check!(
+        dma32_now.alloc_fail > dma32.alloc_fail,
+        "no allocation failure counted"
+    );
     // DMA served DMA32 requests down to min + lowmem_reserve[DMA][DMA32] = DMA32 pages / 256.
     let reserve = dma32.managed_pages / 256;
     check!(from_dma > 0, "no fallback to DMA");
@@ -188,7 +281,10 @@ pub fn fallback_watermarks_and_reserve() -> TestResult {
     check_eq!(stats(&dev, DMA)?.free_pages, dma.wmark_min);
     // Atomic requests go on to min - min/2.
     while take(0, DMA, sys::MINIMM_ALLOC_ATOMIC, &mut files).is_ok() {}
-    check_eq!(stats(&dev, DMA)?.free_pages, dma.wmark_min - dma.wmark_min / 2);
+    check_eq!(
+        stats(&dev, DMA)?.free_pages,
+        dma.wmark_min - dma.wmark_min / 2
+    );
     // NORMAL was never touched by requests that did not allow it.
     check_eq!(stats(&dev, NORMAL)?.pgalloc, normal.pgalloc);
     drop(files);
@@ -203,15 +299,23 @@ pub fn mmap_round_trip() -> TestResult {
     let dev = open()?;
     let a = dev.alloc(2, NORMAL, 0).map_err(e)?;
     let len = 4 * page_size();
-    let mut m = dev.map(a.mmap_offset, len).map_err(|err| format!("mmap: {err}"))?;
+    let mut m = dev
+        .map(a.mmap_offset, len)
+        .map_err(|err| format!("mmap: {err}"))?;
     check!(m.bytes().iter().all(|&b| b == 0), "block not zeroed");
-    check_eq!(dev.checksum(a.handle).map_err(e)?, checksum(&vec![0u8; len]));
+    check_eq!(
+        dev.checksum(a.handle).map_err(e)?,
+        checksum(&vec![0u8; len])
+    );
     fill_pattern(0x1234, m.bytes_mut());
     check_eq!(dev.checksum(a.handle).map_err(e)?, checksum(m.bytes()));
     dev.fill(a.handle, 0x5678).map_err(e)?;
     let mut want = vec![0u8; len];
     fill_pattern(0x5678, &mut want);
-    check!(m.bytes() == &want[..], "kernel pattern differs in the mapping");
+    check!(
+        m.bytes() == &want[..],
+        "kernel pattern differs in the mapping"
+    );
     // A second mapping of the same block sees the same bytes.
     let m2 = dev.map(a.mmap_offset, len).map_err(e)?;
     check!(m2.bytes() == m.bytes(), "two mappings differ");
@@ -223,13 +327,34 @@ pub fn mmap_errnos() -> TestResult {
     let dev = open()?;
     let a = dev.alloc(1, NORMAL, 0).map_err(e)?;
     let page = page_size();
-    expect_errno(dev.map(a.mmap_offset, page).map(|_| ()), libc::EINVAL, "too short")?;
-    expect_errno(dev.map(a.mmap_offset, 3 * page).map(|_| ()), libc::EINVAL, "too long")?;
-    expect_errno(dev.map(a.mmap_offset + page as u64, 2 * page).map(|_| ()), libc::EINVAL, "unknown handle")?;
+    expect_errno(
+        dev.map(a.mmap_offset, page).map(|_| ()),
+        libc::EINVAL,
+        "too short",
+    )?;
+    expect_errno(
+        dev.map(a.mmap_offset, 3 * page).map(|_| ()),
+        libc::EINVAL,
+        "too long",
+    )?;
+    expect_errno(
+        dev.map(a.mmap_offset + page as u64, 2 * page).map(|_| ()),
+        libc::EINVAL,
+        "unknown handle",
+    )?;
     expect_errno(dev.map(0, 2 * page).map(|_| ()), libc::EINVAL, "offset 0")?;
-    expect_errno(dev.map_with(a.mmap_offset, 2 * page, libc::MAP_PRIVATE).map(|_| ()), libc::EINVAL, "MAP_PRIVATE")?;
+    expect_errno(
+        dev.map_with(a.mmap_offset, 2 * page, libc::MAP_PRIVATE)
+            .map(|_| ()),
+        libc::EINVAL,
+        "MAP_PRIVATE",
+    )?;
     dev.free(a.handle).map_err(e)?;
-    expect_errno(dev.map(a.mmap_offset, 2 * page).map(|_| ()), libc::EINVAL, "freed handle")?;
+    expect_errno(
+        dev.map(a.mmap_offset, 2 * page).map(|_| ()),
+        libc::EINVAL,
+        "freed handle",
+    )?;
     pass()
 }
 
@@ -249,7 +374,10 @@ pub fn free_while_mapped() -> TestResult {
     // The allocator hands out the most recently freed block first: had ours gone back, this
     // one would be it, zeroed.
     let b = dev.alloc(0, NORMAL, 0).map_err(e)?;
-    check_eq!(dev.checksum(b.handle).map_err(e)?, checksum(&vec![0u8; page_size()]));
+    check_eq!(
+        dev.checksum(b.handle).map_err(e)?,
+        checksum(&vec![0u8; page_size()])
+    );
     check_eq!(checksum(m.bytes()), sum);
     drop(m);
     dev.free(b.handle).map_err(e)?;
@@ -308,43 +436,74 @@ pub fn quota() -> TestResult {
     let mut pages = 0u64;
     let order = 6u32;
     while pages + (1 << order) <= quota {
-        held.push(dev.alloc(order, NORMAL, 0).map_err(|err| format!("within quota at {pages}: {err}"))?);
+        held.push(
+            dev.alloc(order, NORMAL, 0)
+                .map_err(|err| format!("within quota at {pages}: {err}"))?,
+        );
         pages += 1 << order;
     }
     expect_errno(dev.alloc(order, NORMAL, 0), libc::EDQUOT, "over quota")?;
     // Another file has its own quota.
     let other = open()?;
-    other.alloc(order, NORMAL, 0).map_err(|err| format!("other file: {err}"))?;
+    other
+        .alloc(order, NORMAL, 0)
+        .map_err(|err| format!("other file: {err}"))?;
     // Free one mapped block: still charged until unmapped.
     let last = held.pop().ok_or("nothing held")?;
     let m = dev.map(last.mmap_offset, page_size() << order).map_err(e)?;
     dev.free(last.handle).map_err(e)?;
-    expect_errno(dev.alloc(order, NORMAL, 0), libc::EDQUOT, "freed but mapped")?;
+    expect_errno(
+        dev.alloc(order, NORMAL, 0),
+        libc::EDQUOT,
+        "freed but mapped",
+    )?;
     drop(m);
-    dev.alloc(order, NORMAL, 0).map_err(|err| format!("after unmap: {err}"))?;
+    dev.alloc(order, NORMAL, 0)
+        .map_err(|err| format!("after unmap: {err}"))?;
     pass()
 }
 
 /// ZONE_STATS errnos, and its numbers agree with buddyinfo.
 pub fn zone_stats_and_buddyinfo() -> TestResult {
     let dev = open()?;
-    let mut s = sys::minimm_zone_stats { size: size_of::<sys::minimm_zone_stats>() as u32, zone: 3, ..Default::default() };
-    expect_errno(dev.ioctl(sys::MINIMM_IOC_ZONE_STATS, &mut s), libc::EINVAL, "zone 3")?;
-    s = sys::minimm_zone_stats { size: 8, ..Default::default() };
-    expect_errno(dev.ioctl(sys::MINIMM_IOC_ZONE_STATS, &mut s), libc::EINVAL, "size 8")?;
+    let mut s = sys::minimm_zone_stats {
+        size: size_of::<sys::minimm_zone_stats>() as u32,
+        zone: 3,
+        ..Default::default()
+    };
+    expect_errno(
+        dev.ioctl(sys::MINIMM_IOC_ZONE_STATS, &mut s),
+        libc::EINVAL,
+        "zone 3",
+    )?;
+    s = sys::minimm_zone_stats {
+        size: 8,
+        ..Default::default()
+    };
+    expect_errno(
+        dev.ioctl(sys::MINIMM_IOC_ZONE_STATS, &mut s),
+        libc::EINVAL,
+        "size 8",
+    )?;
     let text = debugfs("buddyinfo").map_err(e)?;
     let lines: Vec<&str> = text.lines().collect();
     check_eq!(lines.len(), 3);
     for (zone, (line, name)) in lines.iter().zip(["DMA", "DMA32", "Normal"]).enumerate() {
         let prefix = format!("Node 0, zone {name:>8} ");
         check!(line.starts_with(&prefix), "{line:?}");
-        let counts: Vec<u64> = line[prefix.len()..].split_whitespace().map(|w| w.parse().unwrap_or(u64::MAX)).collect();
+        let counts: Vec<u64> = line[prefix.len()..]
+            .split_whitespace()
+            .map(|w| w.parse().unwrap_or(u64::MAX))
+            .collect();
         check_eq!(counts.len(), 11);
         let st = stats(&dev, zone as u32)?;
         check_eq!(counts, st.nr_free.to_vec());
         let free: u64 = counts.iter().enumerate().map(|(o, n)| n << o).sum();
         check_eq!(free, st.free_pages);
-        check!(st.wmark_min <= st.wmark_low && st.wmark_low <= st.wmark_high, "watermarks out of order");
+        check!(
+            st.wmark_min <= st.wmark_low && st.wmark_low <= st.wmark_high,
+            "watermarks out of order"
+        );
     }
     pass()
 }
@@ -353,7 +512,10 @@ pub fn zone_stats_and_buddyinfo() -> TestResult {
 pub fn watermarks_in_debugfs() -> TestResult {
     let text = debugfs("zoneinfo").map_err(e)?;
     let field = |zone_text: &str, key: &str| -> Option<u64> {
-        zone_text.lines().find_map(|l| l.trim().strip_prefix(key)).and_then(|v| v.trim().parse().ok())
+        zone_text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
     };
     let zones: Vec<&str> = text.split("Node 0, zone").skip(1).collect();
     check_eq!(zones.len(), 3);
@@ -365,14 +527,31 @@ pub fn watermarks_in_debugfs() -> TestResult {
     let dev = open()?;
     let old = stats(&dev, DMA32)?;
     let write = |s: &str| std::fs::write("/sys/kernel/debug/minimm/watermarks", s);
-    for bad in ["DMA32 3 2 1", "DMA32 1 2", "DMA32 1 2 3 4", "HIGHMEM 1 2 3", "DMA32 -1 2 3", "DMA32 1 2 99999999"] {
+    for bad in [
+        "DMA32 3 2 1",
+        "DMA32 1 2",
+        "DMA32 1 2 3 4",
+        "HIGHMEM 1 2 3",
+        "DMA32 -1 2 3",
+        "DMA32 1 2 99999999",
+    ] {
         expect_errno(write(bad), libc::EINVAL, bad)?;
     }
-    check_eq!((stats(&dev, DMA32)?.wmark_min, stats(&dev, DMA32)?.wmark_high), (old.wmark_min, old.wmark_high));
+    check_eq!(
+        (
+            stats(&dev, DMA32)?.wmark_min,
+            stats(&dev, DMA32)?.wmark_high
+        ),
+        (old.wmark_min, old.wmark_high)
+    );
     write("dma32 10 20 30").map_err(e)?;
     let now = stats(&dev, DMA32)?;
     check_eq!((now.wmark_min, now.wmark_low, now.wmark_high), (10, 20, 30));
-    write(&format!("DMA32 {} {} {}", old.wmark_min, old.wmark_low, old.wmark_high)).map_err(e)?;
+    write(&format!(
+        "DMA32 {} {} {}",
+        old.wmark_min, old.wmark_low, old.wmark_high
+    ))
+    .map_err(e)?;
     pass()
 }
 
@@ -393,13 +572,22 @@ pub fn pcp_lists() -> TestResult {
         let mut out = Vec::new();
         for zone in text.split("Node 0, zone").skip(1) {
             let cpu0 = zone.split("cpu: ").nth(1).ok_or("no pagesets")?;
-            let num = |k: &str| cpu0.lines().find_map(|l| l.trim().strip_prefix(k)).and_then(|v| v.trim().parse().ok());
-            out.push((num("count:").ok_or("count")?, num("high:").ok_or("high")?, num("batch:").ok_or("batch")?));
+            let num = |k: &str| {
+                cpu0.lines()
+                    .find_map(|l| l.trim().strip_prefix(k))
+                    .and_then(|v| v.trim().parse().ok())
+            };
+            out.push((
+                num("count:").ok_or("count")?,
+                num("high:").ok_or("high")?,
+                num("batch:").ok_or("batch")?,
+            ));
         }
         Ok(out)
     };
     let dev = open()?;
-    std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1").map_err(|err| format!("drain: {err}"))?;
+    std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1")
+        .map_err(|err| format!("drain: {err}"))?;
     check_eq!(stats(&dev, NORMAL)?.pcp_pages, 0);
     let (_, high, batch) = pagesets()?[2];
     check!(batch >= 1 && high >= 4 * batch, "high {high} batch {batch}");
@@ -412,7 +600,10 @@ pub fn pcp_lists() -> TestResult {
     dev.free(a.handle).map_err(e)?;
     check_eq!(pagesets()?[2].0, batch);
     // Many frees: the list never holds more than high.
-    let blocks: Vec<_> = (0..2 * high).map(|_| dev.alloc(0, NORMAL, 0)).collect::<Result<_, _>>().map_err(e)?;
+    let blocks: Vec<_> = (0..2 * high)
+        .map(|_| dev.alloc(0, NORMAL, 0))
+        .collect::<Result<_, _>>()
+        .map_err(e)?;
     for b in &blocks {
         dev.free(b.handle).map_err(e)?;
         let count = pagesets()?[2].0;
@@ -422,7 +613,11 @@ pub fn pcp_lists() -> TestResult {
     std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1").map_err(e)?;
     check_eq!(pagesets()?[2].0, 0);
     check_eq!(stats(&dev, NORMAL)?.free_pages, before.free_pages);
-    expect_errno(std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "x"), libc::EINVAL, "write x")?;
+    expect_errno(
+        std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "x"),
+        libc::EINVAL,
+        "write x",
+    )?;
     pass()
 }
 
@@ -430,8 +625,13 @@ pub fn pcp_lists() -> TestResult {
 pub fn validate_passes() -> TestResult {
     let text = debugfs("validate").map_err(e)?;
     check_eq!(text.lines().filter(|l| l.contains(": ok,")).count(), 3);
-    std::fs::write("/sys/kernel/debug/minimm/validate", "1").map_err(|err| format!("trigger: {err}"))?;
-    expect_errno(std::fs::write("/sys/kernel/debug/minimm/validate", "2"), libc::EINVAL, "write 2")?;
+    std::fs::write("/sys/kernel/debug/minimm/validate", "1")
+        .map_err(|err| format!("trigger: {err}"))?;
+    expect_errno(
+        std::fs::write("/sys/kernel/debug/minimm/validate", "2"),
+        libc::EINVAL,
+        "write 2",
+    )?;
     pass()
 }
 
@@ -472,9 +672,20 @@ pub fn concurrent_alloc_free() -> TestResult {
 
 /// Runs `cmd` with `sh -c`; fails with its output unless it succeeds.
 fn sh(cmd: &str) -> Result<String, String> {
-    let out = Command::new("sh").args(["-c", cmd]).output().map_err(|err| format!("sh: {err}"))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if out.status.success() { Ok(text) } else { Err(format!("{cmd}: {}: {text}", out.status)) }
+    let out = Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map_err(|err| format!("sh: {err}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{cmd}: {}: {text}", out.status))
+    }
 }
 
 /// Borrowing takes what the host gives: with the host failing every allocation of order 6 or
@@ -486,15 +697,19 @@ pub fn borrowing_takes_what_the_host_gives() -> TestResult {
     if !std::path::Path::new(fa).exists() {
         return skip("no fail_page_alloc in this kernel");
     }
-    let requested = info_value("dma_pages")? + info_value("dma32_pages")? + info_value("normal_pages")?;
+    let requested =
+        info_value("dma_pages")? + info_value("dma32_pages")? + info_value("normal_pages")?;
     sh("rmmod minimm")?;
     let setup = format!(
         "echo 0 > {fa}/verbose && echo Y > {fa}/task-filter && echo N > {fa}/ignore-gfp-wait && \
          echo 6 > {fa}/min-order && echo 1 > {fa}/interval && echo -1 > {fa}/times && echo 100 > {fa}/probability"
     );
-    let loaded = sh(&setup).and_then(|_| sh("echo 1 > /proc/self/make-it-fail && exec insmod /lib/modules/minimm.ko"));
+    let loaded = sh(&setup)
+        .and_then(|_| sh("echo 1 > /proc/self/make-it-fail && exec insmod /lib/modules/minimm.ko"));
     // Whatever happened, stop injecting before checking anything.
-    let reset = sh(&format!("echo 0 > {fa}/probability && echo 1 > {fa}/min-order && echo Y > {fa}/ignore-gfp-wait"));
+    let reset = sh(&format!(
+        "echo 0 > {fa}/probability && echo 1 > {fa}/min-order && echo Y > {fa}/ignore-gfp-wait"
+    ));
     loaded?;
     reset?;
     let result = (|| -> Result<(), String> {
@@ -502,8 +717,16 @@ pub fn borrowing_takes_what_the_host_gives() -> TestResult {
         let dev = open()?;
         for zone in [DMA, DMA32, NORMAL] {
             let st = stats(&dev, zone)?;
-            check!(st.nr_free[6..].iter().all(|&n| n == 0), "zone {zone}: blocks above order 5: {:?}", st.nr_free);
-            expect_errno(dev.alloc(6, zone, 0), libc::ENOMEM, "order 6 from order-5 chunks")?;
+            check!(
+                st.nr_free[6..].iter().all(|&n| n == 0),
+                "zone {zone}: blocks above order 5: {:?}",
+                st.nr_free
+            );
+            expect_errno(
+                dev.alloc(6, zone, 0),
+                libc::ENOMEM,
+                "order 6 from order-5 chunks",
+            )?;
         }
         // Order-5 blocks still come and go, and merge back to order 5 at most.
         let a = dev.alloc(5, NORMAL, 0).map_err(e)?;
@@ -521,7 +744,10 @@ pub fn borrowing_takes_what_the_host_gives() -> TestResult {
         let dma = stats(&dev, DMA)?.managed_pages;
         check!(dma > 0 && dma < 100_000, "DMA zone has {dma} pages");
         let log = sh("dmesg")?;
-        check!(log.contains("DMA: the host gave"), "no log line for the short zone");
+        check!(
+            log.contains("DMA: the host gave"),
+            "no log line for the short zone"
+        );
         let a = dev.alloc(0, DMA, 0).map_err(e)?;
         check_eq!(a.zone_out, DMA);
         Ok(())
@@ -540,8 +766,16 @@ pub fn rmmod_returns_every_page() -> TestResult {
     // freed by minimm's unload land there first, and MemFree does not count them).
     let memfree = || -> Result<u64, String> {
         let text = std::fs::read_to_string("/proc/meminfo").map_err(e)?;
-        let kb = text.lines().find_map(|l| l.strip_prefix("MemFree:")).ok_or("no MemFree")?;
-        let kb = kb.trim().trim_end_matches("kB").trim().parse::<u64>().map_err(|err| err.to_string())?;
+        let kb = text
+            .lines()
+            .find_map(|l| l.strip_prefix("MemFree:"))
+            .ok_or("no MemFree")?;
+        let kb = kb
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .map_err(|err| err.to_string())?;
         let zi = std::fs::read_to_string("/proc/zoneinfo").map_err(e)?;
         let pcp: u64 = zi
             .lines()
@@ -552,14 +786,25 @@ pub fn rmmod_returns_every_page() -> TestResult {
     };
     let before = memfree()?;
     let run = |cmd: &str, args: &[&str]| -> Result<(), String> {
-        let st = Command::new(cmd).args(args).status().map_err(|err| format!("{cmd}: {err}"))?;
-        if st.success() { Ok(()) } else { Err(format!("{cmd} {args:?}: {st}")) }
+        let st = Command::new(cmd)
+            .args(args)
+            .status()
+            .map_err(|err| format!("{cmd}: {err}"))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(format!("{cmd} {args:?}: {st}"))
+        }
     };
     run("rmmod", &["minimm"])?;
     let after = memfree()?;
     let dmesg = Command::new("dmesg").output().map_err(e)?;
     let log = String::from_utf8_lossy(&dmesg.stdout);
-    let line = log.lines().rev().find(|l| l.contains("minimm: unloaded:")).map(str::to_string);
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("minimm: unloaded:"))
+        .map(str::to_string);
     run("insmod", &["/lib/modules/minimm.ko"])?;
     let line = line.ok_or("no unload line in the kernel log")?;
     // Over the module's life (the pool's pages, and the KUnit tests' own), every page back.
@@ -572,10 +817,16 @@ pub fn rmmod_returns_every_page() -> TestResult {
         [.., b, r] => (b, r),
         _ => return Err(format!("cannot read {line:?}")),
     };
-    check!(b == r && b >= borrowed, "{line} (the pool borrowed {borrowed})");
+    check!(
+        b == r && b >= borrowed,
+        "{line} (the pool borrowed {borrowed})"
+    );
     // The host's free memory grew by at least what minimm had borrowed (less a little for
     // whatever else the guest did meanwhile; more, as minimm's own tables go too).
     let gained = after.saturating_sub(before);
-    check!(gained + 256 >= borrowed, "host gained {gained} pages, minimm borrowed {borrowed}");
+    check!(
+        gained + 256 >= borrowed,
+        "host gained {gained} pages, minimm borrowed {borrowed}"
+    );
     pass()
 }

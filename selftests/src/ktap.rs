@@ -50,24 +50,39 @@ macro_rules! check_eq {
     ($left:expr, $right:expr) => {{
         let (l, r) = (&$left, &$right);
         if l != r {
-            return Err(format!("{} == {} (line {}): {:?} != {:?}",
-                stringify!($left), stringify!($right), line!(), l, r));
+            return Err(format!(
+                "{} == {} (line {}): {:?} != {:?}",
+                stringify!($left),
+                stringify!($right),
+                line!(),
+                l,
+                r
+            ));
         }
     }};
 }
 
 /// Fails unless `res` is an error with errno `errno`.
-pub fn expect_errno<T: std::fmt::Debug>(res: io::Result<T>, errno: i32, what: &str) -> Result<(), String> {
+pub fn expect_errno<T: std::fmt::Debug>(
+    res: io::Result<T>,
+    errno: i32,
+    what: &str,
+) -> Result<(), String> {
     match res {
         Err(e) if e.raw_os_error() == Some(errno) => Ok(()),
         Err(e) => Err(format!("{what}: expected errno {errno}, got {e}")),
-        Ok(v) => Err(format!("{what}: expected errno {errno}, succeeded with {v:?}")),
+        Ok(v) => Err(format!(
+            "{what}: expected errno {errno}, succeeded with {v:?}"
+        )),
     }
 }
 
 /// Runs `tests` whose name contains `filter`, prints KTAP, returns the exit code.
 pub fn run(suite: &str, tests: &[Test], filter: Option<&str>) -> i32 {
-    let chosen: Vec<&Test> = tests.iter().filter(|t| filter.is_none_or(|f| t.name.contains(f))).collect();
+    let chosen: Vec<&Test> = tests
+        .iter()
+        .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
+        .collect();
     println!("KTAP version 1");
     println!("# suite: {suite}");
     println!("1..{}", chosen.len());
@@ -89,7 +104,10 @@ pub fn run(suite: &str, tests: &[Test], filter: Option<&str>) -> i32 {
             }
         }
     }
-    println!("# totals: pass:{} fail:{failed} skip:{skipped}", chosen.len() - failed - skipped);
+    println!(
+        "# totals: pass:{} fail:{failed} skip:{skipped}",
+        chosen.len() - failed - skipped
+    );
     if failed > 0 {
         KSFT_FAIL
     } else if skipped == chosen.len() && !chosen.is_empty() {

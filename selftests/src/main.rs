@@ -43,8 +43,15 @@ fn get_info_fields() -> TestResult {
     check_eq!(info.max_order, sys::MINIMM_MAX_ORDER);
     check_eq!(info.nr_zones, sys::MINIMM_NR_ZONES);
     check_eq!(info.__pad, 0);
-    check_eq!(info.features & (sys::MINIMM_FEAT_BUDDY | sys::MINIMM_FEAT_MMAP), sys::MINIMM_FEAT_BUDDY | sys::MINIMM_FEAT_MMAP);
-    check!(info.features & !sys::MINIMM_FEATURES_VALID == 0, "unknown feature bits {:#x}", info.features);
+    check_eq!(
+        info.features & (sys::MINIMM_FEAT_BUDDY | sys::MINIMM_FEAT_MMAP),
+        sys::MINIMM_FEAT_BUDDY | sys::MINIMM_FEAT_MMAP
+    );
+    check!(
+        info.features & !sys::MINIMM_FEATURES_VALID == 0,
+        "unknown feature bits {:#x}",
+        info.features
+    );
     pass()
 }
 
@@ -56,13 +63,25 @@ fn unknown_ioctl_is_enotty() -> TestResult {
     let unused = (3 << 30) | (32 << 16) | (sys::MINIMM_IOC_MAGIC << 8) | 0x7f;
     let other_magic = sys::MINIMM_IOC_GET_INFO ^ (0x01 << 8);
     // SAFETY: `p` points to 64 writable bytes, more than any minimm struct.
-    expect_errno(unsafe { dev.ioctl_raw(unused, p) }, libc::ENOTTY, "unused nr")?;
+    expect_errno(
+        unsafe { dev.ioctl_raw(unused, p) },
+        libc::ENOTTY,
+        "unused nr",
+    )?;
     // SAFETY: as above.
-    expect_errno(unsafe { dev.ioctl_raw(other_magic, p) }, libc::ENOTTY, "other magic")?;
+    expect_errno(
+        unsafe { dev.ioctl_raw(other_magic, p) },
+        libc::ENOTTY,
+        "other magic",
+    )?;
     // GET_INFO's number with a different size encoded is a different command too.
     let other_size = (sys::MINIMM_IOC_GET_INFO & !(0x3fff << 16)) | (40 << 16);
     // SAFETY: as above.
-    expect_errno(unsafe { dev.ioctl_raw(other_size, p) }, libc::ENOTTY, "other size")?;
+    expect_errno(
+        unsafe { dev.ioctl_raw(other_size, p) },
+        libc::ENOTTY,
+        "other size",
+    )?;
     pass()
 }
 
@@ -77,10 +96,20 @@ fn bad_pointer_is_efault() -> TestResult {
     let page = 4096;
     // SAFETY: anonymous mapping of two pages, the second made inaccessible below.
     let m = unsafe {
-        libc::mmap(core::ptr::null_mut(), 2 * page, libc::PROT_READ | libc::PROT_WRITE,
-                   libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            core::ptr::null_mut(),
+            2 * page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
-    check!(m != libc::MAP_FAILED, "mmap: {}", io::Error::last_os_error());
+    check!(
+        m != libc::MAP_FAILED,
+        "mmap: {}",
+        io::Error::last_os_error()
+    );
     // SAFETY: `m` is the two-page mapping made above.
     let r = unsafe { libc::mprotect(m.cast::<u8>().add(page).cast(), page, libc::PROT_NONE) };
     check_eq!(r, 0);
@@ -99,8 +128,16 @@ fn bad_pointer_is_efault() -> TestResult {
 fn too_small_size_is_einval() -> TestResult {
     let dev = Device::open().map_err(|e| e.to_string())?;
     for size in [0, 4, sys::MINIMM_INFO_SIZE_VER0 - 1] {
-        let mut info = sys::minimm_info { size, abi_version: 0xdead, ..Default::default() };
-        expect_errno(dev.ioctl(sys::MINIMM_IOC_GET_INFO, &mut info), libc::EINVAL, &format!("size {size}"))?;
+        let mut info = sys::minimm_info {
+            size,
+            abi_version: 0xdead,
+            ..Default::default()
+        };
+        expect_errno(
+            dev.ioctl(sys::MINIMM_IOC_GET_INFO, &mut info),
+            libc::EINVAL,
+            &format!("size {size}"),
+        )?;
         // Refused means untouched.
         check_eq!(info.size, size);
         check_eq!(info.abi_version, 0xdead);
@@ -117,10 +154,14 @@ fn larger_size_gets_known_prefix() -> TestResult {
     }
     let dev = Device::open().map_err(|e| e.to_string())?;
     let mut n = Newer {
-        info: sys::minimm_info { size: size_of::<Newer>() as u32, ..Default::default() },
+        info: sys::minimm_info {
+            size: size_of::<Newer>() as u32,
+            ..Default::default()
+        },
         future: [0x5a5a_5a5a_5a5a_5a5a; 4],
     };
-    dev.ioctl(sys::MINIMM_IOC_GET_INFO, &mut n).map_err(|e| e.to_string())?;
+    dev.ioctl(sys::MINIMM_IOC_GET_INFO, &mut n)
+        .map_err(|e| e.to_string())?;
     check_eq!(n.info.size, sys::MINIMM_INFO_SIZE_VER0);
     check_eq!(n.info.abi_version, sys::MINIMM_ABI_VERSION);
     check_eq!(n.future, [0x5a5a_5a5a_5a5a_5a5a; 4]);
@@ -131,11 +172,15 @@ fn two_opens_at_once() -> TestResult {
     let a = Device::open().map_err(|e| e.to_string())?;
     let b = Device::open().map_err(|e| e.to_string())?;
     check!(a.fd() != b.fd(), "same fd");
-    let (ia, ib) = (a.info().map_err(|e| e.to_string())?, b.info().map_err(|e| e.to_string())?);
+    let (ia, ib) = (
+        a.info().map_err(|e| e.to_string())?,
+        b.info().map_err(|e| e.to_string())?,
+    );
     check_eq!(ia, ib);
     drop(a);
     // Closing one leaves the other working.
-    b.info().map_err(|e| format!("after closing the other: {e}"))?;
+    b.info()
+        .map_err(|e| format!("after closing the other: {e}"))?;
     pass()
 }
 
@@ -145,7 +190,10 @@ fn debugfs_info_parses() -> TestResult {
     let get = |k: &str| kv.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let version = get("version").ok_or("no version")?;
     check!(version.split('.').count() == 3, "version {version:?}");
-    check_eq!(get("abi_version"), Some(sys::MINIMM_ABI_VERSION.to_string()));
+    check_eq!(
+        get("abi_version"),
+        Some(sys::MINIMM_ABI_VERSION.to_string())
+    );
     check_eq!(get("max_order"), Some(sys::MINIMM_MAX_ORDER.to_string()));
     check_eq!(get("nr_zones"), Some(sys::MINIMM_NR_ZONES.to_string()));
     for k in ["dma_pages", "dma32_pages", "normal_pages", "page_size"] {
@@ -153,41 +201,124 @@ fn debugfs_info_parses() -> TestResult {
         v.parse::<u64>().map_err(|e| format!("{k}: {v:?}: {e}"))?;
     }
     // The file agrees with the ioctl.
-    let info = Device::open().and_then(|d| d.info()).map_err(|e| e.to_string())?;
+    let info = Device::open()
+        .and_then(|d| d.info())
+        .map_err(|e| e.to_string())?;
     check_eq!(get("page_size"), Some(info.page_size.to_string()));
     check_eq!(get("features"), Some(format!("{:#x}", info.features)));
     pass()
 }
 
 const TESTS: &[Test] = &[
-    Test { name: "open_close", run: open_close },
-    Test { name: "device_mode_is_0600", run: device_mode_is_0600 },
-    Test { name: "get_info_fields", run: get_info_fields },
-    Test { name: "unknown_ioctl_is_enotty", run: unknown_ioctl_is_enotty },
-    Test { name: "bad_pointer_is_efault", run: bad_pointer_is_efault },
-    Test { name: "too_small_size_is_einval", run: too_small_size_is_einval },
-    Test { name: "larger_size_gets_known_prefix", run: larger_size_gets_known_prefix },
-    Test { name: "two_opens_at_once", run: two_opens_at_once },
-    Test { name: "debugfs_info_parses", run: debugfs_info_parses },
-    Test { name: "buddy_alloc_free_every_order", run: buddy::alloc_free_every_order },
-    Test { name: "buddy_alloc_errnos", run: buddy::alloc_errnos },
-    Test { name: "buddy_free_errnos_and_foreign_handles", run: buddy::free_errnos_and_foreign_handles },
-    Test { name: "buddy_zone_placement", run: buddy::zone_placement },
-    Test { name: "buddy_fallback_watermarks_and_reserve", run: buddy::fallback_watermarks_and_reserve },
-    Test { name: "buddy_mmap_round_trip", run: buddy::mmap_round_trip },
-    Test { name: "buddy_mmap_errnos", run: buddy::mmap_errnos },
-    Test { name: "buddy_free_while_mapped", run: buddy::free_while_mapped },
-    Test { name: "buddy_blocks_are_zeroed", run: buddy::blocks_are_zeroed },
-    Test { name: "buddy_cleanup_on_close", run: buddy::cleanup_on_close },
-    Test { name: "buddy_quota", run: buddy::quota },
-    Test { name: "buddy_zone_stats_and_buddyinfo", run: buddy::zone_stats_and_buddyinfo },
-    Test { name: "buddy_watermarks_in_debugfs", run: buddy::watermarks_in_debugfs },
-    Test { name: "buddy_pcp_lists", run: buddy::pcp_lists },
-    Test { name: "buddy_concurrent_alloc_free", run: buddy::concurrent_alloc_free },
-    Test { name: "buddy_validate_passes", run: buddy::validate_passes },
+    Test {
+        name: "open_close",
+        run: open_close,
+    },
+    Test {
+        name: "device_mode_is_0600",
+        run: device_mode_is_0600,
+    },
+    Test {
+        name: "get_info_fields",
+        run: get_info_fields,
+    },
+    Test {
+        name: "unknown_ioctl_is_enotty",
+        run: unknown_ioctl_is_enotty,
+    },
+    Test {
+        name: "bad_pointer_is_efault",
+        run: bad_pointer_is_efault,
+    },
+    Test {
+        name: "too_small_size_is_einval",
+        run: too_small_size_is_einval,
+    },
+    Test {
+        name: "larger_size_gets_known_prefix",
+        run: larger_size_gets_known_prefix,
+    },
+    Test {
+        name: "two_opens_at_once",
+        run: two_opens_at_once,
+    },
+    Test {
+        name: "debugfs_info_parses",
+        run: debugfs_info_parses,
+    },
+    Test {
+        name: "buddy_alloc_free_every_order",
+        run: buddy::alloc_free_every_order,
+    },
+    Test {
+        name: "buddy_alloc_errnos",
+        run: buddy::alloc_errnos,
+    },
+    Test {
+        name: "buddy_free_errnos_and_foreign_handles",
+        run: buddy::free_errnos_and_foreign_handles,
+    },
+    Test {
+        name: "buddy_zone_placement",
+        run: buddy::zone_placement,
+    },
+    Test {
+        name: "buddy_fallback_watermarks_and_reserve",
+        run: buddy::fallback_watermarks_and_reserve,
+    },
+    Test {
+        name: "buddy_mmap_round_trip",
+        run: buddy::mmap_round_trip,
+    },
+    Test {
+        name: "buddy_mmap_errnos",
+        run: buddy::mmap_errnos,
+    },
+    Test {
+        name: "buddy_free_while_mapped",
+        run: buddy::free_while_mapped,
+    },
+    Test {
+        name: "buddy_blocks_are_zeroed",
+        run: buddy::blocks_are_zeroed,
+    },
+    Test {
+        name: "buddy_cleanup_on_close",
+        run: buddy::cleanup_on_close,
+    },
+    Test {
+        name: "buddy_quota",
+        run: buddy::quota,
+    },
+    Test {
+        name: "buddy_zone_stats_and_buddyinfo",
+        run: buddy::zone_stats_and_buddyinfo,
+    },
+    Test {
+        name: "buddy_watermarks_in_debugfs",
+        run: buddy::watermarks_in_debugfs,
+    },
+    Test {
+        name: "buddy_pcp_lists",
+        run: buddy::pcp_lists,
+    },
+    Test {
+        name: "buddy_concurrent_alloc_free",
+        run: buddy::concurrent_alloc_free,
+    },
+    Test {
+        name: "buddy_validate_passes",
+        run: buddy::validate_passes,
+    },
     // Last: these unload and reload the module.
-    Test { name: "buddy_borrowing_takes_what_the_host_gives", run: buddy::borrowing_takes_what_the_host_gives },
-    Test { name: "buddy_rmmod_returns_every_page", run: buddy::rmmod_returns_every_page },
+    Test {
+        name: "buddy_borrowing_takes_what_the_host_gives",
+        run: buddy::borrowing_takes_what_the_host_gives,
+    },
+    Test {
+        name: "buddy_rmmod_returns_every_page",
+        run: buddy::rmmod_returns_every_page,
+    },
 ];
 
 fn main() {
@@ -197,7 +328,9 @@ fn main() {
     let why = if !root {
         Some("not root".to_string())
     } else {
-        Device::open().err().map(|e| format!("cannot open /dev/minimm ({e}): is minimm.ko loaded?"))
+        Device::open()
+            .err()
+            .map(|e| format!("cannot open /dev/minimm ({e}): is minimm.ko loaded?"))
     };
     if let Some(why) = why {
         println!("KTAP version 1");

@@ -39,15 +39,22 @@ fn main() {
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             match (w.next(), w.next(), w.next()) {
-                (Some("#define"), Some(n), Some(v)) if n.starts_with("MINIMM_IOC_") && v.starts_with("_IO") => {
+                (Some("#define"), Some(n), Some(v))
+                    if n.starts_with("MINIMM_IOC_") && v.starts_with("_IO") =>
+                {
                     Some((n, "u32"))
                 }
-                (Some("#define"), Some(n), Some(_)) if n.starts_with("MINIMM_FEAT") => Some((n, "u64")),
+                (Some("#define"), Some(n), Some(_)) if n.starts_with("MINIMM_FEAT") => {
+                    Some((n, "u64"))
+                }
                 _ => None,
             }
         })
         .collect();
-    let mut c = format!("#include <stdio.h>\n#include \"{}\"\nint main(void) {{\n", header.display());
+    let mut c = format!(
+        "#include <stdio.h>\n#include \"{}\"\nint main(void) {{\n",
+        header.display()
+    );
     for (n, ty) in &names {
         c += &format!("printf(\"pub const {n}: {ty} = %#llx;\\n\", (unsigned long long){n});\n");
     }
@@ -56,8 +63,17 @@ fn main() {
     let exe = out.join("ioctls");
     fs::write(&src, c).unwrap();
     let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
-    let ok = Command::new(&cc).arg("-o").arg(&exe).arg(&src).status().map(|s| s.success());
-    assert!(matches!(ok, Ok(true)), "cannot compile {} with {cc}", src.display());
+    let ok = Command::new(&cc)
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .map(|s| s.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "cannot compile {} with {cc}",
+        src.display()
+    );
     let printed = Command::new(&exe).output().expect("run ioctl generator");
     assert!(printed.status.success());
     fs::write(out.join("ioctls.rs"), printed.stdout).unwrap();

@@ -77,13 +77,34 @@ mod tests {
     fn info_layout_matches_the_header() {
         assert_eq!(size_of::<uapi::Info>(), size_of::<sys::minimm_info>());
         assert_eq!(size_of::<uapi::Info>(), uapi::INFO_SIZE_VER0 as usize);
-        assert_eq!(offset_of!(uapi::Info, size), offset_of!(sys::minimm_info, size));
-        assert_eq!(offset_of!(uapi::Info, abi_version), offset_of!(sys::minimm_info, abi_version));
-        assert_eq!(offset_of!(uapi::Info, features), offset_of!(sys::minimm_info, features));
-        assert_eq!(offset_of!(uapi::Info, page_size), offset_of!(sys::minimm_info, page_size));
-        assert_eq!(offset_of!(uapi::Info, max_order), offset_of!(sys::minimm_info, max_order));
-        assert_eq!(offset_of!(uapi::Info, nr_zones), offset_of!(sys::minimm_info, nr_zones));
-        assert_eq!(offset_of!(uapi::Info, pad), offset_of!(sys::minimm_info, __pad));
+        assert_eq!(
+            offset_of!(uapi::Info, size),
+            offset_of!(sys::minimm_info, size)
+        );
+        assert_eq!(
+            offset_of!(uapi::Info, abi_version),
+            offset_of!(sys::minimm_info, abi_version)
+        );
+        assert_eq!(
+            offset_of!(uapi::Info, features),
+            offset_of!(sys::minimm_info, features)
+        );
+        assert_eq!(
+            offset_of!(uapi::Info, page_size),
+            offset_of!(sys::minimm_info, page_size)
+        );
+        assert_eq!(
+            offset_of!(uapi::Info, max_order),
+            offset_of!(sys::minimm_info, max_order)
+        );
+        assert_eq!(
+            offset_of!(uapi::Info, nr_zones),
+            offset_of!(sys::minimm_info, nr_zones)
+        );
+        assert_eq!(
+            offset_of!(uapi::Info, pad),
+            offset_of!(sys::minimm_info, __pad)
+        );
     }
 
     /// Size and every field offset of a mirrored struct against the bindgen struct.
@@ -97,22 +118,60 @@ mod tests {
 
     #[test]
     fn buddy_structs_match_the_header() {
-        same_layout!(uapi::Alloc, sys::minimm_alloc, uapi::ALLOC_SIZE_VER0, [
-            size = size, order = order, zone = zone, flags = flags, handle = handle,
-            mmap_offset = mmap_offset, zone_out = zone_out, pad = __pad,
-        ]);
-        same_layout!(uapi::Free, sys::minimm_free, uapi::FREE_SIZE_VER0, [
-            size = size, pad = __pad, handle = handle,
-        ]);
-        same_layout!(uapi::BlockData, sys::minimm_block_data, uapi::BLOCK_DATA_SIZE_VER0, [
-            size = size, op = op, handle = handle, seed = seed, result = result,
-        ]);
-        same_layout!(uapi::ZoneStats, sys::minimm_zone_stats, uapi::ZONE_STATS_SIZE_VER0, [
-            size = size, zone = zone, managed_pages = managed_pages, free_pages = free_pages,
-            pcp_pages = pcp_pages, wmark_min = wmark_min, wmark_low = wmark_low,
-            wmark_high = wmark_high, nr_free = nr_free, pgalloc = pgalloc, pgfree = pgfree,
-            alloc_fail = alloc_fail, low_wmark_hit = low_wmark_hit,
-            min_wmark_hit = min_wmark_hit, fallback = fallback,
-        ]);
+        same_layout!(
+            uapi::Alloc,
+            sys::minimm_alloc,
+            uapi::ALLOC_SIZE_VER0,
+            [
+                size = size,
+                order = order,
+                zone = zone,
+                flags = flags,
+                handle = handle,
+                mmap_offset = mmap_offset,
+                zone_out = zone_out,
+                pad = __pad,
+            ]
+        );
+        same_layout!(
+            uapi::Free,
+            sys::minimm_free,
+            uapi::FREE_SIZE_VER0,
+            [size = size, pad = __pad, handle = handle,]
+        );
+        same_layout!(
+            uapi::BlockData,
+            sys::minimm_block_data,
+            uapi::BLOCK_DATA_SIZE_VER0,
+            [
+                size = size,
+                op = op,
+                handle = handle,
+                seed = seed,
+                result = result,
+            ]
+        );
+        same_layout!(
+            uapi::ZoneStats,
+            sys::minimm_zone_stats,
+            uapi::ZONE_STATS_SIZE_VER0,
+            [
+                size = size,
+                zone = zone,
+                managed_pages = managed_pages,
+                free_pages = free_pages,
+                pcp_pages = pcp_pages,
+                wmark_min = wmark_min,
+                wmark_low = wmark_low,
+                wmark_high = wmark_high,
+                nr_free = nr_free,
+                pgalloc = pgalloc,
+                pgfree = pgfree,
+                alloc_fail = alloc_fail,
+                low_wmark_hit = low_wmark_hit,
+                min_wmark_hit = min_wmark_hit,
+                fallback = fallback,
+            ]
+        );
     }
 }

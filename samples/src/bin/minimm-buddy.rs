@@ -36,12 +36,17 @@ fn run(order: u32, zone: u32) -> std::io::Result<()> {
     println!("buddyinfo after:   {}", buddyinfo_line(z));
 
     let mut map = dev.map(a.mmap_offset, page_size() << order)?;
-    println!("mapped; first bytes are zero: {}", map.bytes().iter().take(64).all(|&b| b == 0));
+    println!(
+        "mapped; first bytes are zero: {}",
+        map.bytes().iter().take(64).all(|&b| b == 0)
+    );
     fill_pattern(2026, map.bytes_mut());
     let ours = checksum(map.bytes());
     let kernels = dev.checksum(a.handle)?;
-    println!("wrote a pattern: checksum here {ours:#018x}, in the kernel {kernels:#018x}: {}",
-        if ours == kernels { "same" } else { "DIFFERENT" });
+    println!(
+        "wrote a pattern: checksum here {ours:#018x}, in the kernel {kernels:#018x}: {}",
+        if ours == kernels { "same" } else { "DIFFERENT" }
+    );
     drop(map);
 
     dev.free(a.handle)?;
@@ -51,8 +56,14 @@ fn run(order: u32, zone: u32) -> std::io::Result<()> {
     let s = dev.zone_stats(z)?;
     println!(
         "zone {}: {} of {} pages free, watermarks min {} low {} high {}, {} allocations, {} frees",
-        ZONES.get(z as usize).unwrap_or(&"?"), s.free_pages, s.managed_pages, s.wmark_min, s.wmark_low,
-        s.wmark_high, s.pgalloc, s.pgfree
+        ZONES.get(z as usize).unwrap_or(&"?"),
+        s.free_pages,
+        s.managed_pages,
+        s.wmark_min,
+        s.wmark_low,
+        s.wmark_high,
+        s.pgalloc,
+        s.pgfree
     );
     if ours != kernels {
         return Err(std::io::Error::other("checksums differ"));
@@ -63,7 +74,10 @@ fn run(order: u32, zone: u32) -> std::io::Result<()> {
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let order = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
-    let zone = args.next().and_then(|a| a.parse().ok()).unwrap_or(sys::MINIMM_ZONE_DMA32);
+    let zone = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(sys::MINIMM_ZONE_DMA32);
     match run(order, zone) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     let dev = match Device::open() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("minimm-info: cannot open /dev/minimm: {e} (is minimm.ko loaded? are you root?)");
+            eprintln!(
+                "minimm-info: cannot open /dev/minimm: {e} (is minimm.ko loaded? are you root?)"
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -37,9 +39,20 @@ fn main() -> ExitCode {
     .collect();
     println!("minimm ABI version {}", info.abi_version);
     println!("  page size   {} bytes", info.page_size);
-    println!("  max order   {} (blocks up to {} KiB)", info.max_order, (info.page_size as u64 >> 10) << info.max_order);
+    println!(
+        "  max order   {} (blocks up to {} KiB)",
+        info.max_order,
+        (info.page_size as u64 >> 10) << info.max_order
+    );
     println!("  zones       {}", info.nr_zones);
-    println!("  features    {}", if feats.is_empty() { "none yet".to_string() } else { feats.join(" ") });
+    println!(
+        "  features    {}",
+        if feats.is_empty() {
+            "none yet".to_string()
+        } else {
+            feats.join(" ")
+        }
+    );
     match debugfs("info") {
         Ok(text) => {
             println!("debugfs minimm/info:");

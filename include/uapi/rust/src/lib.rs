@@ -55,7 +55,9 @@ impl Device {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just returned by open and is owned by nobody else.
-        Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Self {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     /// Issues ioctl `cmd` with `arg` as its argument, as the raw system call does.
@@ -82,21 +84,34 @@ impl Device {
 
     /// `MINIMM_IOC_GET_INFO`.
     pub fn info(&self) -> io::Result<sys::minimm_info> {
-        let mut info = sys::minimm_info { size: size_of::<sys::minimm_info>() as u32, ..Default::default() };
+        let mut info = sys::minimm_info {
+            size: size_of::<sys::minimm_info>() as u32,
+            ..Default::default()
+        };
         self.ioctl(sys::MINIMM_IOC_GET_INFO, &mut info)?;
         Ok(info)
     }
 
     /// `MINIMM_IOC_ALLOC`: a block of 2^`order` pages from `zone` or below.
     pub fn alloc(&self, order: u32, zone: u32, flags: u32) -> io::Result<sys::minimm_alloc> {
-        let mut a = sys::minimm_alloc { size: size_of::<sys::minimm_alloc>() as u32, order, zone, flags, ..Default::default() };
+        let mut a = sys::minimm_alloc {
+            size: size_of::<sys::minimm_alloc>() as u32,
+            order,
+            zone,
+            flags,
+            ..Default::default()
+        };
         self.ioctl(sys::MINIMM_IOC_ALLOC, &mut a)?;
         Ok(a)
     }
 
     /// `MINIMM_IOC_FREE`.
     pub fn free(&self, handle: u64) -> io::Result<()> {
-        let mut f = sys::minimm_free { size: size_of::<sys::minimm_free>() as u32, handle, ..Default::default() };
+        let mut f = sys::minimm_free {
+            size: size_of::<sys::minimm_free>() as u32,
+            handle,
+            ..Default::default()
+        };
         self.ioctl(sys::MINIMM_IOC_FREE, &mut f).map(|_| ())
     }
 
@@ -126,7 +141,11 @@ impl Device {
 
     /// `MINIMM_IOC_ZONE_STATS`.
     pub fn zone_stats(&self, zone: u32) -> io::Result<sys::minimm_zone_stats> {
-        let mut s = sys::minimm_zone_stats { size: size_of::<sys::minimm_zone_stats>() as u32, zone, ..Default::default() };
+        let mut s = sys::minimm_zone_stats {
+            size: size_of::<sys::minimm_zone_stats>() as u32,
+            zone,
+            ..Default::default()
+        };
         self.ioctl(sys::MINIMM_IOC_ZONE_STATS, &mut s)?;
         Ok(s)
     }
@@ -140,7 +159,14 @@ impl Device {
     pub fn map_with(&self, offset: u64, len: usize, flags: i32) -> io::Result<Mapping> {
         // SAFETY: a fresh mapping chosen by the kernel; nothing else is at that address.
         let p = unsafe {
-            libc::mmap(core::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, self.fd(), offset as libc::off_t)
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                self.fd(),
+                offset as libc::off_t,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
