@@ -10,6 +10,7 @@
 #   make bench    minimm's allocator against the host's, in one VM run of the non-debug
 #                 `bench` kernel flavour: ns per alloc+free pair and the ratio
 #   make kernel   rebuild the cached test kernel (FLAVOUR=debug|bench)
+#   make fmt      format the Rust sources as the kernel does
 #   make KDIR=/path/to/linux/build module
 #                 build minimm.ko against your own Rust-enabled kernel build tree
 
@@ -24,7 +25,7 @@ TARGET := x86_64-unknown-linux-gnu
 # The toolchain environment (rustc 1.95.0, RUST_LIB_SRC, libclang, bindgen on PATH).
 TOOLENV = eval "$$($(SETUP) env)"
 
-.PHONY: all build module user host-test run shell check bench kernel toolchain clean
+.PHONY: all build module user host-test run shell check bench kernel toolchain fmt clean
 
 all: build
 
@@ -71,6 +72,13 @@ bench:
 	@$(MAKE) -s build FLAVOUR=bench
 	@qemu/run --no-build --flavour bench --exec 'cd /sys/kernel/debug/minimm && \
 		echo "run $(BENCH_ITERATIONS)" > bench && cat bench'
+
+# rustfmt with the kernel's configuration, over the module (through its `mod` items) and the
+# user-space crates.
+RUSTFMT_FILES = rust/minimm.rs rust/host/src/lib.rs selftests/src/main.rs samples/src/bin/*.rs \
+	include/uapi/rust/src/lib.rs include/uapi/rust/build.rs
+fmt:
+	@rustfmt --edition 2021 --config-path qemu/rustfmt.toml $(RUSTFMT_FILES)
 
 clean:
 	-@kdir=$$($(SETUP) kdir $(FLAVOUR) 2>/dev/null) && $(TOOLENV) && $(MAKE) -s -C $$kdir M=$(CURDIR) clean
