@@ -34,7 +34,7 @@ use kernel::{
 use crate::{
     bench,
     buddy::NR_ORDERS,
-    pool::Snapshot,
+    pool::{Counters, Snapshot},
     zone::{self, Milli, Watermarks, NR_ZONES},
     Shared, VERSION,
 };
@@ -225,33 +225,24 @@ fn vmstat(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             writeln!(f, "pgalloc_{} {}", LOWER[z], s.counters.pgalloc)?;
         }
     }
-    writeln!(
-        f,
-        "pgfree {}",
-        all().map(|s| s.counters.pgfree).sum::<u64>()
-    )?;
-    writeln!(
-        f,
-        "pgalloc_fail {}",
-        all().map(|s| s.counters.alloc_fail).sum::<u64>()
-    )?;
-    writeln!(
-        f,
-        "low_wmark_hit {}",
-        all().map(|s| s.counters.low_wmark_hit).sum::<u64>()
-    )?;
-    writeln!(
-        f,
-        "min_wmark_hit {}",
-        all().map(|s| s.counters.min_wmark_hit).sum::<u64>()
-    )?;
-    writeln!(
-        f,
-        "zone_fallback {}",
-        all().map(|s| s.counters.fallback).sum::<u64>()
-    )?;
+    for (name, count) in SUMMED {
+        writeln!(
+            f,
+            "{name} {}",
+            all().map(|s| count(&s.counters)).sum::<u64>()
+        )?;
+    }
     writeln!(f, "borrowed_pages {}", shared.pool.borrowed())
 }
+
+/// The `vmstat` lines summed over the zones.
+const SUMMED: [(&str, fn(&Counters) -> u64); 5] = [
+    ("pgfree", |c| c.pgfree),
+    ("pgalloc_fail", |c| c.alloc_fail),
+    ("low_wmark_hit", |c| c.low_wmark_hit),
+    ("min_wmark_hit", |c| c.min_wmark_hit),
+    ("zone_fallback", |c| c.fallback),
+];
 
 /// Zone names as /proc/vmstat suffixes them.
 const LOWER: [&str; NR_ZONES] = ["dma", "dma32", "normal"];

@@ -785,27 +785,15 @@ pub fn rmmod_returns_every_page() -> TestResult {
         Ok(kb * 1024 / page_size() as u64 + pcp)
     };
     let before = memfree()?;
-    let run = |cmd: &str, args: &[&str]| -> Result<(), String> {
-        let st = Command::new(cmd)
-            .args(args)
-            .status()
-            .map_err(|err| format!("{cmd}: {err}"))?;
-        if st.success() {
-            Ok(())
-        } else {
-            Err(format!("{cmd} {args:?}: {st}"))
-        }
-    };
-    run("rmmod", &["minimm"])?;
+    sh("rmmod minimm")?;
     let after = memfree()?;
-    let dmesg = Command::new("dmesg").output().map_err(e)?;
-    let log = String::from_utf8_lossy(&dmesg.stdout);
-    let line = log
+    let log = sh("dmesg");
+    sh("insmod /lib/modules/minimm.ko")?;
+    let line = log?
         .lines()
         .rev()
         .find(|l| l.contains("minimm: unloaded:"))
         .map(str::to_string);
-    run("insmod", &["/lib/modules/minimm.ko"])?;
     let line = line.ok_or("no unload line in the kernel log")?;
     // Over the module's life (the pool's pages, and the KUnit tests' own), every page back.
     let nums: Vec<u64> = line
