@@ -385,6 +385,52 @@ pub fn free_while_mapped() -> TestResult {
     pass()
 }
 
+/// Splitting a mapping (partial munmap, mprotect of a part) gives each piece its own reference:
+/// a freed block returns to the pool only when the last piece is unmapped.
+pub fn split_mappings_keep_the_block() -> TestResult {
+    let dev = open()?;
+    let before = free_pages(&dev)?;
+    let a = dev.alloc(2, NORMAL, 0).map_err(e)?;
+    let z = a.zone_out as usize;
+    let page = page_size();
+    let mut m = dev.map(a.mmap_offset, 4 * page).map_err(e)?;
+    fill_pattern(11, m.bytes_mut());
+    let base = m.bytes().as_ptr() as usize;
+    // mprotect of the last page splits off a third piece.
+    // SAFETY: the range is part of the mapping `m`.
+    let r = unsafe {
+        libc::mprotect(
+            (base + 3 * page) as *mut libc::c_void,
+            page,
+            libc::PROT_READ,
+        )
+    };
+    check_eq!(r, 0);
+    // munmap of the second page splits the rest in two.
+    // SAFETY: as above; `m` no longer touches that page after this.
+    let r = unsafe { libc::munmap((base + page) as *mut libc::c_void, page) };
+    check_eq!(r, 0);
+    dev.free(a.handle).map_err(e)?;
+    check_eq!(free_pages(&dev)?[z], before[z] - 4);
+    // The pieces left still show the data.
+    let mut want = vec![0u8; 4 * page];
+    fill_pattern(11, &mut want);
+    // SAFETY: the first page and the last two are still mapped and readable.
+    let first = unsafe { std::slice::from_raw_parts(base as *const u8, page) };
+    check!(first == &want[..page], "first piece lost its data");
+    // SAFETY: as above.
+    let last = unsafe { std::slice::from_raw_parts((base + 2 * page) as *const u8, 2 * page) };
+    check!(last == &want[2 * page..], "last pieces lost their data");
+    // SAFETY: unmapping the first page, still mapped.
+    let r = unsafe { libc::munmap(base as *mut libc::c_void, page) };
+    check_eq!(r, 0);
+    check_eq!(free_pages(&dev)?[z], before[z] - 4);
+    // Dropping `m` unmaps the remaining pieces (and harmlessly the holes).
+    drop(m);
+    check_eq!(free_pages(&dev)?, before);
+    pass()
+}
+
 /// Blocks reach user space zeroed even when ZERO was not asked for.
 pub fn blocks_are_zeroed() -> TestResult {
     let dev = open()?;

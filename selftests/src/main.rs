@@ -279,6 +279,10 @@ const TESTS: &[Test] = &[
         run: buddy::free_while_mapped,
     },
     Test {
+        name: "buddy_split_mappings_keep_the_block",
+        run: buddy::split_mappings_keep_the_block,
+    },
+    Test {
         name: "buddy_blocks_are_zeroed",
         run: buddy::blocks_are_zeroed,
     },
