@@ -431,6 +431,36 @@ pub fn split_mappings_keep_the_block() -> TestResult {
     pass()
 }
 
+/// A child of fork does not inherit the mapping (VM_DONTCOPY): touching it faults there,
+/// while the parent keeps it.
+pub fn fork_does_not_inherit_mappings() -> TestResult {
+    let dev = open()?;
+    let a = dev.alloc(0, NORMAL, 0).map_err(e)?;
+    let mut m = dev.map(a.mmap_offset, page_size()).map_err(e)?;
+    m.bytes_mut()[0] = 42;
+    let p = m.bytes().as_ptr();
+    // SAFETY: the child only reads memory and exits, without returning into Rust code that
+    // could hold locks taken by other threads.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: `p` was a valid mapping in the parent; here it must fault (SIGSEGV).
+        let v = unsafe { std::ptr::read_volatile(p) };
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(i32::from(v)) };
+    }
+    check!(pid > 0, "fork: {}", io::Error::last_os_error());
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    check_eq!(r, pid);
+    check!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,
+        "child status {status:#x}: the mapping was inherited"
+    );
+    check_eq!(m.bytes()[0], 42);
+    pass()
+}
+
 /// Blocks reach user space zeroed even when ZERO was not asked for.
 pub fn blocks_are_zeroed() -> TestResult {
     let dev = open()?;

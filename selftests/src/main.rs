@@ -283,6 +283,10 @@ const TESTS: &[Test] = &[
         run: buddy::split_mappings_keep_the_block,
     },
     Test {
+        name: "buddy_fork_does_not_inherit_mappings",
+        run: buddy::fork_does_not_inherit_mappings,
+    },
+    Test {
         name: "buddy_blocks_are_zeroed",
         run: buddy::blocks_are_zeroed,
     },
