@@ -12,7 +12,8 @@
 //! - `zoneinfo`: /proc/zoneinfo's per-zone part (pages free, watermarks, sizes, protection,
 //!   per-CPU lists).
 //! - `unusable_index`, `extfrag_index`: debugfs `extfrag/` of Linux.
-//! - `vmstat`: /proc/vmstat style `name value` counters.
+//! - `vmstat`: /proc/vmstat style `name value` counters (`nr_held_pages`: pages of freed
+//!   blocks held back because something outside minimm still referenced them).
 //! - `watermarks`: `zone min low high` a line; write the same to set a zone's watermarks
 //!   (checked: min <= low <= high <= managed pages, else EINVAL).
 //! - `bench`: writing `run [ITERATIONS]` times minimm's allocator against the host's (see
@@ -225,6 +226,7 @@ fn vmstat(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             writeln!(f, "pgalloc_{} {}", LOWER[z], s.counters.pgalloc)?;
         }
     }
+    writeln!(f, "nr_held_pages {}", all().map(|s| s.held).sum::<usize>())?;
     for (name, count) in SUMMED {
         writeln!(
             f,

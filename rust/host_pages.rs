@@ -129,6 +129,14 @@ impl Drop for HostBlock {
     }
 }
 
+/// How many references `page` has (`page_ref_count`, an inline without a binding).
+pub(crate) fn page_refcount(page: &kernel::page::Page) -> i32 {
+    // SAFETY: `page.as_ptr()` is a valid `struct page` for as long as `page` is borrowed;
+    // `_refcount` is an `atomic_t`, read here with one aligned volatile load as `atomic_read`
+    // does.
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*page.as_ptr())._refcount.counter)) }
+}
+
 /// The host's free pages now, as `si_meminfo` reports them.
 pub(crate) fn host_free_pages() -> usize {
     let mut info = core::mem::MaybeUninit::<bindings::sysinfo>::zeroed();

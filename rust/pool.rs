@@ -23,7 +23,10 @@
 //! lists count as allocated for the buddy allocator and its watermarks, as in Linux.
 //!
 //! Blocks that leave the pool are [`Block`]s: they own their pages and give them back to their
-//! zone when dropped.
+//! zone when dropped, unless a page is still referenced from outside minimm (a get_user_pages
+//! pin taken through a user mapping: O_DIRECT in flight, a pipe buffer from vmsplice...). Such
+//! a block is never handed out again: it stays allocated, counted as *held*, until unload,
+//! when its pages go back to the host, which frees each one only once its last user is done.
 //!
 //! # Locks
 //!
@@ -144,6 +147,8 @@ pub(crate) struct Snapshot {
     pub(crate) counters: Counters,
     pub(crate) start_pfn: u64,
     pub(crate) spanned: u64,
+    /// Pages held back because they were still referenced outside minimm when freed.
+    pub(crate) held: usize,
 }
 
 /// One zone of the pool.
@@ -168,6 +173,8 @@ pub(crate) struct Zone {
     /// `lowmem_reserve[this zone][highest zone of the request]`.
     protection: [usize; NR_ZONES],
     counters: LiveCounters,
+    /// Pages of blocks held back because they were still referenced when freed.
+    held: Atomic<usize>,
     chunks: KVec<Chunk>,
     managed: usize,
     start_pfn: u64,
@@ -244,6 +251,7 @@ impl Zone {
             low: Atomic::new(wmark.low),
             protection,
             counters: LiveCounters::new(),
+            held: Atomic::new(0),
             chunks,
             managed,
             start_pfn,
@@ -273,6 +281,7 @@ impl Zone {
             counters,
             start_pfn: self.start_pfn,
             spanned: self.spanned,
+            held: self.held.load(Relaxed),
         }
     }
 
@@ -729,6 +738,17 @@ impl Block {
     }
 }
 
+impl Block {
+    /// Whether a page of the block is referenced from outside minimm: more than the one
+    /// reference `split_page` left us (user mappings are gone by the time a block drops).
+    fn pinned(&self) -> bool {
+        self.pages_range().any(|i| {
+            self.page(i)
+                .is_some_and(|p| crate::host_pages::page_refcount(&p) != 1)
+        })
+    }
+}
+
 impl Drop for Block {
     fn drop(&mut self) {
         let r = PageRef {
@@ -736,6 +756,18 @@ impl Drop for Block {
             index: self.r.index,
             order: self.r.order,
         };
+        if self.pinned() {
+            // Handing the block out again would let its next owner share pages with whoever
+            // still holds them: keep it allocated until unload (see the module documentation).
+            if let Some(z) = self.pool.zone(r.zone) {
+                z.held.add(self.pages(), Relaxed);
+            }
+            pr_info!(
+                "block of {} pages still referenced when freed: held until unload\n",
+                self.pages()
+            );
+            return;
+        }
         self.pool.free_raw(r);
     }
 }

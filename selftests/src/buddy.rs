@@ -461,6 +461,56 @@ pub fn fork_does_not_inherit_mappings() -> TestResult {
     pass()
 }
 
+/// A block whose pages something else still references when it is freed (here a pipe, which
+/// took references through vmsplice) is never handed out again: new blocks do not reuse (and
+/// zero) those pages, and the pipe still reads the data.
+pub fn referenced_blocks_are_not_reused() -> TestResult {
+    let dev = open()?;
+    let vmstat = || -> Result<u64, String> {
+        let text = debugfs("vmstat").map_err(e)?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("nr_held_pages "))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or("no nr_held_pages in vmstat".to_string())
+    };
+    let held_before = vmstat()?;
+    let page = page_size();
+    let a = dev.alloc(0, NORMAL, 0).map_err(e)?;
+    let mut m = dev.map(a.mmap_offset, page).map_err(e)?;
+    fill_pattern(77, m.bytes_mut());
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    check_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let iov = libc::iovec {
+        iov_base: m.bytes_mut().as_mut_ptr().cast(),
+        iov_len: page,
+    };
+    // SAFETY: `iov` describes the live mapping; the pipe takes references to its page.
+    let n = unsafe { libc::vmsplice(fds[1], &iov, 1, 0) };
+    check_eq!(n, page as isize);
+    drop(m);
+    dev.free(a.handle).map_err(e)?;
+    check_eq!(vmstat()?, held_before + 1);
+    // Without the hold, the most recently freed page would come back first, zeroed.
+    let mut later = Vec::new();
+    for _ in 0..64 {
+        later.push(dev.alloc(0, NORMAL, 0).map_err(e)?);
+    }
+    let mut buf = vec![0u8; page];
+    // SAFETY: reading into `buf`, valid for `page` bytes.
+    let r = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), page) };
+    // SAFETY: closing the pipe made above.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    check_eq!(r, page as isize);
+    let mut want = vec![0u8; page];
+    fill_pattern(77, &mut want);
+    check!(buf == want, "the pipe's page was reused and overwritten");
+    pass()
+}
+
 /// Blocks reach user space zeroed even when ZERO was not asked for.
 pub fn blocks_are_zeroed() -> TestResult {
     let dev = open()?;

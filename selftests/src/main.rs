@@ -287,6 +287,10 @@ const TESTS: &[Test] = &[
         run: buddy::fork_does_not_inherit_mappings,
     },
     Test {
+        name: "buddy_referenced_blocks_are_not_reused",
+        run: buddy::referenced_blocks_are_not_reused,
+    },
+    Test {
         name: "buddy_blocks_are_zeroed",
         run: buddy::blocks_are_zeroed,
     },
