@@ -399,6 +399,24 @@ mod tests {
     use super::*;
     use std::{collections::BTreeMap, vec, vec::Vec};
 
+    /// Turns a test step's `Option` or `Result` into an error that `?` carries out of the test,
+    /// so the test fails with what went wrong instead of unwinding.
+    trait Must<T> {
+        fn must(self) -> Result<T, String>;
+    }
+
+    impl<T> Must<T> for Option<T> {
+        fn must(self) -> Result<T, String> {
+            self.ok_or_else(|| "got None".into())
+        }
+    }
+
+    impl<T, E: core::fmt::Debug> Must<T> for Result<T, E> {
+        fn must(self) -> Result<T, String> {
+            self.map_err(|e| format!("{e:?}"))
+        }
+    }
+
     impl<S: core::ops::DerefMut<Target = [PageMeta]>> Buddy<S> {
         /// The owner recorded for the allocated block at `index`.
         fn owner(&self, index: u32) -> Option<u32> {
@@ -431,22 +449,23 @@ mod tests {
     }
 
     #[test]
-    fn split_an_order_3_chunk_down_to_order_0() {
+    fn split_an_order_3_chunk_down_to_order_0() -> Result<(), String> {
         let mut b = buddy(8);
-        b.add_chunk(0, 3).unwrap();
+        b.add_chunk(0, 3).must()?;
         assert_eq!(b.alloc(0, 1), Some(0));
         // 8 pages = [0] allocated + [1] order 0 + [2,3] order 1 + [4..8) order 2.
         assert_eq!(layout(&b), vec![(0, vec![1]), (1, vec![2]), (2, vec![4])]);
         assert_eq!(b.free_pages(), 7);
-        b.validate().unwrap();
+        b.validate().must()?;
+        Ok(())
     }
 
     #[test]
-    fn free_merges_back_across_every_order() {
+    fn free_merges_back_across_every_order() -> Result<(), String> {
         let mut b = buddy(8);
-        b.add_chunk(0, 3).unwrap();
-        let x = b.alloc(0, 1).unwrap();
-        let y = b.alloc(0, 1).unwrap();
+        b.add_chunk(0, 3).must()?;
+        let x = b.alloc(0, 1).must()?;
+        let y = b.alloc(0, 1).must()?;
         assert_eq!((x, y), (0, 1));
         assert_eq!(layout(&b), vec![(1, vec![2]), (2, vec![4])]);
         assert_eq!(b.free(x), Ok(0));
@@ -454,42 +473,45 @@ mod tests {
         assert_eq!(b.free(y), Ok(0));
         assert_eq!(layout(&b), vec![(3, vec![0])]);
         assert_eq!(b.free_pages(), 8);
-        b.validate().unwrap();
+        b.validate().must()?;
+        Ok(())
     }
 
     #[test]
-    fn merge_stops_at_an_allocated_buddy() {
+    fn merge_stops_at_an_allocated_buddy() -> Result<(), String> {
         let mut b = buddy(16);
-        b.add_chunk(0, 4).unwrap();
-        let a = b.alloc(2, 1).unwrap(); // 0..4
-        let c = b.alloc(2, 1).unwrap(); // 4..8
+        b.add_chunk(0, 4).must()?;
+        let a = b.alloc(2, 1).must()?; // 0..4
+        let c = b.alloc(2, 1).must()?; // 4..8
         assert_eq!((a, c), (0, 4));
-        b.free(a).unwrap();
+        b.free(a).must()?;
         // 0..4 cannot merge: its buddy 4..8 is allocated.
         assert_eq!(layout(&b), vec![(2, vec![0]), (3, vec![8])]);
-        b.free(c).unwrap();
+        b.free(c).must()?;
         assert_eq!(layout(&b), vec![(4, vec![0])]);
+        Ok(())
     }
 
     #[test]
-    fn blocks_never_merge_across_chunks() {
+    fn blocks_never_merge_across_chunks() -> Result<(), String> {
         // Two order-1 chunks side by side in index space are not buddies of each other.
         let mut b = buddy(4);
-        b.add_chunk(0, 1).unwrap();
-        b.add_chunk(2, 1).unwrap();
+        b.add_chunk(0, 1).must()?;
+        b.add_chunk(2, 1).must()?;
         assert_eq!(layout(&b), vec![(1, vec![0, 2])]);
         assert_eq!(b.alloc(2, 1), None, "no order-2 block exists");
-        let x = b.alloc(1, 1).unwrap();
-        b.free(x).unwrap();
+        let x = b.alloc(1, 1).must()?;
+        b.free(x).must()?;
         assert_eq!(layout(&b), vec![(1, vec![0, 2])]);
-        b.validate().unwrap();
+        b.validate().must()?;
+        Ok(())
     }
 
     #[test]
-    fn double_free_and_foreign_indices_are_refused_without_change() {
+    fn double_free_and_foreign_indices_are_refused_without_change() -> Result<(), String> {
         let mut b = buddy(8);
-        b.add_chunk(0, 3).unwrap();
-        let x = b.alloc(1, 7).unwrap();
+        b.add_chunk(0, 3).must()?;
+        let x = b.alloc(1, 7).must()?;
         let before = layout(&b);
         assert_eq!(b.free(x + 1), Err(Error::NotAllocated), "tail page");
         assert_eq!(b.free(4), Err(Error::NotAllocated), "free block");
@@ -499,42 +521,46 @@ mod tests {
         assert_eq!(b.free(x), Ok(1));
         assert_eq!(b.free(x), Err(Error::NotAllocated), "double free");
         assert_eq!(b.owner(x), None);
-        b.validate().unwrap();
+        b.validate().must()?;
+        Ok(())
     }
 
     #[test]
-    fn chunks_must_be_aligned_and_disjoint() {
+    fn chunks_must_be_aligned_and_disjoint() -> Result<(), String> {
         let mut b = buddy(16);
         assert_eq!(b.add_chunk(2, 2), Err(Error::BadIndex));
         assert_eq!(b.add_chunk(16, 0), Err(Error::BadIndex));
         assert_eq!(b.add_chunk(0, 11), Err(Error::BadOrder));
         assert_eq!(b.add_chunk(u32::MAX - 1, 1), Err(Error::BadIndex));
-        b.add_chunk(0, 2).unwrap();
+        b.add_chunk(0, 2).must()?;
         assert_eq!(b.add_chunk(0, 3), Err(Error::Overlap));
         assert_eq!(b.managed_pages, 4);
-        b.validate().unwrap();
+        b.validate().must()?;
+        Ok(())
     }
 
     #[test]
-    fn huge_orders_are_refused() {
+    fn huge_orders_are_refused() -> Result<(), String> {
         let mut b = buddy(1024);
-        b.add_chunk(0, 10).unwrap();
+        b.add_chunk(0, 10).must()?;
         assert_eq!(b.alloc(11, 1), None);
         assert_eq!(b.alloc(u32::MAX, 1), None);
         assert_eq!(b.alloc(10, 1), Some(0));
+        Ok(())
     }
 
     #[test]
-    fn validate_catches_corruption() {
+    fn validate_catches_corruption() -> Result<(), String> {
         let mut b = buddy(8);
-        b.add_chunk(0, 3).unwrap();
-        b.alloc(0, 1).unwrap();
-        b.validate().unwrap();
+        b.add_chunk(0, 3).must()?;
+        b.alloc(0, 1).must()?;
+        b.validate().must()?;
         b.nr_free[1] += 1;
         assert!(b.validate().is_err());
         b.nr_free[1] -= 1;
         b.pages[3].state = PageState::Free; // a tail claiming to be a head
         assert!(b.validate().is_err());
+        Ok(())
     }
 
     /// A tiny deterministic PRNG, so the property test needs no crate and replays by seed.
@@ -561,7 +587,7 @@ mod tests {
     /// Random alloc/free sequences against a plain model (a map of live blocks), with the
     /// invariant checker after every step.
     #[test]
-    fn random_sequences_agree_with_a_model() {
+    fn random_sequences_agree_with_a_model() -> Result<(), String> {
         for seed in 1..=200u64 {
             let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             // A few chunks of assorted orders, with holes between them.
@@ -575,7 +601,7 @@ mod tests {
                 if at + n > 4096 {
                     break;
                 }
-                b.add_chunk(at, o).unwrap();
+                b.add_chunk(at, o).must()?;
                 chunks.push((at, n));
                 at += n;
             }
@@ -638,12 +664,12 @@ mod tests {
                     "seed {seed} step {step}"
                 );
                 if let Err(c) = b.validate() {
-                    panic!("seed {seed} step {step}: {c:?}");
+                    return Err(format!("seed {seed} step {step}: {c:?}"));
                 }
             }
             // Freeing everything restores every chunk whole.
             for (&i, _) in live.clone().iter() {
-                b.free(i).unwrap();
+                b.free(i).must()?;
             }
             let mut want: Vec<(u32, Vec<u32>)> = Vec::new();
             for &(s, n) in &chunks {
@@ -659,5 +685,6 @@ mod tests {
             }
             assert_eq!(layout(&b), want, "seed {seed}");
         }
+        Ok(())
     }
 }

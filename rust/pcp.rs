@@ -144,17 +144,17 @@ mod tests {
     }
 
     #[test]
-    fn hot_end_is_lifo_cold_end_is_fifo() {
+    fn hot_end_is_lifo_cold_end_is_fifo() -> Result<(), String> {
         let mut l = PcpList::new(vec![0u32; 4], 3, 1);
         for i in 1..=4 {
-            l.push(i).unwrap();
+            l.push(i).map_err(|i| format!("push of {i} refused"))?;
         }
         assert_eq!(l.push(5), Err(5), "full");
         assert!(l.over_high());
         assert_eq!(l.pop(), Some(4));
         assert_eq!(l.pop_cold(), Some(1));
-        l.push(6).unwrap();
-        l.push(7).unwrap(); // wraps around the ring
+        l.push(6).map_err(|i| format!("push of {i} refused"))?;
+        l.push(7).map_err(|i| format!("push of {i} refused"))?; // wraps around the ring
         assert_eq!(l.count(), 4);
         let mut cold = Vec::new();
         while let Some(i) = l.pop_cold() {
@@ -162,6 +162,7 @@ mod tests {
         }
         assert_eq!(cold, [2, 3, 6, 7]);
         assert_eq!(l.pop(), None);
+        Ok(())
     }
 
     /// Random pushes and pops from both ends against a VecDeque.
