@@ -3,43 +3,17 @@
 //! Selftests of the zoned buddy pool: allocation ioctls and their errnos, zone placement and
 //! fallback, watermarks, mmap, data round trips, ownership, quota and unload.
 
-use std::{io, mem::size_of, process::Command};
+use std::{io, mem::size_of};
 
-use minimm_uapi::{checksum, debugfs, fill_pattern, page_size, parse_kv, sys, Device};
+use minimm_uapi::{checksum, debugfs, fill_pattern, page_size, sys, Device};
 
-use crate::ktap::{expect_errno, pass, skip, TestResult};
-
-const DMA: u32 = sys::MINIMM_ZONE_DMA;
-const DMA32: u32 = sys::MINIMM_ZONE_DMA32;
-const NORMAL: u32 = sys::MINIMM_ZONE_NORMAL;
-
-fn open() -> Result<Device, String> {
-    Device::open().map_err(|e| format!("open: {e}"))
-}
-
-fn stats(dev: &Device, zone: u32) -> Result<sys::minimm_zone_stats, String> {
-    dev.zone_stats(zone)
-        .map_err(|e| format!("ZONE_STATS {zone}: {e}"))
-}
-
-/// Free pages per zone that the pool can hand out: on the free lists or on per-CPU lists.
-fn free_pages(dev: &Device) -> Result<[u64; 3], String> {
-    let avail = |z| stats(dev, z).map(|s| s.free_pages + s.pcp_pages);
-    Ok([avail(DMA)?, avail(DMA32)?, avail(NORMAL)?])
-}
-
-fn e(err: io::Error) -> String {
-    err.to_string()
-}
-
-fn info_value(key: &str) -> Result<u64, String> {
-    let text = debugfs("info").map_err(e)?;
-    parse_kv(&text)
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .and_then(|(_, v)| v.parse().ok())
-        .ok_or(format!("no {key} in debugfs info"))
-}
+use crate::{
+    common::{
+        e, free_pages, in_child, info_value, open, sh, stats, validate_ok, vmstat, CpuPin, Exit,
+        DMA, DMA32, NORMAL,
+    },
+    ktap::{expect_errno, pass, skip, TestResult},
+};
 
 /// Every order from 0 to MAX_ORDER comes and goes, and the zone's free count follows.
 pub fn alloc_free_every_order() -> TestResult {
@@ -361,6 +335,8 @@ pub fn mmap_errnos() -> TestResult {
 /// A block freed while mapped is not reused until the mapping is gone: its data stays put
 /// and the pool does not count it free.
 pub fn free_while_mapped() -> TestResult {
+    // One CPU, so that its per-CPU list (last in, first out) serves every page here.
+    let _pin = CpuPin::new(0)?;
     let dev = open()?;
     let before = free_pages(&dev)?;
     let a = dev.alloc(0, NORMAL, 0).map_err(e)?;
@@ -371,13 +347,9 @@ pub fn free_while_mapped() -> TestResult {
     dev.free(a.handle).map_err(e)?;
     expect_errno(dev.checksum(a.handle), libc::EINVAL, "freed handle")?;
     check_eq!(free_pages(&dev)?[z], before[z] - 1);
-    // The allocator hands out the most recently freed block first: had ours gone back, this
-    // one would be it, zeroed.
+    // The per-CPU list hands out the most recently freed page first: had ours gone back, this
+    // block would be it, and zeroing it would have wiped what the mapping shows.
     let b = dev.alloc(0, NORMAL, 0).map_err(e)?;
-    check_eq!(
-        dev.checksum(b.handle).map_err(e)?,
-        checksum(&vec![0u8; page_size()])
-    );
     check_eq!(checksum(m.bytes()), sum);
     drop(m);
     dev.free(b.handle).map_err(e)?;
@@ -438,24 +410,12 @@ pub fn fork_does_not_inherit_mappings() -> TestResult {
     let a = dev.alloc(0, NORMAL, 0).map_err(e)?;
     let mut m = dev.map(a.mmap_offset, page_size()).map_err(e)?;
     m.bytes_mut()[0] = 42;
-    let p = m.bytes().as_ptr();
-    // SAFETY: the child only reads memory and exits, without returning into Rust code that
-    // could hold locks taken by other threads.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: `p` was a valid mapping in the parent; here it must fault (SIGSEGV).
-        let v = unsafe { std::ptr::read_volatile(p) };
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(i32::from(v)) };
-    }
-    check!(pid > 0, "fork: {}", io::Error::last_os_error());
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-    check_eq!(r, pid);
+    let p = m.bytes().as_ptr() as usize;
+    // SAFETY: `p` was a valid mapping in the parent; in the child it must fault (SIGSEGV).
+    let child = in_child(|| i32::from(unsafe { std::ptr::read_volatile(p as *const u8) }))?;
     check!(
-        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGSEGV,
-        "child status {status:#x}: the mapping was inherited"
+        child == Exit::Signal(libc::SIGSEGV),
+        "child {child:?}: the mapping was inherited"
     );
     check_eq!(m.bytes()[0], 42);
     pass()
@@ -466,14 +426,7 @@ pub fn fork_does_not_inherit_mappings() -> TestResult {
 /// zero) those pages, and the pipe still reads the data.
 pub fn referenced_blocks_are_not_reused() -> TestResult {
     let dev = open()?;
-    let vmstat = || -> Result<u64, String> {
-        let text = debugfs("vmstat").map_err(e)?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("nr_held_pages "))
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or("no nr_held_pages in vmstat".to_string())
-    };
-    let held_before = vmstat()?;
+    let held_before = vmstat("nr_held_pages")?;
     let page = page_size();
     let a = dev.alloc(0, NORMAL, 0).map_err(e)?;
     let mut m = dev.map(a.mmap_offset, page).map_err(e)?;
@@ -490,7 +443,7 @@ pub fn referenced_blocks_are_not_reused() -> TestResult {
     check_eq!(n, page as isize);
     drop(m);
     dev.free(a.handle).map_err(e)?;
-    check_eq!(vmstat()?, held_before + 1);
+    check_eq!(vmstat("nr_held_pages")?, held_before + 1);
     // Without the hold, the most recently freed page would come back first, zeroed.
     let mut later = Vec::new();
     for _ in 0..64 {
@@ -511,18 +464,39 @@ pub fn referenced_blocks_are_not_reused() -> TestResult {
     pass()
 }
 
-/// Blocks reach user space zeroed even when ZERO was not asked for.
+/// Blocks reach user space zeroed even when ZERO was not asked for: pages that held data
+/// come back zero.
 pub fn blocks_are_zeroed() -> TestResult {
+    // One CPU: an order-0 page freed to its per-CPU list is the next one handed out.
+    let _pin = CpuPin::new(0)?;
     let dev = open()?;
-    for order in [0, 3] {
-        let a = dev.alloc(order, DMA32, 0).map_err(e)?;
-        dev.fill(a.handle, 99).map_err(e)?;
-        dev.free(a.handle).map_err(e)?;
-        // Most likely the same block comes back; either way it must be zero.
-        let b = dev.alloc(order, DMA32, 0).map_err(e)?;
-        let zero = checksum(&vec![0u8; page_size() << order]);
+    let page = page_size();
+    let a = dev.alloc(0, DMA32, 0).map_err(e)?;
+    dev.fill(a.handle, 99).map_err(e)?;
+    dev.free(a.handle).map_err(e)?;
+    let b = dev.alloc(0, DMA32, 0).map_err(e)?;
+    check_eq!(
+        dev.checksum(b.handle).map_err(e)?,
+        checksum(&vec![0u8; page])
+    );
+    dev.free(b.handle).map_err(e)?;
+    // Larger blocks come from the zone, merged and split again: dirty many, so that the next
+    // ones are carved from them.
+    let zero = checksum(&vec![0u8; page << 3]);
+    let dirty = (0..32)
+        .map(|i| {
+            let a = dev.alloc(3, DMA32, 0)?;
+            dev.fill(a.handle, 100 + i)?;
+            Ok(a.handle)
+        })
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(e)?;
+    for h in dirty {
+        dev.free(h).map_err(e)?;
+    }
+    for _ in 0..32 {
+        let b = dev.alloc(3, DMA32, 0).map_err(e)?;
         check_eq!(dev.checksum(b.handle).map_err(e)?, zero);
-        dev.free(b.handle).map_err(e)?;
     }
     pass()
 }
@@ -684,14 +658,8 @@ pub fn watermarks_in_debugfs() -> TestResult {
 /// Order-0 pages come from and go to this CPU's list, refilled and drained a batch at a time,
 /// never above its high mark; drain_pcp empties the lists.
 pub fn pcp_lists() -> TestResult {
-    // Stay on CPU 0, so that one list serves this test.
-    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid cpu_set_t; 0 is in range.
-    unsafe { libc::CPU_SET(0, &mut set) };
-    // SAFETY: `set` is valid for its size.
-    let r = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
-    check_eq!(r, 0);
+    // Stay on CPU 0, so that one list serves this test; the old mask comes back on return.
+    let _pin = CpuPin::new(0)?;
     let pagesets = || -> Result<Vec<(u64, u64, u64)>, String> {
         // (count, high, batch) of CPU 0 in each zone, from zoneinfo.
         let text = debugfs("zoneinfo").map_err(e)?;
@@ -798,27 +766,8 @@ pub fn concurrent_alloc_free() -> TestResult {
         t.join().map_err(|_| "thread panicked".to_string())??;
     }
     check_eq!(free_pages(&watch)?, before);
-    let text = debugfs("validate").map_err(e)?;
-    check_eq!(text.lines().filter(|l| l.contains(": ok,")).count(), 3);
+    validate_ok()?;
     pass()
-}
-
-/// Runs `cmd` with `sh -c`; fails with its output unless it succeeds.
-fn sh(cmd: &str) -> Result<String, String> {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .map_err(|err| format!("sh: {err}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{cmd}: {}: {text}", out.status))
-    }
 }
 
 /// Borrowing takes what the host gives: with the host failing every allocation of order 6 or
@@ -864,8 +813,7 @@ pub fn borrowing_takes_what_the_host_gives() -> TestResult {
         // Order-5 blocks still come and go, and merge back to order 5 at most.
         let a = dev.alloc(5, NORMAL, 0).map_err(e)?;
         dev.free(a.handle).map_err(e)?;
-        let text = debugfs("validate").map_err(e)?;
-        check_eq!(text.lines().filter(|l| l.contains(": ok,")).count(), 3);
+        validate_ok()?;
         Ok(())
     })();
     sh("rmmod minimm")?;

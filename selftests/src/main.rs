@@ -11,6 +11,7 @@
 #[macro_use]
 mod ktap;
 mod buddy;
+mod common;
 
 use std::{io, mem::size_of, os::unix::fs::PermissionsExt};
 
@@ -18,11 +19,21 @@ use ktap::{expect_errno, pass, Test, TestResult, KSFT_SKIP};
 use minimm_uapi::{debugfs, parse_kv, sys, Device};
 
 fn open_close() -> TestResult {
+    let avail = |dev: &Device| -> Result<u64, String> {
+        let s = dev
+            .zone_stats(sys::MINIMM_ZONE_DMA32)
+            .map_err(|e| e.to_string())?;
+        Ok(s.free_pages + s.pcp_pages)
+    };
     let dev = Device::open().map_err(|e| format!("open /dev/minimm: {e}"))?;
-    check!(dev.fd() >= 0, "fd {}", dev.fd());
+    let before = avail(&dev)?;
+    dev.alloc(3, sys::MINIMM_ZONE_DMA32, 0)
+        .map_err(|e| e.to_string())?;
+    check_eq!(avail(&dev)?, before - 8);
     drop(dev);
-    // Closing released everything: the device opens again.
-    Device::open().map_err(|e| format!("reopen: {e}"))?;
+    // Closing released everything: the device opens again, with the block back in the pool.
+    let dev = Device::open().map_err(|e| format!("reopen: {e}"))?;
+    check_eq!(avail(&dev)?, before);
     pass()
 }
 
@@ -171,16 +182,28 @@ fn larger_size_gets_known_prefix() -> TestResult {
 fn two_opens_at_once() -> TestResult {
     let a = Device::open().map_err(|e| e.to_string())?;
     let b = Device::open().map_err(|e| e.to_string())?;
-    check!(a.fd() != b.fd(), "same fd");
+    // Each file has its own handles: both get handle 1, and each frees only its own.
+    let ha = a
+        .alloc(0, sys::MINIMM_ZONE_NORMAL, 0)
+        .map_err(|e| e.to_string())?;
+    let hb = b
+        .alloc(1, sys::MINIMM_ZONE_NORMAL, 0)
+        .map_err(|e| e.to_string())?;
+    check_eq!((ha.handle, hb.handle), (1, 1));
+    b.fill(hb.handle, 3).map_err(|e| e.to_string())?;
+    let sum = b.checksum(hb.handle).map_err(|e| e.to_string())?;
     let (ia, ib) = (
         a.info().map_err(|e| e.to_string())?,
         b.info().map_err(|e| e.to_string())?,
     );
     check_eq!(ia, ib);
     drop(a);
-    // Closing one leaves the other working.
-    b.info()
-        .map_err(|e| format!("after closing the other: {e}"))?;
+    // Closing one leaves the other and its block as they were.
+    check_eq!(
+        b.checksum(hb.handle)
+            .map_err(|e| format!("after closing the other: {e}"))?,
+        sum
+    );
     pass()
 }
 
