@@ -12,6 +12,7 @@
 mod ktap;
 mod buddy;
 mod common;
+mod mapping;
 
 use std::{io, mem::size_of, os::unix::fs::PermissionsExt};
 
@@ -344,6 +345,42 @@ const TESTS: &[Test] = &[
     Test {
         name: "buddy_validate_passes",
         run: buddy::validate_passes,
+    },
+    Test {
+        name: "mapping_free_races_mmap",
+        run: mapping::free_races_mmap,
+    },
+    Test {
+        name: "mapping_free_races_free",
+        run: mapping::free_races_free,
+    },
+    Test {
+        name: "mapping_close_races_ioctl",
+        run: mapping::close_races_ioctl,
+    },
+    Test {
+        name: "mapping_free_races_block_data",
+        run: mapping::free_races_block_data,
+    },
+    Test {
+        name: "mapping_madv_dontneed_then_sigbus",
+        run: mapping::madv_dontneed_then_sigbus,
+    },
+    Test {
+        name: "mapping_madv_fork_flags",
+        run: mapping::madv_fork_flags,
+    },
+    Test {
+        name: "mapping_madv_dofork_is_refused",
+        run: mapping::madv_dofork_is_refused,
+    },
+    Test {
+        name: "mapping_mremap_move_shrink_grow",
+        run: mapping::mremap_move_shrink_grow,
+    },
+    Test {
+        name: "mapping_read_from_outside",
+        run: mapping::read_from_outside,
     },
     // Last: these unload and reload the module.
     Test {

@@ -49,8 +49,13 @@ pub struct Device {
 impl Device {
     /// Opens `/dev/minimm` read-write.
     pub fn open() -> io::Result<Self> {
+        Self::open_mode(libc::O_RDWR)
+    }
+
+    /// Opens `/dev/minimm` with `mode`: `O_RDONLY`, `O_WRONLY` or `O_RDWR` (close-on-exec).
+    pub fn open_mode(mode: i32) -> io::Result<Self> {
         // SAFETY: `PATH` is a NUL-terminated string; open has no other preconditions.
-        let fd = unsafe { libc::open(PATH.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        let fd = unsafe { libc::open(PATH.as_ptr(), mode | libc::O_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -172,6 +177,13 @@ impl Device {
             return Err(io::Error::last_os_error());
         }
         Ok(Mapping { ptr: p.cast(), len })
+    }
+
+    /// A second descriptor of the same open file (`dup`).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self {
+            fd: self.fd.try_clone()?,
+        })
     }
 
     /// The raw file descriptor, for mmap and poll.

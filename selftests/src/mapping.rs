@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Selftests of block mappings under what user space may do to them: races of FREE with
+//! mmap, FREE, close and BLOCK_DATA; madvise; mremap; and reads of the mapping from outside
+//! (/proc/PID/mem, process_vm_readv). Every test ends with the pool's pages back, no block
+//! held and the allocator's invariants intact.
+
+use std::{ffi::CString, io, os::unix::fs::FileExt, sync::Barrier, thread, time::Duration};
+
+use minimm_uapi::{checksum, fill_pattern, page_size, Device};
+
+use crate::{
+    common::{
+        e, free_pages, in_child, is_mapped, open, validate_ok, vmstat, Area, Child, Exit, Pipe,
+        NORMAL,
+    },
+    ktap::{expect_errno, pass, TestResult},
+};
+
+/// The pool as a test found it: every page back and nothing held when the test is done.
+struct Baseline {
+    watch: Device,
+    free: [u64; 3],
+    held: u64,
+}
+
+impl Baseline {
+    fn take() -> Result<Self, String> {
+        let watch = open()?;
+        let free = free_pages(&watch)?;
+        Ok(Self {
+            watch,
+            free,
+            held: vmstat("nr_held_pages")?,
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        check_eq!(free_pages(&self.watch)?, self.free);
+        check_eq!(vmstat("nr_held_pages")?, self.held);
+        validate_ok()
+    }
+}
+
+fn rw_shared(dev: &Device, offset: u64, len: usize) -> io::Result<Area> {
+    Area::map(
+        dev.fd(),
+        offset,
+        len,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_SHARED,
+    )
+}
+
+fn madvise(addr: usize, len: usize, advice: i32) -> io::Result<()> {
+    // SAFETY: madvise only changes how the kernel treats the range; the callers pass their
+    // own mappings and do not read a zapped range except where the test expects a fault.
+    if unsafe { libc::madvise(addr as *mut libc::c_void, len, advice) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Reads `want.len()` bytes at `addr` with volatile loads; whether they equal `want`.
+/// Fork-safe: no allocation.
+fn reads_as(addr: usize, want: &[u8]) -> bool {
+    // SAFETY: the callers pass an address that is mapped and readable for `want.len()` bytes,
+    // or one where the test expects the load to fault.
+    want.iter()
+        .enumerate()
+        .all(|(i, &w)| unsafe { std::ptr::read_volatile((addr + i) as *const u8) } == w)
+}
+
+/// FREE and mmap of the same handle at once: the mmap fails with EINVAL or succeeds with a
+/// mapping that stays valid (and its pages out of the pool) until munmap.
+pub fn free_races_mmap() -> TestResult {
+    let base = Baseline::take()?;
+    let dev = open()?;
+    let page = page_size();
+    let len = 4 * page;
+    let barrier = Barrier::new(2);
+    let (mut mapped, mut refused) = (0, 0);
+    for i in 0..100u64 {
+        let a = dev.alloc(2, NORMAL, 0).map_err(e)?;
+        let (freed, map) = thread::scope(|s| {
+            let t = s.spawn(|| {
+                barrier.wait();
+                dev.free(a.handle)
+            });
+            barrier.wait();
+            let map = rw_shared(&dev, a.mmap_offset, len);
+            (t.join(), map)
+        });
+        freed
+            .map_err(|_| "free thread panicked")?
+            .map_err(|err| format!("iteration {i}: FREE: {err}"))?;
+        match map {
+            Ok(m) => {
+                mapped += 1;
+                check!(
+                    m.bytes().iter().all(|&b| b == 0),
+                    "iteration {i}: mapping not zero"
+                );
+                let mut want = vec![0u8; len];
+                fill_pattern(i, &mut want);
+                // SAFETY: `m` maps `len` writable bytes.
+                unsafe { std::ptr::copy_nonoverlapping(want.as_ptr(), m.addr as *mut u8, len) };
+                // A block allocated now must not be ours: filling it leaves our data alone.
+                let b = dev.alloc(2, NORMAL, 0).map_err(e)?;
+                dev.fill(b.handle, !i).map_err(e)?;
+                check!(m.bytes() == &want[..], "iteration {i}: mapped block reused");
+                dev.free(b.handle).map_err(e)?;
+            }
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => refused += 1,
+            Err(err) => return Err(format!("iteration {i}: mmap: {err}")),
+        }
+    }
+    println!("# free_races_mmap: {mapped} mapped, {refused} refused");
+    drop(dev);
+    base.check()?;
+    pass()
+}
+
+/// Two threads free one handle: exactly one succeeds, the other gets EINVAL.
+pub fn free_races_free() -> TestResult {
+    let base = Baseline::take()?;
+    let dev = open()?;
+    let barrier = Barrier::new(2);
+    for i in 0..200 {
+        let a = dev.alloc(i % 3, NORMAL, 0).map_err(e)?;
+        let free = || {
+            barrier.wait();
+            dev.free(a.handle)
+        };
+        let (x, y) = thread::scope(|s| {
+            let t = s.spawn(free);
+            let y = free();
+            (t.join(), y)
+        });
+        let x = x.map_err(|_| "free thread panicked")?;
+        let einval = |r: &io::Result<()>| {
+            r.as_ref()
+                .is_err_and(|err| err.raw_os_error() == Some(libc::EINVAL))
+        };
+        check!(
+            (x.is_ok() && einval(&y)) || (einval(&x) && y.is_ok()),
+            "iteration {i}: {x:?} and {y:?}"
+        );
+    }
+    drop(dev);
+    base.check()?;
+    pass()
+}
+
+/// Closing a descriptor while an ioctl runs on a dup of it: the ioctl completes normally,
+/// and the file lives on until its last descriptor goes.
+pub fn close_races_ioctl() -> TestResult {
+    let base = Baseline::take()?;
+    let barrier = Barrier::new(2);
+    for i in 0..10u64 {
+        let dev = open()?;
+        let a = dev.alloc(10, NORMAL, 0).map_err(e)?;
+        dev.fill(a.handle, i).map_err(e)?;
+        let want = dev.checksum(a.handle).map_err(e)?;
+        let dup = dev.try_clone().map_err(e)?;
+        let sums = thread::scope(|s| {
+            let t = s.spawn(|| {
+                barrier.wait();
+                (0..3).map(|_| dup.checksum(a.handle)).collect::<Vec<_>>()
+            });
+            barrier.wait();
+            drop(dev);
+            t.join()
+        })
+        .map_err(|_| "ioctl thread panicked")?;
+        for sum in sums {
+            check_eq!(sum.map_err(e)?, want);
+        }
+        check_eq!(dup.checksum(a.handle).map_err(e)?, want);
+    }
+    base.check()?;
+    pass()
+}
+
+/// FREE while another thread checksums or fills the block: each BLOCK_DATA call returns
+/// success or EINVAL, nothing else, and the pool is whole afterwards.
+pub fn free_races_block_data() -> TestResult {
+    let base = Baseline::take()?;
+    let dev = open()?;
+    let barrier = Barrier::new(2);
+    let mut served = 0;
+    for i in 0..10u64 {
+        let a = dev.alloc(10, NORMAL, 0).map_err(e)?;
+        let results = thread::scope(|s| {
+            let t = s.spawn(|| {
+                barrier.wait();
+                let mut out = Vec::new();
+                for k in 0.. {
+                    let r = if k % 2 == 0 {
+                        dev.checksum(a.handle).map(|_| ())
+                    } else {
+                        dev.fill(a.handle, k)
+                    };
+                    let done = r.is_err();
+                    out.push(r);
+                    if done {
+                        break;
+                    }
+                }
+                out
+            });
+            barrier.wait();
+            thread::sleep(Duration::from_millis(5 * i));
+            let freed = dev.free(a.handle);
+            (freed, t.join())
+        });
+        results
+            .0
+            .map_err(|err| format!("iteration {i}: FREE: {err}"))?;
+        let calls = results.1.map_err(|_| "BLOCK_DATA thread panicked")?;
+        for r in &calls {
+            if let Err(err) = r {
+                check!(
+                    err.raw_os_error() == Some(libc::EINVAL),
+                    "iteration {i}: BLOCK_DATA: {err}"
+                );
+            }
+        }
+        served += calls.iter().filter(|r| r.is_ok()).count();
+    }
+    check!(served > 0, "no BLOCK_DATA call ran before a FREE");
+    drop(dev);
+    base.check()?;
+    pass()
+}
+
+/// MADV_DONTNEED zaps a block mapping's pages; minimm inserts them all at mmap and has no
+/// fault handler, so a later access raises SIGBUS. The block keeps its data and its pages.
+pub fn madv_dontneed_then_sigbus() -> TestResult {
+    let base = Baseline::take()?;
+    let dev = open()?;
+    let page = page_size();
+    let len = 4 * page;
+    let a = dev.alloc(2, NORMAL, 0).map_err(e)?;
+    let z = a.zone_out as usize;
+    dev.fill(a.handle, 21).map_err(e)?;
+    let mut want = vec![0u8; len];
+    fill_pattern(21, &mut want);
+    let m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
+    check!(m.bytes() == &want[..], "mapping differs from the block");
+    madvise(m.addr, len, libc::MADV_DONTNEED).map_err(|err| format!("MADV_DONTNEED: {err}"))?;
+    // The access, in a child with its own mapping of the parent's block (mappings are not
+    // inherited): the data is there before the madvise, a SIGBUS after it.
+    let (fd, offset, want_ref) = (dev.fd(), a.mmap_offset, &want[..]);
+    let child = in_child(|| {
+        let Ok(c) = Area::map(
+            fd,
+            offset,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+        ) else {
+            return 10;
+        };
+        if !reads_as(c.addr, want_ref) {
+            return 11;
+        }
+        if madvise(c.addr, len, libc::MADV_DONTNEED).is_err() {
+            return 12;
+        }
+        reads_as(c.addr + page, &want_ref[page..page + 1]);
+        13
+    })?;
+    check_eq!(child, Exit::Signal(libc::SIGBUS));
+    // The block's data and pages are untouched.
+    check_eq!(dev.checksum(a.handle).map_err(e)?, checksum(&want));
+    check_eq!(free_pages(&dev)?[z], base.free[z] - 4);
+    drop(m);
+    check_eq!(free_pages(&dev)?[z], base.free[z] - 4);
+    dev.free(a.handle).map_err(e)?;
+    drop(dev);
+    base.check()?;
+    pass()
+}
+
+/// MADV_DONTFORK is accepted (and fork does not inherit the mapping either way);
+/// MADV_WIPEONFORK is refused with EINVAL (it is for private anonymous memory only).
+pub fn madv_fork_flags() -> TestResult {
+    let base = Baseline::take()?;
+    let dev = open()?;
+    let len = page_size();
+    let a = dev.alloc(0, NORMAL, 0).map_err(e)?;
+    let m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
+    madvise(m.addr, len, libc::MADV_DONTFORK).map_err(|err| format!("MADV_DONTFORK: {err}"))?;
+    let addr = m.addr;
+    let child = in_child(|| i32::from(reads_as(addr, &[0])))?;
+    check_eq!(child, Exit::Signal(libc::SIGSEGV));
+    expect_errno(
+        madvise(m.addr, len, libc::MADV_WIPEONFORK),
+        libc::EINVAL,
+        "MADV_WIPEONFORK",
+    )?;
+    check!(is_mapped(m.addr, len), "mapping gone after madvise");
+    drop(m);
+    drop(dev);
+    base.check()?;
+    pass()
+}
+
+/// MADV_DOFORK cannot make a child inherit a block mapping: Linux 7.3 refuses it with EINVAL
+/// on any VM_SPECIAL mapping, and minimm's are VM_DONTEXPAND and VM_MIXEDMAP. The mapping
+/// keeps VM_DONTCOPY: a child forked afterwards does not see it, even while the parent frees
+/// the block and closes the device, and the pool gets every page back.
+pub fn madv_dofork_is_refused() -> TestResult {
+    let base = Baseline::take()?;
+    let dev = open()?;
+    let page = page_size();
+    let len = 4 * page;
+    let a = dev.alloc(2, NORMAL, 0).map_err(e)?;
+    let z = a.zone_out as usize;
+    let m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
+    let mut want = vec![0u8; len];
+    fill_pattern(31, &mut want);
+    // SAFETY: `m` maps `len` writable bytes.
+    unsafe { std::ptr::copy_nonoverlapping(want.as_ptr(), m.addr as *mut u8, len) };
+    expect_errno(
+        madvise(m.addr, len, libc::MADV_DOFORK),
+        libc::EINVAL,
+        "MADV_DOFORK",
+    )?;
+    let go = Pipe::new()?;
+    let (addr, want_ref, r) = (m.addr, &want[..], go.r);
+    let child = Child::spawn(|| {
+        let mut byte = 0u8;
+        // SAFETY: reading one byte into `byte`.
+        if unsafe { libc::read(r, (&raw mut byte).cast(), 1) } != 1 {
+            return 10;
+        }
+        if reads_as(addr, want_ref) {
+            0
+        } else {
+            11
+        }
+    })?;
+    // The parent frees the block, unmaps it and closes the device (the child still has the
+    // descriptor open, but no mapping): the block goes back at once.
+    dev.free(a.handle).map_err(e)?;
+    check_eq!(free_pages(&base.watch)?[z], base.free[z] - 4);
+    drop(m);
+    drop(dev);
+    check_eq!(free_pages(&base.watch)?[z], base.free[z]);
+    // SAFETY: writing one byte from a valid buffer.
+    check_eq!(unsafe { libc::write(go.w, [1u8].as_ptr().cast(), 1) }, 1);
+    let exit = child.wait()?;
+    check!(
+        exit == Exit::Signal(libc::SIGSEGV),
+        "child {exit:?} (10: no go, 0: inherited the mapping, 11: inherited other data)"
+    );
+    base.check()?;
+    pass()
+}
+
+/// mremap of a block mapping: a move keeps the data and the block; a shrink keeps the first
+/// part mapped and unmaps the rest; growing fails (VM_DONTEXPAND: EFAULT). After the last
+/// munmap and FREE the pages are back.
+pub fn mremap_move_shrink_grow() -> TestResult {
+    let base = Baseline::take()?;
+    let dev = open()?;
+    let page = page_size();
+    let len = 4 * page;
+    let a = dev.alloc(2, NORMAL, 0).map_err(e)?;
+    let z = a.zone_out as usize;
+    dev.fill(a.handle, 41).map_err(e)?;
+    let mut want = vec![0u8; len];
+    fill_pattern(41, &mut want);
+    let mut m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
+    let mut target = Area::reserve(len).map_err(e)?;
+    // Move onto the reservation, which the move replaces.
+    // SAFETY: moving our own mapping onto our own reservation.
+    let p = unsafe {
+        libc::mremap(
+            m.addr as *mut libc::c_void,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            target.addr as *mut libc::c_void,
+        )
+    };
+    check!(
+        p as usize == target.addr,
+        "mremap move: {}",
+        io::Error::last_os_error()
+    );
+    let old = m.addr;
+    // The moved mapping now lives at the target: the guards swap places.
+    (m.addr, target.addr) = (target.addr, m.addr);
+    check!(!is_mapped(old, page), "old address still mapped");
+    check!(m.bytes() == &want[..], "moved mapping lost the data");
+    want[0] ^= 0xff;
+    // SAFETY: `m` maps `len` writable bytes.
+    unsafe { std::ptr::write_volatile(m.addr as *mut u8, want[0]) };
+    check_eq!(dev.checksum(a.handle).map_err(e)?, checksum(&want));
+    // Shrink to two pages: the first two stay, the last two go.
+    // SAFETY: shrinking our own mapping in place.
+    let p = unsafe { libc::mremap(m.addr as *mut libc::c_void, len, 2 * page, 0) };
+    check!(
+        p as usize == m.addr,
+        "mremap shrink: {}",
+        io::Error::last_os_error()
+    );
+    check!(is_mapped(m.addr, 2 * page), "first part unmapped");
+    for k in 2..4 {
+        check!(!is_mapped(m.addr + k * page, page), "page {k} still mapped");
+    }
+    m.len = 2 * page;
+    check!(
+        m.bytes() == &want[..2 * page],
+        "shrunk mapping lost the data"
+    );
+    // Growing, in place or moving, is refused.
+    for flags in [0, libc::MREMAP_MAYMOVE] {
+        // SAFETY: asking to grow our own mapping; refused, nothing changes.
+        let p = unsafe { libc::mremap(m.addr as *mut libc::c_void, 2 * page, len, flags) };
+        check!(p == libc::MAP_FAILED, "grew to {p:?} (flags {flags})");
+        expect_errno::<()>(
+            Err(io::Error::last_os_error()),
+            libc::EFAULT,
+            &format!("grow, flags {flags}"),
+        )?;
+    }
+    check!(m.bytes() == &want[..2 * page], "data lost by the refusals");
+    dev.free(a.handle).map_err(e)?;
+    check_eq!(free_pages(&dev)?[z], base.free[z] - 4);
+    drop(m);
+    drop(target);
+    drop(dev);
+    base.check()?;
+    pass()
+}
+
+/// /proc/self/mem, a child's read of /proc/PARENT/mem, and process_vm_readv (from this
+/// process and from a child) read a mapping's bytes: the block's data.
+pub fn read_from_outside() -> TestResult {
+    let base = Baseline::take()?;
+    let dev = open()?;
+    let page = page_size();
+    let len = 2 * page;
+    let a = dev.alloc(1, NORMAL, 0).map_err(e)?;
+    dev.fill(a.handle, 51).map_err(e)?;
+    let mut want = vec![0u8; len];
+    fill_pattern(51, &mut want);
+    let m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
+    let mut buf = vec![0u8; len];
+    let mem = std::fs::File::open("/proc/self/mem").map_err(e)?;
+    mem.read_exact_at(&mut buf, m.addr as u64)
+        .map_err(|err| format!("pread /proc/self/mem: {err}"))?;
+    check!(buf == want, "/proc/self/mem differs");
+    let vm_read = |pid: libc::pid_t, buf: &mut [u8]| -> isize {
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let remote = libc::iovec {
+            iov_base: m.addr as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: `local` is our writable buffer; the kernel checks `remote`.
+        unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) }
+    };
+    buf.fill(0);
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    check_eq!(vm_read(me, &mut buf), len as isize);
+    check!(buf == want, "process_vm_readv differs");
+    // From a child, which does not map the block itself.
+    let path = CString::new(format!("/proc/{me}/mem")).map_err(|err| err.to_string())?;
+    let (addr, want_ref) = (m.addr, &want[..]);
+    let child = in_child(|| {
+        // SAFETY: `path` is a NUL-terminated string.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+        if fd < 0 {
+            return 10;
+        }
+        buf.fill(0);
+        // SAFETY: reading into the child's copy of `buf`, valid for `len` bytes.
+        let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), len, addr as libc::off_t) };
+        if n != len as isize {
+            return 11;
+        }
+        if buf != want_ref {
+            return 12;
+        }
+        buf.fill(0);
+        if vm_read(me, &mut buf) != len as isize {
+            return 13;
+        }
+        if buf != want_ref {
+            return 14;
+        }
+        0
+    })?;
+    check!(
+        child == Exit::Code(0),
+        "child {child:?} (10: open, 11: pread, 12: data, 13: process_vm_readv, 14: its data)"
+    );
+    drop(m);
+    dev.free(a.handle).map_err(e)?;
+    drop(dev);
+    base.check()?;
+    pass()
+}
