@@ -10,7 +10,7 @@ use minimm_uapi::{checksum, debugfs, fill_pattern, page_size, sys, Device};
 use crate::{
     common::{
         e, free_pages, in_child, info_value, open, sh, stats, validate_ok, vmstat, CpuPin, Exit,
-        DMA, DMA32, NORMAL,
+        Watermarks, DMA, DMA32, NORMAL,
     },
     ktap::{expect_errno, pass, skip, TestResult},
 };
@@ -184,9 +184,17 @@ pub fn zone_placement() -> TestResult {
 }
 
 /// Exhausting DMA32 falls back to DMA, which keeps its lowmem reserve from DMA32 requests,
-/// then its min watermark from normal DMA requests, and gives atomic requests down to min/2.
+/// then its min watermark from normal and NOWAIT DMA requests, and gives ATOMIC requests
+/// down to m = min - min/2 and ATOMIC|NOWAIT ones (Linux's GFP_ATOMIC) down to m - m/4, as
+/// Linux's __zone_watermark_ok.
 pub fn fallback_watermarks_and_reserve() -> TestResult {
     let dev = open()?;
+    if stats(&dev, DMA)?.managed_pages < 256 {
+        return skip("needs 256 pages in DMA");
+    }
+    // DMA's own min is a few pages, where min/2 and m/4 round to the same level: raise it
+    // (the old watermarks come back on return).
+    let _wm = Watermarks::set(&dev, DMA, "DMA", (64, 80, 96))?;
     let (dma, dma32, normal) = (stats(&dev, DMA)?, stats(&dev, DMA32)?, stats(&dev, NORMAL)?);
     if dma.managed_pages == 0 || dma32.managed_pages == 0 {
         return skip("needs pages in DMA and DMA32");
@@ -253,12 +261,21 @@ pub fn fallback_watermarks_and_reserve() -> TestResult {
     // DMA requests see no reserve: they go on down to min.
     while take(0, DMA, 0, &mut files).is_ok() {}
     check_eq!(stats(&dev, DMA)?.free_pages, dma.wmark_min);
-    // Atomic requests go on to min - min/2.
+    // NOWAIT alone is no reserve (GFP_NOWAIT): nothing more.
+    expect_errno(
+        take(0, DMA, sys::MINIMM_ALLOC_NOWAIT, &mut files),
+        libc::ENOMEM,
+        "NOWAIT at min",
+    )?;
+    check_eq!(stats(&dev, DMA)?.free_pages, dma.wmark_min);
+    // ATOMIC requests go on to m = min - min/2.
+    let m = dma.wmark_min - dma.wmark_min / 2;
     while take(0, DMA, sys::MINIMM_ALLOC_ATOMIC, &mut files).is_ok() {}
-    check_eq!(
-        stats(&dev, DMA)?.free_pages,
-        dma.wmark_min - dma.wmark_min / 2
-    );
+    check_eq!(stats(&dev, DMA)?.free_pages, m);
+    // ATOMIC|NOWAIT, which cannot wait, on to m - m/4.
+    let atomic_nowait = sys::MINIMM_ALLOC_ATOMIC | sys::MINIMM_ALLOC_NOWAIT;
+    while take(0, DMA, atomic_nowait, &mut files).is_ok() {}
+    check_eq!(stats(&dev, DMA)?.free_pages, m - m / 4);
     // NORMAL was never touched by requests that did not allow it.
     check_eq!(stats(&dev, NORMAL)?.pgalloc, normal.pgalloc);
     drop(files);

@@ -285,3 +285,37 @@ pub(crate) fn is_mapped(addr: usize, len: usize) -> bool {
     // SAFETY: msync only inspects the range; MS_ASYNC writes nothing back here.
     unsafe { libc::msync(addr as *mut libc::c_void, len, libc::MS_ASYNC) == 0 }
 }
+
+/// Sets a zone's watermarks through debugfs `watermarks`; the old ones come back on drop.
+pub(crate) struct Watermarks {
+    line: String,
+}
+
+impl Watermarks {
+    /// `name` as debugfs spells it (`DMA`, `DMA32`, `Normal`).
+    pub(crate) fn set(
+        dev: &Device,
+        zone: u32,
+        name: &str,
+        (min, low, high): (u64, u64, u64),
+    ) -> Result<Self, String> {
+        let old = stats(dev, zone)?;
+        let line = format!(
+            "{name} {} {} {}",
+            old.wmark_min, old.wmark_low, old.wmark_high
+        );
+        write_watermarks(&format!("{name} {min} {low} {high}"))?;
+        Ok(Self { line })
+    }
+}
+
+impl Drop for Watermarks {
+    fn drop(&mut self) {
+        let _ = write_watermarks(&self.line);
+    }
+}
+
+pub(crate) fn write_watermarks(line: &str) -> Result<(), String> {
+    std::fs::write(format!("{DEBUGFS}/watermarks"), line)
+        .map_err(|err| format!("watermarks {line:?}: {err}"))
+}
