@@ -12,6 +12,7 @@
 mod ktap;
 mod buddy;
 mod common;
+mod contract;
 mod mapping;
 
 use std::{io, mem::size_of, os::unix::fs::PermissionsExt};
@@ -86,14 +87,21 @@ fn unknown_ioctl_is_enotty() -> TestResult {
         libc::ENOTTY,
         "other magic",
     )?;
-    // GET_INFO's number with a different size encoded is a different command too.
-    let other_size = (sys::MINIMM_IOC_GET_INFO & !(0x3fff << 16)) | (40 << 16);
+    // GET_INFO's number in another direction is another command.
+    let other_dir = (sys::MINIMM_IOC_GET_INFO & !(3 << 30)) | (2 << 30);
     // SAFETY: as above.
     expect_errno(
-        unsafe { dev.ioctl_raw(other_size, p) },
+        unsafe { dev.ioctl_raw(other_dir, p) },
         libc::ENOTTY,
-        "other size",
+        "other direction",
     )?;
+    // The size encoded in the number does not matter: the struct's own size field decides.
+    let other_size = (sys::MINIMM_IOC_GET_INFO & !(0x3fff << 16)) | (40 << 16);
+    buf[..4].copy_from_slice(&sys::MINIMM_INFO_SIZE_VER0.to_ne_bytes());
+    // SAFETY: as above.
+    unsafe { dev.ioctl_raw(other_size, buf.as_mut_ptr() as usize) }
+        .map_err(|e| format!("other size: {e}"))?;
+    check_eq!(buf[..4], sys::MINIMM_INFO_SIZE_VER0.to_ne_bytes());
     pass()
 }
 
@@ -382,7 +390,35 @@ const TESTS: &[Test] = &[
         name: "mapping_read_from_outside",
         run: mapping::read_from_outside,
     },
+    Test {
+        name: "contract_ioctl_ignores_size_bits",
+        run: contract::ioctl_ignores_size_bits,
+    },
+    Test {
+        name: "contract_output_structs_take_any_tail",
+        run: contract::output_structs_take_any_tail,
+    },
+    Test {
+        name: "contract_open_modes",
+        run: contract::open_modes,
+    },
+    Test {
+        name: "contract_failed_commands_change_nothing",
+        run: contract::failed_commands_change_nothing,
+    },
+    Test {
+        name: "contract_held_blocks_come_back",
+        run: contract::held_blocks_come_back,
+    },
     // Last: these unload and reload the module.
+    Test {
+        name: "contract_pcp_drained_before_enomem",
+        run: contract::pcp_drained_before_enomem,
+    },
+    Test {
+        name: "contract_parameters_checked_at_load",
+        run: contract::parameters_checked_at_load,
+    },
     Test {
         name: "buddy_borrowing_takes_what_the_host_gives",
         run: buddy::borrowing_takes_what_the_host_gives,
