@@ -12,21 +12,32 @@
 //! other client can see its contents before then, and every block is zeroed before it is
 //! first handed out.
 //!
-//! Argument structs are extensible (see `include/uapi/linux/minimm.h`): the first `u32` is the
-//! caller's `size`, read before anything else; only `min(size, ours)` bytes are copied, and a
-//! longer struct's unknown tail must be zero. User memory is only copied here, outside locks.
+//! Commands are told apart by the type, number and direction of the ioctl number, not its size
+//! bits: a program built against a later header, whose struct is longer, reaches the same
+//! command. Argument structs are extensible (see `include/uapi/linux/minimm.h`): the first
+//! `u32` is the caller's `size`, read before anything else; only `min(size, ours)` bytes are
+//! copied; an input struct's unknown tail must be zero, an output struct's is left alone. User
+//! memory is only copied here, outside locks.
+//!
+//! Open modes: a file opened read-only may only look (`GET_INFO`, `ZONE_STATS`); commands that
+//! change or touch blocks need a file opened for writing (`EBADF` otherwise).
+//!
+//! A failed command changes nothing: the struct a command writes back is first written back
+//! unchanged, so an unwritable one fails with `EFAULT` before anything is done, and an
+//! allocation whose result still cannot be written is undone, handle number included.
 //!
 //! # Locks
 //!
 //! `Client::blocks` (a mutex) protects the file's handle table. It is taken without any other
 //! minimm lock held, and a zone lock may be taken under it (freeing a block); nothing copies
-//! to or from user space under it.
+//! to or from user space under it. `FileBlock::data` (a mutex, one per block) serialises the
+//! kernel's own reads and writes of a block's contents; it is taken with no other lock held.
 
 use core::{ffi::c_void, mem::size_of};
 
 use kernel::{
     bindings,
-    fs::File,
+    fs::{file, File},
     miscdevice::{MiscDevice, MiscDeviceRegistration},
     mm::virt::{flags as vm_flags, VmaNew},
     new_mutex,
@@ -78,15 +89,22 @@ const _: () = {
 const HANDLE_LIMIT: u64 = 1 << 40;
 
 /// A block owned by an open file, and the file's quota charge for it.
+#[pin_data(PinnedDrop)]
 pub(crate) struct FileBlock {
     block: Block,
     /// The owning file's charged pages; dropping the block uncharges them, whenever the last
     /// mapping goes, so freed-but-mapped blocks still count against the file's quota.
     charge: Arc<Atomic<usize>>,
+    /// Held while the kernel reads or writes the block's contents (`BLOCK_DATA`), so that two
+    /// such accesses never race with each other. User space may still write through a
+    /// mapping meanwhile; `Block::checksum` and `Block::fill` are written for that.
+    #[pin]
+    data: Mutex<()>,
 }
 
-impl Drop for FileBlock {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl PinnedDrop for FileBlock {
+    fn drop(self: Pin<&mut Self>) {
         self.charge.fetch_sub(self.block.pages(), Relaxed);
     }
 }
@@ -137,14 +155,16 @@ impl MiscDevice for Client {
     }
 
     /// Context: process context, may sleep.
-    fn ioctl(me: Pin<&Client>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(me: Pin<&Client>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let arg = UserPtr::from_addr(arg);
-        match cmd {
+        let writable = file.flags() & file::flags::O_ACCMODE != file::flags::O_RDONLY;
+        match uapi::command(cmd).ok_or(ENOTTY)? {
             uapi::IOC_GET_INFO => me.get_info(arg),
+            uapi::IOC_ZONE_STATS => me.zone_stats(arg),
+            _ if !writable => Err(EBADF),
             uapi::IOC_ALLOC => me.alloc(arg),
             uapi::IOC_FREE => me.free(arg),
             uapi::IOC_BLOCK_DATA => me.block_data(arg),
-            uapi::IOC_ZONE_STATS => me.zone_stats(arg),
             _ => Err(ENOTTY),
         }
         .map(|()| 0)
@@ -158,7 +178,9 @@ impl MiscDevice for Client {
         let handle = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
         let fb = me.lookup(handle).ok_or(EINVAL)?;
         let len = vma.end().checked_sub(vma.start()).ok_or(EINVAL)?;
-        if len != fb.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::SHARED == 0 {
+        // VM_MAYSHARE, not VM_SHARED: the kernel clears VM_SHARED for a shared mapping of a
+        // file opened read-only, which is still a shared mapping.
+        if len != fb.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::MAYSHARE == 0 {
             return Err(EINVAL);
         }
         vma.set_dontexpand();
@@ -226,7 +248,7 @@ impl Client {
 
     /// `MINIMM_IOC_GET_INFO`.
     fn get_info(&self, arg: UserPtr) -> Result {
-        let len = ext_len(arg, uapi::INFO_SIZE_VER0, size_of::<uapi::Info>())?;
+        let (_, len) = read_ext::<uapi::Info>(arg, uapi::INFO_SIZE_VER0, Tail::Output)?;
         let mut info = self.shared.info();
         info.size = u32::try_from(len).map_err(|_| EINVAL)?;
         write_prefix(arg, &info, len)
@@ -234,7 +256,7 @@ impl Client {
 
     /// `MINIMM_IOC_ALLOC`.
     fn alloc(&self, arg: UserPtr) -> Result {
-        let (mut req, len) = read_ext::<uapi::Alloc>(arg, uapi::ALLOC_SIZE_VER0)?;
+        let (mut req, len) = read_ext::<uapi::Alloc>(arg, uapi::ALLOC_SIZE_VER0, Tail::Input)?;
         let zone = usize::try_from(req.zone).map_err(|_| EINVAL)?;
         if req.order > uapi::MAX_ORDER
             || zone >= NR_ZONES
@@ -243,6 +265,17 @@ impl Client {
         {
             return Err(EINVAL);
         }
+        // Linux's reserves: __GFP_HIGH alone, or with "cannot block" as GFP_ATOMIC.
+        let class = match (
+            req.flags & alloc_flags::ATOMIC != 0,
+            req.flags & alloc_flags::NOWAIT != 0,
+        ) {
+            (false, _) => Reserve::Normal,
+            (true, false) => Reserve::High,
+            (true, true) => Reserve::Atomic,
+        };
+        // Fail on an unwritable struct before anything changes.
+        write_prefix(arg, &req, len)?;
         let pages = 1usize << req.order;
         // Charge the quota first, so that concurrent allocations cannot overshoot it.
         let quota = self.shared.params.file_quota_pages;
@@ -251,11 +284,6 @@ impl Client {
             self.charge.fetch_sub(pages, Relaxed);
             return Err(EDQUOT);
         }
-        let class = if req.flags & alloc_flags::ATOMIC != 0 {
-            Reserve::Atomic
-        } else {
-            Reserve::Normal
-        };
         let block = match self.shared.pool.alloc(req.order, zone, class, self.owner) {
             Ok(b) => b,
             Err(e) => {
@@ -263,31 +291,46 @@ impl Client {
                 return Err(e);
             }
         };
-        // From here on the charge belongs to `fb` and is released when it drops.
-        let fb = FileBlock {
-            block,
-            charge: self.charge.clone(),
-        };
         // Pool pages may hold another client's data: zero them before user space can see them.
-        fb.block.zero()?;
-        req.zone_out = fb.block.zone() as u32;
-        let fb = Arc::new(fb, GFP_KERNEL)?;
+        // SAFETY: The block was just allocated and nothing else can reach it yet.
+        if let Err(e) = unsafe { block.zero() } {
+            drop(block);
+            self.charge.fetch_sub(pages, Relaxed);
+            return Err(e);
+        }
+        req.zone_out = block.zone() as u32;
+        // From here on the charge belongs to the `FileBlock` and is released when it drops.
+        let fb = Arc::pin_init(
+            try_pin_init!(FileBlock {
+                block,
+                charge: self.charge.clone(),
+                data <- new_mutex!((), "minimm_block_data"),
+            }),
+            GFP_KERNEL,
+        )?;
         let handle = {
-            let mut b = self.blocks.lock();
-            let handle = b.next_handle;
+            let mut table = self.blocks.lock();
+            let handle = table.next_handle;
             if handle >= HANDLE_LIMIT {
                 return Err(ENOSPC);
             }
-            b.list.push((handle, fb), GFP_KERNEL)?;
-            b.next_handle += 1;
+            table.list.push((handle, fb), GFP_KERNEL)?;
+            table.next_handle += 1;
             handle
         };
         req.handle = handle;
         req.mmap_offset = handle << PAGE_SHIFT;
         req.size = u32::try_from(len).map_err(|_| EINVAL)?;
         if let Err(e) = write_prefix(arg, &req, len) {
-            // The caller never learns the handle: undo, so a fault changes nothing.
-            let _ = self.take(handle);
+            // The struct was writable a moment ago (another thread changed the mapping): the
+            // caller never learns the handle, so undo, handle number included.
+            let mut table = self.blocks.lock();
+            let taken = table.position(handle).map(|i| table.list.remove(i));
+            if table.next_handle == handle + 1 {
+                table.next_handle = handle;
+            }
+            drop(table);
+            drop(taken);
             return Err(e);
         }
         Ok(())
@@ -302,7 +345,7 @@ impl Client {
 
     /// `MINIMM_IOC_FREE`.
     fn free(&self, arg: UserPtr) -> Result {
-        let (req, _) = read_ext::<uapi::Free>(arg, uapi::FREE_SIZE_VER0)?;
+        let (req, _) = read_ext::<uapi::Free>(arg, uapi::FREE_SIZE_VER0, Tail::Input)?;
         if req.pad != 0 {
             return Err(EINVAL);
         }
@@ -313,12 +356,21 @@ impl Client {
 
     /// `MINIMM_IOC_BLOCK_DATA`.
     fn block_data(&self, arg: UserPtr) -> Result {
-        let (mut req, len) = read_ext::<uapi::BlockData>(arg, uapi::BLOCK_DATA_SIZE_VER0)?;
+        let (mut req, len) =
+            read_ext::<uapi::BlockData>(arg, uapi::BLOCK_DATA_SIZE_VER0, Tail::Input)?;
+        if req.op != uapi::BLOCK_CHECKSUM && req.op != uapi::BLOCK_FILL {
+            return Err(EINVAL);
+        }
         let fb = self.lookup(req.handle).ok_or(EINVAL)?;
-        match req.op {
-            uapi::BLOCK_CHECKSUM => req.result = fb.block.checksum()?,
-            uapi::BLOCK_FILL => fb.block.fill(req.seed)?,
-            _ => return Err(EINVAL),
+        // Fail on an unwritable struct before the block is touched.
+        write_prefix(arg, &req, len)?;
+        {
+            let _data = fb.data.lock();
+            if req.op == uapi::BLOCK_FILL {
+                fb.block.fill(req.seed)?;
+            } else {
+                req.result = fb.block.checksum()?;
+            }
         }
         req.size = u32::try_from(len).map_err(|_| EINVAL)?;
         write_prefix(arg, &req, len)
@@ -326,7 +378,8 @@ impl Client {
 
     /// `MINIMM_IOC_ZONE_STATS`.
     fn zone_stats(&self, arg: UserPtr) -> Result {
-        let (req, len) = read_ext::<uapi::ZoneStats>(arg, uapi::ZONE_STATS_SIZE_VER0)?;
+        let (req, len) =
+            read_ext::<uapi::ZoneStats>(arg, uapi::ZONE_STATS_SIZE_VER0, Tail::Output)?;
         let zone = usize::try_from(req.zone).map_err(|_| EINVAL)?;
         let mut stats = crate::pool::zone_stats(&self.shared.pool, zone).ok_or(EINVAL)?;
         stats.size = u32::try_from(len).map_err(|_| EINVAL)?;
@@ -334,22 +387,27 @@ impl Client {
     }
 }
 
-/// Reads the `size` field at the start of an extensible struct and returns how many bytes of
-/// it to copy.
-///
-/// Errors: `EFAULT` if `arg` cannot be read, `EINVAL` if the size is below `ver0`.
-fn ext_len(arg: UserPtr, ver0: u32, ours: usize) -> Result<usize> {
-    let user_size = UserSlice::new(arg, size_of::<u32>())
-        .reader()
-        .read::<u32>()?;
-    uapi::ext_copy_len(user_size, ver0, ours).map_err(|_| EINVAL)
+/// What a longer caller struct's unknown tail means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// Fields the caller sets: they must be zero to mean "not asked for" (`E2BIG` otherwise,
+    /// as `copy_struct_from_user`).
+    Input,
+    /// Fields the module would fill: whatever they hold is ignored and left alone.
+    Output,
 }
 
-/// Reads an extensible struct: the known prefix into `T` (the rest zero), and checks that a
-/// longer caller struct's unknown tail is zero (`E2BIG` otherwise, as `copy_struct_from_user`).
-/// A struct larger than a page is `E2BIG` too (as `sched_setattr`), which bounds the scan.
-/// Returns the struct and the number of bytes to write back.
-fn read_ext<T: AsBytes + FromBytes + Default>(arg: UserPtr, ver0: u32) -> Result<(T, usize)> {
+/// Reads an extensible struct: the known prefix into `T` (the rest zero), checking an input
+/// struct's unknown tail as `tail` says. A struct larger than a page is `E2BIG` (as
+/// `sched_setattr`), which bounds the scan. Returns the struct and the number of bytes to write
+/// back.
+///
+/// Errors: `EFAULT` if it cannot be read, `EINVAL` if `size` is below `ver0`, `E2BIG`.
+fn read_ext<T: AsBytes + FromBytes + Default>(
+    arg: UserPtr,
+    ver0: u32,
+    tail: Tail,
+) -> Result<(T, usize)> {
     let user_size = UserSlice::new(arg, size_of::<u32>())
         .reader()
         .read::<u32>()?;
@@ -361,9 +419,8 @@ fn read_ext<T: AsBytes + FromBytes + Default>(arg: UserPtr, ver0: u32) -> Result
     let mut reader = UserSlice::new(arg, total).reader();
     let mut value = T::default();
     reader.read_slice(value.as_bytes_mut().get_mut(..len).ok_or(EINVAL)?)?;
-    // A newer caller's fields this module does not know must be zero to mean "not asked for".
     let mut chunk = [0u8; 64];
-    while !reader.is_empty() {
+    while tail == Tail::Input && !reader.is_empty() {
         let n = reader.len().min(chunk.len());
         let part = chunk.get_mut(..n).ok_or(EINVAL)?;
         reader.read_slice(part)?;

@@ -57,8 +57,9 @@ pub(crate) struct HostBlock {
 // SAFETY: A `HostBlock` only holds pointers to `struct page`s, which are valid on every CPU;
 // giving the pages back from another thread is allowed.
 unsafe impl Send for HostBlock {}
-// SAFETY: `&HostBlock` only gives out page pointers; what is done with the pages' contents is
-// synchronized by the pool that hands out blocks.
+// SAFETY: `&HostBlock` only gives out `BorrowedPage`s, through which nothing touches a page's
+// contents without `unsafe` (whose callers synchronise) or the racy-by-design word access
+// below; the block itself is never changed through a shared reference.
 unsafe impl Sync for HostBlock {}
 
 impl HostBlock {
@@ -127,6 +128,40 @@ impl Drop for HostBlock {
         }
         RETURNED_PAGES.add(self.pages(), Relaxed);
     }
+}
+
+/// Reads `page` as 512 64-bit words, in order, passing each to `f`.
+///
+/// User space may be writing the page through a mapping meanwhile, so each word is read with
+/// one volatile, aligned 64-bit load, as `READ_ONCE` does: a racing write can change which
+/// value is read, never make the read itself undefined.
+pub(crate) fn read_words(page: &kernel::page::Page, mut f: impl FnMut(u64)) {
+    // SAFETY: `page` is a valid page (no HIGHMEM on x86_64: this is its direct-map address);
+    // unmapped below before `page`'s borrow ends.
+    let va = unsafe { bindings::kmap_local_page(page.as_ptr()) }.cast::<u64>();
+    for k in 0..PAGE_SIZE / 8 {
+        // SAFETY: `va` maps the whole page, page-aligned, so `va + k` for `k < PAGE_SIZE / 8`
+        // is in bounds and aligned; a volatile load of plain data is fine against racing
+        // writers (see above).
+        f(unsafe { core::ptr::read_volatile(va.add(k)) });
+    }
+    // SAFETY: unmapping what was mapped above, in reverse order (the only mapping here).
+    unsafe { bindings::kunmap_local(va.cast()) };
+}
+
+/// Writes `page` as 512 64-bit words, the `k`-th being `f(k)`, each with one volatile, aligned
+/// 64-bit store (`WRITE_ONCE`), for the same reason as [`read_words`].
+///
+/// The caller must have the right to change the page's contents: a page of a block it owns.
+pub(crate) fn write_words(page: &kernel::page::Page, mut f: impl FnMut(usize) -> u64) {
+    // SAFETY: As in `read_words`.
+    let va = unsafe { bindings::kmap_local_page(page.as_ptr()) }.cast::<u64>();
+    for k in 0..PAGE_SIZE / 8 {
+        // SAFETY: As in `read_words`; user space may read or write the word concurrently.
+        unsafe { core::ptr::write_volatile(va.add(k), f(k)) };
+    }
+    // SAFETY: As in `read_words`.
+    unsafe { bindings::kunmap_local(va.cast()) };
 }
 
 /// How many references `page` has (`page_ref_count`, an inline without a binding).
