@@ -145,6 +145,14 @@ const PCP_OWNER: u32 = u32::MAX;
 /// Pages one per-CPU list can hold at most.
 const PCP_SLOTS: usize = 512;
 
+/// `high_min` and `high_max` of a zone's per-CPU lists (see `pcp.rs`).
+fn pcp_marks(wmark: Watermarks, managed: usize, cpus: usize, batch: usize) -> (usize, usize) {
+    (
+        pcp::high_mark(wmark.low, cpus, batch, PCP_SLOTS),
+        pcp::high_mark(managed / 8, cpus, batch, PCP_SLOTS),
+    )
+}
+
 /// One CPU's list for one zone, and the events counted on it: like Linux's per-CPU vmstat
 /// diffs, they cost no atomic operation on the fast path (the list lock is held anyway).
 struct PcpCpu {
@@ -188,6 +196,16 @@ fn lock_classes(
     }
 }
 
+/// One CPU's list of a zone, as read at one moment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PcpInfo {
+    pub(crate) count: usize,
+    pub(crate) high: usize,
+    pub(crate) batch: usize,
+    pub(crate) high_min: usize,
+    pub(crate) high_max: usize,
+}
+
 /// A consistent copy of a zone's state, taken under its lock.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Snapshot {
@@ -223,6 +241,8 @@ pub(crate) struct Zone {
     /// Lock-free copies for the per-CPU fast path.
     free: Atomic<usize>,
     low: Atomic<usize>,
+    /// Lock-free copy of the high watermark, for tuning the lists' `high`.
+    high: Atomic<usize>,
     /// `lowmem_reserve[this zone][highest zone of the request]`.
     protection: [usize; NR_ZONES],
     counters: LiveCounters,
@@ -287,12 +307,12 @@ impl Zone {
         let (zone_name, zone_class, pcp_name, pcp_class) = lock_classes(id);
         let cpus = nr_cpu_ids() as usize;
         let batch = pcp::batch_size(managed, PAGE_SIZE);
-        let high = pcp::high_mark(wmark.low, cpus, batch, PCP_SLOTS);
+        let (high_min, high_max) = pcp_marks(wmark, managed, cpus, batch);
         let mut lists = KVec::with_capacity(cpus, GFP_KERNEL)?;
         for _ in 0..cpus {
             let slots = KVec::from_elem(0u32, PCP_SLOTS, GFP_KERNEL)?;
             let cpu = PcpCpu {
-                list: PcpList::new(slots, high, batch),
+                list: PcpList::new(slots, high_min, high_max, batch),
                 pgalloc: 0,
                 pgfree: 0,
                 fallback: 0,
@@ -311,6 +331,7 @@ impl Zone {
             pcp: lists,
             free: Atomic::new(free),
             low: Atomic::new(wmark.low),
+            high: Atomic::new(wmark.high),
             protection,
             counters: LiveCounters::new(),
             held: Atomic::new(0),
@@ -348,10 +369,16 @@ impl Zone {
         }
     }
 
-    /// CPU `cpu`'s list: pages on it, its high mark and its batch.
-    pub(crate) fn pcp_info(&self, cpu: usize) -> Option<(usize, usize, usize)> {
+    /// CPU `cpu`'s list, as Linux's zoneinfo shows a pageset.
+    pub(crate) fn pcp_info(&self, cpu: usize) -> Option<PcpInfo> {
         let l = self.pcp.get(cpu)?.lock();
-        Some((l.list.count(), l.list.high, l.list.batch))
+        Some(PcpInfo {
+            count: l.list.count(),
+            high: l.list.high,
+            batch: l.list.batch,
+            high_min: l.list.high_min,
+            high_max: l.list.high_max,
+        })
     }
 
     /// Number of per-CPU lists (possible CPUs).
@@ -367,7 +394,22 @@ impl Zone {
         let mut g = self.inner.lock();
         g.wmark = w;
         self.low.store(w.low, Relaxed);
+        self.high.store(w.high, Relaxed);
+        drop(g);
+        // The lists' marks follow the low watermark, as Linux recomputes them when
+        // `setup_per_zone_wmarks` runs.
+        let (high_min, high_max) = pcp_marks(w, self.managed, self.pcp.len(), self.batch());
+        for list in self.pcp.iter() {
+            let mut l = list.lock();
+            let batch = l.list.batch;
+            l.list.set_marks(high_min, high_max, batch);
+        }
         Ok(())
+    }
+
+    /// The lists' batch (the same for every CPU).
+    fn batch(&self) -> usize {
+        pcp::batch_size(self.managed, PAGE_SIZE)
     }
 
     /// Gives every page on every CPU's list back to the buddy allocator; returns how many.
@@ -511,6 +553,8 @@ impl Zone {
         // Any CPU's list will do: the id may be stale once read, the list lock keeps it safe.
         let mut l = self.pcp.get(CpuId::current().as_u32() as usize)?.lock();
         if l.list.count() == 0 {
+            l.list
+                .tune_on_refill(self.free.load(Relaxed) > self.high.load(Relaxed));
             let mut g = self.inner.lock();
             for _ in 0..l.list.batch {
                 let Some(i) = g.buddy.alloc(0, PCP_OWNER) else {
@@ -557,6 +601,8 @@ impl Zone {
                 l.pgfree += 1;
                 let pushed = l.list.push(index);
                 if pushed.is_err() || l.list.over_high() {
+                    l.list
+                        .tune_on_overflow(self.free.load(Relaxed) < self.high.load(Relaxed));
                     let mut g = self.inner.lock();
                     let mut freed = pushed.or_else(|i| g.buddy.free(i).map(|_| ()));
                     for _ in 0..l.list.batch {
