@@ -26,13 +26,16 @@
 //!
 //! Outermost first; a lock may be taken while holding only locks above it:
 //!
-//! 1. `device::Client::blocks` (mutex): one open file's handle table.
-//! 2. `pool::Zone::pcp[cpu]` (spinlock, one per CPU and zone): a per-CPU page list. Never
-//!    two at once.
-//! 3. `pool::Zone::inner` (spinlock, one per zone): the zone's buddy allocator and
-//!    watermarks. Never two at once.
+//! 1. `device::Client::blocks` (mutex): one open file's handle table; or
+//!    `device::FileBlock::data` (mutex, one per block): the kernel's own accesses to a block's
+//!    contents. Never both, never two blocks' at once.
+//! 2. `pool::Zone::pcp[cpu]` (irq-safe spinlock, one per CPU and zone, one lockdep class per
+//!    zone): a per-CPU page list. Never two at once.
+//! 3. `pool::Zone::inner` (irq-safe spinlock, one per zone and lockdep class per zone): the
+//!    zone's buddy allocator, held list and watermarks. Never two at once.
 //!
-//! No allocation and no user copy happens under a spinlock.
+//! The spinlocks disable interrupts because a block may be freed from any context, as into
+//! Linux's allocator. No allocation and no user copy happens under a spinlock.
 //!
 //! The kernel's own locks around our callbacks (the mmap lock in `mmap` and in the VMA
 //! `open`/`close` operations, debugfs file locks) are taken before ours.
