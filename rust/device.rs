@@ -6,7 +6,7 @@
 //! 3, ... per file; never an address) and belong to the file: closing it frees them all.
 //! A handle of another file is unknown here, exactly like a made-up one.
 //!
-//! A block is reference-counted ([`FileBlock`] in an `Arc`): the file's table holds one
+//! A block is reference-counted ([`Buffer`] in an `Arc`): the file's table holds one
 //! reference and every user mapping of the block another, so a block freed (or whose file was
 //! closed) while still mapped goes back to the pool only when its last mapping is gone. No
 //! other client can see its contents before then, and every block is zeroed before it is
@@ -30,7 +30,7 @@
 //!
 //! `Client::blocks` (a mutex) protects the file's handle table. It is taken without any other
 //! minimm lock held, and a zone lock may be taken under it (freeing a block); nothing copies
-//! to or from user space under it. `FileBlock::data` (a mutex, one per block) serialises the
+//! to or from user space under it. `Buffer::data` (a mutex, one per block) serialises the
 //! kernel's own reads and writes of a block's contents; it is taken with no other lock held.
 
 use core::{ffi::c_void, mem::size_of};
@@ -52,7 +52,7 @@ use kernel::{
 };
 
 use crate::{
-    pool::Block,
+    pool::PoolBlock,
     uapi::{self, alloc_flags},
     zone::{Reserve, NR_ZONES},
     Minimm, Shared,
@@ -88,22 +88,23 @@ const _: () = {
 /// Handles stay below this so that `handle << PAGE_SHIFT` is a valid, positive mmap offset.
 const HANDLE_LIMIT: u64 = 1 << 40;
 
-/// A block owned by an open file, and the file's quota charge for it.
+/// A buffer: a [`PoolBlock`] owned by an open file and named by a handle there, with the
+/// file's quota charge for it. Its table entry and each user mapping of it hold a reference.
 #[pin_data(PinnedDrop)]
-pub(crate) struct FileBlock {
-    block: Block,
+pub(crate) struct Buffer {
+    block: PoolBlock,
     /// The owning file's charged pages; dropping the block uncharges them, whenever the last
     /// mapping goes, so freed-but-mapped blocks still count against the file's quota.
     charge: Arc<Atomic<usize>>,
     /// Held while the kernel reads or writes the block's contents (`BLOCK_DATA`), so that two
     /// such accesses never race with each other. User space may still write through a
-    /// mapping meanwhile; `Block::checksum` and `Block::fill` are written for that.
+    /// mapping meanwhile; `PoolBlock::checksum` and `PoolBlock::fill` are written for that.
     #[pin]
     data: Mutex<()>,
 }
 
 #[pinned_drop]
-impl PinnedDrop for FileBlock {
+impl PinnedDrop for Buffer {
     fn drop(self: Pin<&mut Self>) {
         self.charge.fetch_sub(self.block.pages(), Relaxed);
     }
@@ -113,7 +114,7 @@ impl PinnedDrop for FileBlock {
 struct Blocks {
     next_handle: u64,
     /// Sorted by handle (handles only grow).
-    list: KVec<(u64, Arc<FileBlock>)>,
+    list: KVec<(u64, Arc<Buffer>)>,
 }
 
 impl Blocks {
@@ -176,25 +177,25 @@ impl MiscDevice for Client {
     fn mmap(me: Pin<&Client>, _file: &File, vma: &VmaNew) -> Result {
         // SAFETY: `vma` is a valid VMA under construction; reading its offset is allowed.
         let handle = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
-        let fb = me.lookup(handle).ok_or(EINVAL)?;
+        let buf = me.lookup(handle).ok_or(EINVAL)?;
         let len = vma.end().checked_sub(vma.start()).ok_or(EINVAL)?;
         // VM_MAYSHARE, not VM_SHARED: the kernel clears VM_SHARED for a shared mapping of a
         // file opened read-only, which is still a shared mapping.
-        if len != fb.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::MAYSHARE == 0 {
+        if len != buf.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::MAYSHARE == 0 {
             return Err(EINVAL);
         }
         vma.set_dontexpand();
         vma.set_dontcopy();
         let map = vma.set_mixedmap();
-        for i in 0..fb.block.pages() {
-            let page = fb.block.page(i).ok_or(EINVAL)?;
+        for i in 0..buf.block.pages() {
+            let page = buf.block.page(i).ok_or(EINVAL)?;
             // A failure here fails the mmap, whose error path unmaps what was inserted.
             map.vm_insert_page(vma.start() + i * PAGE_SIZE, &page)?;
         }
         // SAFETY: During mmap the VMA is ours to set up: it holds one reference to the block
         // from here on (released in `vma_close`), and `VM_OPS` is a static.
         unsafe {
-            (*vma.as_ptr()).vm_private_data = Arc::into_raw(fb).cast_mut().cast::<c_void>();
+            (*vma.as_ptr()).vm_private_data = Arc::into_raw(buf).cast_mut().cast::<c_void>();
             (*vma.as_ptr()).vm_ops = &VM_OPS.0;
         }
         Ok(())
@@ -221,9 +222,9 @@ static VM_OPS: AssertSync<bindings::vm_operations_struct> =
 unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
     // SAFETY: By the function's safety requirement, `vm_private_data` came from
     // `Arc::into_raw` in `mmap` and that reference is still held by the original VMA.
-    let b = unsafe { ArcBorrow::<FileBlock>::from_raw((*vma).vm_private_data.cast::<FileBlock>()) };
+    let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
     // The copy of `vm_private_data` in the new VMA owns this new reference.
-    let _ = Arc::into_raw(Arc::<FileBlock>::from(b));
+    let _ = Arc::into_raw(Arc::<Buffer>::from(buf));
 }
 
 /// A VMA of ours is going away (its pages are already unmapped): drop its reference; the
@@ -235,14 +236,15 @@ unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
 unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
     // SAFETY: This VMA owns the reference stored in `vm_private_data` (from `mmap` or
     // `vma_open`), and this is its one release.
-    drop(unsafe { Arc::<FileBlock>::from_raw((*vma).vm_private_data.cast::<FileBlock>()) });
+    drop(unsafe { Arc::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) });
 }
 
 impl Client {
-    fn lookup(&self, handle: u64) -> Option<Arc<FileBlock>> {
-        let b = self.blocks.lock();
-        b.position(handle)
-            .and_then(|i| b.list.get(i))
+    fn lookup(&self, handle: u64) -> Option<Arc<Buffer>> {
+        let table = self.blocks.lock();
+        table
+            .position(handle)
+            .and_then(|i| table.list.get(i))
             .map(|e| e.1.clone())
     }
 
@@ -299,9 +301,9 @@ impl Client {
             return Err(e);
         }
         req.zone_out = block.zone() as u32;
-        // From here on the charge belongs to the `FileBlock` and is released when it drops.
-        let fb = Arc::pin_init(
-            try_pin_init!(FileBlock {
+        // From here on the charge belongs to the `Buffer` and is released when it drops.
+        let buf = Arc::pin_init(
+            try_pin_init!(Buffer {
                 block,
                 charge: self.charge.clone(),
                 data <- new_mutex!((), "minimm_block_data"),
@@ -314,7 +316,7 @@ impl Client {
             if handle >= HANDLE_LIMIT {
                 return Err(ENOSPC);
             }
-            table.list.push((handle, fb), GFP_KERNEL)?;
+            table.list.push((handle, buf), GFP_KERNEL)?;
             table.next_handle += 1;
             handle
         };
@@ -337,10 +339,10 @@ impl Client {
     }
 
     /// Removes `handle` from the table; the block goes back when its last mapping goes.
-    fn take(&self, handle: u64) -> Result<Arc<FileBlock>> {
-        let mut b = self.blocks.lock();
-        let i = b.position(handle).ok_or(EINVAL)?;
-        b.list.remove(i).map(|e| e.1).map_err(|_| EINVAL)
+    fn take(&self, handle: u64) -> Result<Arc<Buffer>> {
+        let mut table = self.blocks.lock();
+        let i = table.position(handle).ok_or(EINVAL)?;
+        table.list.remove(i).map(|e| e.1).map_err(|_| EINVAL)
     }
 
     /// `MINIMM_IOC_FREE`.
@@ -361,15 +363,15 @@ impl Client {
         if req.op != uapi::BLOCK_CHECKSUM && req.op != uapi::BLOCK_FILL {
             return Err(EINVAL);
         }
-        let fb = self.lookup(req.handle).ok_or(EINVAL)?;
+        let buf = self.lookup(req.handle).ok_or(EINVAL)?;
         // Fail on an unwritable struct before the block is touched.
         write_prefix(arg, &req, len)?;
         {
-            let _data = fb.data.lock();
+            let _data = buf.data.lock();
             if req.op == uapi::BLOCK_FILL {
-                fb.block.fill(req.seed)?;
+                buf.block.fill(req.seed)?;
             } else {
-                req.result = fb.block.checksum()?;
+                req.result = buf.block.checksum()?;
             }
         }
         req.size = u32::try_from(len).map_err(|_| EINVAL)?;

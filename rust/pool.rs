@@ -22,7 +22,7 @@
 //! frees go to the list and drain a batch back once it reaches its high mark. Pages on the
 //! lists count as allocated for the buddy allocator and its watermarks, as in Linux.
 //!
-//! Blocks that leave the pool are [`Block`]s: they own their pages and give them back to their
+//! Blocks that leave the pool are [`PoolBlock`]s: they own their pages and give them back to their
 //! zone when dropped, unless a page is still referenced from outside minimm (a get_user_pages
 //! pin taken through a user mapping: O_DIRECT in flight, a pipe buffer from vmsplice...). Such
 //! a block must not be handed out yet: it goes on its zone's *held* list (the buddy's
@@ -70,17 +70,18 @@ use kernel::{
 
 use crate::{
     buddy::{self, Buddy, PageMeta, MAX_ORDER, NR_ORDERS},
-    host_pages::HostBlock,
+    host_pages::HostChunk,
     pattern,
     pcp::{self, PcpList},
     uapi,
     zone::{self, Reserve, Watermarks, NR_ZONES},
 };
 
-/// A borrowed host block and where it sits in its zone's index space.
-struct Chunk {
+/// A [`HostChunk`] and the index of its first page in its zone's buddy table: what the pool
+/// turns an index back into a host page with.
+struct PlacedChunk {
     index: u32,
-    block: HostBlock,
+    block: HostChunk,
 }
 
 /// Event counters of a zone (Linux's vmstat items, per zone), as read at one moment.
@@ -252,7 +253,7 @@ pub(crate) struct Zone {
     /// The owner tag of each allocated block, by head index, whichever path served it (the
     /// buddy table records the per-CPU lists as the owner of the pages they hold).
     owners: KVVec<Atomic<u32>>,
-    chunks: KVec<Chunk>,
+    chunks: KVec<PlacedChunk>,
     managed: usize,
     start_pfn: u64,
     spanned: u64,
@@ -261,7 +262,7 @@ pub(crate) struct Zone {
 impl Zone {
     fn new(
         id: usize,
-        mut blocks: KVec<HostBlock>,
+        mut blocks: KVec<HostChunk>,
         wmark: Watermarks,
         protection: [usize; NR_ZONES],
     ) -> Result<impl PinInit<Self, Error>> {
@@ -293,7 +294,7 @@ impl Zone {
         while let Some(block) = blocks.pop() {
             buddy.add_chunk(index, block.order()).map_err(|_| EINVAL)?;
             let n = block.pages() as u32;
-            chunks.push(Chunk { index, block }, GFP_KERNEL)?;
+            chunks.push(PlacedChunk { index, block }, GFP_KERNEL)?;
             index += n;
         }
         if managed == 0 {
@@ -699,12 +700,8 @@ impl Pool {
                     pr_info!("{}: the host gave {got} of {want} pages\n", zone::NAMES[z]);
                 }
             }
-            let managed = [0, 1, 2].map(|z: usize| {
-                blocks[z]
-                    .iter()
-                    .map(|b: &HostBlock| b.pages())
-                    .sum::<usize>()
-            });
+            let managed: [usize; NR_ZONES] =
+                core::array::from_fn(|z| blocks[z].iter().map(HostChunk::pages).sum());
             let kib = kernel::page::PAGE_SIZE / 1024;
             let min_free_kbytes = match cfg.min_free_kbytes {
                 0 => zone::min_free_kbytes(borrowed, kib),
@@ -766,7 +763,7 @@ impl Pool {
     }
 
     /// Allocates a block of 2^`order` pages from `highest` or a lower zone, as an owned
-    /// [`Block`] that gives it back when dropped.
+    /// [`PoolBlock`] that gives it back when dropped.
     ///
     /// Context: any; never sleeps.
     pub(crate) fn alloc(
@@ -775,9 +772,9 @@ impl Pool {
         highest: usize,
         class: Reserve,
         owner: u32,
-    ) -> Result<Block> {
-        Ok(Block {
-            r: self.alloc_raw(order, highest, class, owner)?,
+    ) -> Result<PoolBlock> {
+        Ok(PoolBlock {
+            raw: self.alloc_raw(order, highest, class, owner)?,
             pool: self.clone(),
         })
     }
@@ -795,7 +792,7 @@ impl Pool {
         highest: usize,
         class: Reserve,
         owner: u32,
-    ) -> Result<PageRef> {
+    ) -> Result<RawBlock> {
         if order > MAX_ORDER || highest >= NR_ZONES {
             return Err(EINVAL);
         }
@@ -816,11 +813,17 @@ impl Pool {
     }
 
     /// One walk down the zones a request may use.
-    fn try_zones(&self, order: u32, highest: usize, class: Reserve, owner: u32) -> Option<PageRef> {
+    fn try_zones(
+        &self,
+        order: u32,
+        highest: usize,
+        class: Reserve,
+        owner: u32,
+    ) -> Option<RawBlock> {
         zone::fallback(highest).find_map(|z| {
             let index = self.zone(z)?.try_alloc(order, highest, class, owner)?;
             // INVARIANT: `index` heads a block of `order` just allocated in zone `z`.
-            Some(PageRef {
+            Some(RawBlock {
                 zone: z,
                 index,
                 order,
@@ -867,9 +870,9 @@ impl Pool {
     /// Gives a block from [`Pool::alloc_raw`] back.
     ///
     /// Context: any; never sleeps.
-    pub(crate) fn free_raw(&self, r: PageRef) {
-        let freed = self.zone(r.zone).map(|z| z.free(r.index, r.order));
-        // By `PageRef`'s invariant the block is allocated and ours: anything else is a bug.
+    pub(crate) fn free_raw(&self, raw: RawBlock) {
+        let freed = self.zone(raw.zone).map(|z| z.free(raw.index, raw.order));
+        // By `RawBlock`'s invariant the block is allocated and ours: anything else is a bug.
         kernel::warn_on!(!matches!(freed, Some(Ok(()))));
     }
 
@@ -885,7 +888,7 @@ impl Pool {
 #[pinned_drop]
 impl PinnedDrop for Pool {
     fn drop(self: Pin<&mut Self>) {
-        // Every `Block` holds a reference to the pool, so all blocks are back by now, some of
+        // Every `PoolBlock` holds a reference to the pool, so all blocks are back by now, some of
         // them on per-CPU lists, some held. Held blocks go back to the host with the rest: it
         // frees a page still referenced once its last user lets go.
         self.drain();
@@ -916,14 +919,14 @@ impl PinnedDrop for Pool {
 
 /// Borrows up to `want` pages for zone `z` into `out`, classified by address; returns how
 /// many pages were borrowed.
-fn borrow(z: usize, want: usize, out: &mut [KVec<HostBlock>; NR_ZONES]) -> Result<usize> {
+fn borrow(z: usize, want: usize, out: &mut [KVec<HostChunk>; NR_ZONES]) -> Result<usize> {
     let mut got = 0usize;
     let mut order = MAX_ORDER;
     while got < want {
         // The largest order that neither exceeds what is left nor failed before.
         let left = want - got;
         let o = order.min(usize::BITS - 1 - left.leading_zeros());
-        let Some(block) = HostBlock::alloc(z, o) else {
+        let Some(block) = HostChunk::alloc(z, o) else {
             if o == 0 {
                 break;
             }
@@ -945,27 +948,28 @@ fn borrow(z: usize, want: usize, out: &mut [KVec<HostBlock>; NR_ZONES]) -> Resul
 ///
 /// `index` heads an allocated block of `order` in zone `zone` of the pool that made it, and
 /// this value is its only owner.
-pub(crate) struct PageRef {
+pub(crate) struct RawBlock {
     zone: usize,
     index: u32,
     order: u32,
 }
 
-/// A block out of the pool that keeps the pool alive and gives the block back when dropped.
-pub(crate) struct Block {
-    r: PageRef,
+/// A [`RawBlock`] that keeps the pool alive and gives the block back when dropped (or holds it,
+/// while its pages are referenced from outside): what a file's [`crate::device::Buffer`] owns.
+pub(crate) struct PoolBlock {
+    raw: RawBlock,
     pool: Arc<Pool>,
 }
 
-impl Block {
+impl PoolBlock {
     /// The zone the block came from.
     pub(crate) fn zone(&self) -> usize {
-        self.r.zone
+        self.raw.zone
     }
 
     /// Number of pages.
     pub(crate) fn pages(&self) -> usize {
-        1 << self.r.order
+        1 << self.raw.order
     }
 
     /// The `i`-th page of the block.
@@ -973,7 +977,9 @@ impl Block {
         if i >= self.pages() {
             return None;
         }
-        self.pool.zone(self.r.zone)?.page(self.r.index + i as u32)
+        self.pool
+            .zone(self.raw.zone)?
+            .page(self.raw.index + i as u32)
     }
 
     fn pages_range(&self) -> Range<usize> {
@@ -1027,24 +1033,24 @@ impl Block {
     }
 }
 
-impl Drop for Block {
+impl Drop for PoolBlock {
     /// Context: any.
     fn drop(&mut self) {
-        let Some(zone) = self.pool.zone(self.r.zone) else {
+        let Some(zone) = self.pool.zone(self.raw.zone) else {
             return;
         };
-        if zone.referenced(self.r.index, self.r.order) {
+        if zone.referenced(self.raw.index, self.raw.order) {
             // Handing the block out again would let its next owner share pages with whoever
             // still holds them: hold it until they let go (see the module documentation).
-            zone.set_owner(self.r.index, 0);
-            zone.hold(self.r.index);
+            zone.set_owner(self.raw.index, 0);
+            zone.hold(self.raw.index);
             self.pool.schedule_reaper();
             return;
         }
-        self.pool.free_raw(PageRef {
-            zone: self.r.zone,
-            index: self.r.index,
-            order: self.r.order,
+        self.pool.free_raw(RawBlock {
+            zone: self.raw.zone,
+            index: self.raw.index,
+            order: self.raw.order,
         });
         // A free is a good moment to look at the oldest held block.
         if zone.held.load(Relaxed) > 0 {
@@ -1153,9 +1159,9 @@ mod tests {
         let pair = pool.alloc(1, zone::NORMAL, Reserve::Normal, 8)?;
         for (b, owner) in [(&single, 7), (&pair, 8)] {
             let zone = pool.zone(b.zone()).ok_or(EINVAL)?;
-            assert_eq!(zone.owner(b.r.index), Some(owner));
+            assert_eq!(zone.owner(b.raw.index), Some(owner));
         }
-        let index = single.r.index;
+        let index = single.raw.index;
         drop(single);
         assert_eq!(pool.zone(z).ok_or(EINVAL)?.owner(index), Some(0));
         Ok(())
