@@ -27,7 +27,7 @@ pub(crate) const ORDERS: [u32; 3] = [0, 3, 9];
 
 /// One order's result, in nanoseconds per allocate+free pair.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Result1 {
+pub(crate) struct OrderResult {
     pub(crate) order: u32,
     pub(crate) iterations: u64,
     pub(crate) minimm_ns: u64,
@@ -35,12 +35,12 @@ pub(crate) struct Result1 {
 }
 
 /// The last run's results.
-pub(crate) type Results = [Option<Result1>; ORDERS.len()];
+pub(crate) type Results = [Option<OrderResult>; ORDERS.len()];
 
 /// Times `iterations` allocate+free pairs of `order` on both allocators.
 ///
 /// Context: process context, may sleep; takes zone and per-CPU locks for each pair.
-pub(crate) fn run(pool: &Arc<Pool>, order: u32, iterations: u64) -> Result<Result1> {
+pub(crate) fn run(pool: &Arc<Pool>, order: u32, iterations: u64) -> Result<OrderResult> {
     let n = iterations.max(1);
     // Warm both paths (per-CPU lists, caches) before timing.
     for _ in 0..64 {
@@ -57,7 +57,7 @@ pub(crate) fn run(pool: &Arc<Pool>, order: u32, iterations: u64) -> Result<Resul
         host_pair(order)?;
     }
     let host = t.elapsed().as_nanos() as u64;
-    Ok(Result1 {
+    Ok(OrderResult {
         order,
         iterations: n,
         minimm_ns: minimm / n,

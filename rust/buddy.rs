@@ -43,6 +43,17 @@
 //! - List O holds exactly the `Free` heads of order O, linked consistently, `nr_free[O]` long.
 //! - No two free buddies of the same order are both free (they would have been merged).
 //! - `free_pages` is the sum of 2^O over the free blocks; `managed_pages` the present pages.
+//! - The held list (see below) holds exactly the `Held` heads, `nr_held` long, with
+//!   `held_pages` pages.
+//!
+//! # Held blocks
+//!
+//! A block that its user freed while something outside minimm still referenced its pages
+//! (a pipe buffer, O_DIRECT in flight) must not be handed out again yet. [`Buddy::hold`] puts
+//! such an allocated block on a FIFO *held* list, linked through the `next` field of its
+//! head page like the free lists; [`Buddy::take_held`] takes the oldest back off, allocated
+//! again, for the caller to free once its pages are unreferenced, or to hold again (to the
+//! back of the list) if not. A held block cannot be freed directly.
 
 /// The largest order: blocks of 2^10 pages.
 pub(crate) const MAX_ORDER: u32 = 10;
@@ -64,6 +75,8 @@ pub(crate) enum PageState {
     Free,
     /// Head of an allocated block of `order`.
     Allocated,
+    /// Head of an allocated block of `order` on the held list.
+    Held,
 }
 
 /// minimm's own per-page metadata: 16 bytes a page.
@@ -128,6 +141,11 @@ pub(crate) struct Buddy<S> {
     nr_free: [usize; NR_ORDERS],
     free_pages: usize,
     managed_pages: usize,
+    /// The held list: oldest first, linked through `next`.
+    held_head: u32,
+    held_tail: u32,
+    nr_held: usize,
+    held_pages: usize,
 }
 
 impl<S> Buddy<S>
@@ -146,6 +164,10 @@ where
             nr_free: [0; NR_ORDERS],
             free_pages: 0,
             managed_pages: 0,
+            held_head: NIL,
+            held_tail: NIL,
+            nr_held: 0,
+            held_pages: 0,
         }
     }
 
@@ -157,6 +179,52 @@ where
     /// Pages on the free lists.
     pub(crate) fn free_pages(&self) -> usize {
         self.free_pages
+    }
+
+    /// Pages of the blocks on the held list.
+    pub(crate) fn held_pages(&self) -> usize {
+        self.held_pages
+    }
+
+    /// Blocks on the held list.
+    pub(crate) fn nr_held(&self) -> usize {
+        self.nr_held
+    }
+
+    /// Puts the allocated block at `index` at the back of the held list; it stays allocated
+    /// and cannot be freed until [`Buddy::take_held`] gives it back.
+    pub(crate) fn hold(&mut self, index: u32) -> Result<(), Error> {
+        let m = self.meta_mut(index).ok_or(Error::BadIndex)?;
+        if m.state != PageState::Allocated {
+            return Err(Error::NotAllocated);
+        }
+        m.state = PageState::Held;
+        m.next = NIL;
+        let pages = 1usize << m.order;
+        match self.meta_mut(self.held_tail) {
+            Some(t) => t.next = index,
+            None => self.held_head = index,
+        }
+        self.held_tail = index;
+        self.nr_held += 1;
+        self.held_pages += pages;
+        Ok(())
+    }
+
+    /// Takes the oldest block off the held list, allocated again; returns its index and order.
+    pub(crate) fn take_held(&mut self) -> Option<(u32, u32)> {
+        let index = self.held_head;
+        let m = self.meta_mut(index)?;
+        let (next, order) = (m.next, u32::from(m.order));
+        m.state = PageState::Allocated;
+        m.next = NIL;
+        self.held_head = next;
+        if next == NIL {
+            self.held_tail = NIL;
+        }
+        self.nr_held -= 1;
+        self.held_pages -= 1 << order;
+        Some((index, order))
     }
 
     /// Free blocks per order, as /proc/buddyinfo shows them.
@@ -311,6 +379,7 @@ where
         let bad = |index: u32, what: &'static str| Err(Corruption { index, what });
         // Walk the table block by block.
         let (mut i, mut blocks, mut free, mut managed) = (0u32, 0usize, 0usize, 0usize);
+        let (mut held, mut nr_held) = (0usize, 0usize);
         let mut free_count = [0usize; NR_ORDERS];
         let cap = self.capacity() as u32;
         while i < cap {
@@ -321,7 +390,7 @@ where
                     continue;
                 }
                 PageState::Tail => return bad(i, "tail page without a head"),
-                PageState::Free | PageState::Allocated => {}
+                PageState::Free | PageState::Allocated | PageState::Held => {}
             }
             let o = u32::from(m.order);
             if o > MAX_ORDER || o > u32::from(m.chunk_order) {
@@ -353,9 +422,39 @@ where
                     }
                 }
             }
+            if m.state == PageState::Held {
+                held += n as usize;
+                nr_held += 1;
+            }
             managed += n as usize;
             blocks += 1;
             i = end;
+        }
+        // Walk the held list.
+        let (mut cur, mut last, mut len, mut pages) = (self.held_head, NIL, 0usize, 0usize);
+        while cur != NIL {
+            let Some(m) = self.meta(cur) else {
+                return bad(cur, "held list points outside the table");
+            };
+            if m.state != PageState::Held {
+                return bad(cur, "held list holds a block that is not held");
+            }
+            len += 1;
+            if len > nr_held {
+                return bad(cur, "held list longer than its held blocks (cycle?)");
+            }
+            pages += 1 << m.order;
+            last = cur;
+            cur = m.next;
+        }
+        if len != nr_held || len != self.nr_held || last != self.held_tail {
+            return bad(
+                self.held_head,
+                "nr_held or the tail does not match the held list",
+            );
+        }
+        if pages != held || held != self.held_pages {
+            return bad(self.held_head, "held_pages does not match the held blocks");
         }
         // Walk the free lists.
         for o in 0..NR_ORDERS {
@@ -577,11 +676,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn held_blocks_stay_allocated_in_fifo_order() -> Result<(), String> {
+        let mut b = buddy(16);
+        b.add_chunk(0, 4).must()?;
+        let x = b.alloc(2, 1).must()?;
+        let y = b.alloc(0, 2).must()?;
+        b.hold(x).must()?;
+        b.hold(y).must()?;
+        assert_eq!((b.nr_held(), b.held_pages()), (2, 5));
+        assert_eq!(b.hold(x), Err(Error::NotAllocated), "held twice");
+        assert_eq!(
+            b.free(x),
+            Err(Error::NotAllocated),
+            "held blocks cannot be freed"
+        );
+        assert_eq!(b.hold(8), Err(Error::NotAllocated), "a free block");
+        b.validate().must()?;
+        // Oldest first; a block taken back can be held again, at the back.
+        assert_eq!(b.take_held(), Some((x, 2)));
+        b.hold(x).must()?;
+        assert_eq!(b.take_held(), Some((y, 0)));
+        assert_eq!(b.free(y), Ok(0));
+        assert_eq!(b.take_held(), Some((x, 2)));
+        assert_eq!(b.take_held(), None);
+        assert_eq!((b.nr_held(), b.held_pages()), (0, 0));
+        assert_eq!(b.free(x), Ok(2));
+        assert_eq!(layout(&b), vec![(4, vec![0])]);
+        b.validate().must()?;
+        Ok(())
+    }
+
     #[derive(Debug)]
     enum Action {
         Alloc(u32),
         Free(usize),
         FreeBogus(u32),
+        Hold(usize),
+        /// Take the oldest held block back, and free it (true) or hold it again.
+        TakeHeld(bool),
     }
 
     /// Random alloc/free sequences against a plain model (a map of live blocks), with the
@@ -608,11 +741,15 @@ mod tests {
             let total: u32 = chunks.iter().map(|c| c.1).sum();
             // Model: live blocks by index -> (pages, owner).
             let mut live: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
+            // Model of the held list: (index, pages), oldest first; held blocks stay in `live`.
+            let mut held: std::collections::VecDeque<(u32, u32)> = Default::default();
             for step in 0..400 {
-                let action = match rng.below(10) {
+                let action = match rng.below(13) {
                     0..=5 => Action::Alloc(rng.below(6) as u32),
                     6..=8 => Action::Free(rng.below(live.len().max(1) as u64) as usize),
-                    _ => Action::FreeBogus(rng.below(4096) as u32),
+                    9 => Action::FreeBogus(rng.below(4096) as u32),
+                    10 => Action::Hold(rng.below(live.len().max(1) as u64) as usize),
+                    _ => Action::TakeHeld(rng.below(2) == 0),
                 };
                 match action {
                     Action::Alloc(o) => {
@@ -646,9 +783,36 @@ mod tests {
                     }
                     Action::Free(k) => {
                         if let Some((&i, &(n, owner))) = live.iter().nth(k) {
-                            assert_eq!(b.owner(i), Some(owner));
-                            assert_eq!(b.free(i).map(|o| 1u32 << o), Ok(n), "seed {seed}");
-                            live.remove(&i);
+                            if held.iter().any(|h| h.0 == i) {
+                                assert!(b.free(i).is_err(), "seed {seed}: freed held {i}");
+                            } else {
+                                assert_eq!(b.owner(i), Some(owner));
+                                assert_eq!(b.free(i).map(|o| 1u32 << o), Ok(n), "seed {seed}");
+                                live.remove(&i);
+                            }
+                        }
+                    }
+                    Action::Hold(k) => {
+                        if let Some((&i, &(n, _))) = live.iter().nth(k) {
+                            if held.iter().any(|h| h.0 == i) {
+                                assert!(b.hold(i).is_err(), "seed {seed}: held {i} twice");
+                            } else {
+                                b.hold(i).must()?;
+                                held.push_back((i, n));
+                            }
+                        }
+                    }
+                    Action::TakeHeld(free) => {
+                        let got = b.take_held();
+                        assert_eq!(got.map(|(i, o)| (i, 1u32 << o)), held.pop_front());
+                        if let Some((i, _)) = got {
+                            if free {
+                                b.free(i).must()?;
+                                live.remove(&i);
+                            } else {
+                                b.hold(i).must()?;
+                                held.push_back(live.get(&i).map(|v| (i, v.0)).must()?);
+                            }
                         }
                     }
                     Action::FreeBogus(i) => {
@@ -658,6 +822,11 @@ mod tests {
                     }
                 }
                 let used: u32 = live.values().map(|v| v.0).sum();
+                let held_pages: u32 = held.iter().map(|h| h.1).sum();
+                assert_eq!(
+                    (b.nr_held(), b.held_pages() as u32),
+                    (held.len(), held_pages)
+                );
                 assert_eq!(
                     b.free_pages() as u32,
                     total - used,
@@ -668,6 +837,10 @@ mod tests {
                 }
             }
             // Freeing everything restores every chunk whole.
+            while let Some((i, _)) = b.take_held() {
+                b.free(i).must()?;
+                live.remove(&i);
+            }
             for (&i, _) in live.clone().iter() {
                 b.free(i).must()?;
             }

@@ -104,7 +104,14 @@ impl Entries {
 
 /// Every zone's snapshot, each taken under its own lock.
 fn snapshots(shared: &Shared) -> [Option<Snapshot>; NR_ZONES] {
-    [0, 1, 2].map(|z| shared.pool.zone(z).map(|zone| zone.snapshot()))
+    core::array::from_fn(|z| shared.pool.zone(z).map(|zone| zone.snapshot()))
+}
+
+/// The populated zones' snapshots with their indices: the files that Linux prints only for
+/// populated zones (buddyinfo, the extfrag files) skip the others.
+fn populated(shared: &Shared) -> impl Iterator<Item = (usize, Snapshot)> {
+    let snaps = snapshots(shared);
+    (0..NR_ZONES).filter_map(move |z| snaps[z].filter(|s| s.managed > 0).map(|s| (z, s)))
 }
 
 /// `minimm/info`.
@@ -132,8 +139,7 @@ fn info(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 /// `minimm/buddyinfo`, as mm/vmstat.c `frag_show_print`:
 /// `"Node %d, zone %8s "`, then `"%6lu "` per order, then a newline.
 fn buddyinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    for (z, s) in snapshots(shared).iter().enumerate() {
-        let Some(s) = s else { continue };
+    for (z, s) in populated(shared) {
         write!(f, "Node 0, zone {:>8} ", zone::NAMES[z])?;
         for n in s.nr_free {
             write!(f, "{n:6} ")?;
@@ -143,37 +149,77 @@ fn buddyinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
-/// `minimm/zoneinfo`, in the layout of mm/vmstat.c `zoneinfo_show_print`.
+/// `minimm/zoneinfo`, in the layout of Linux 7.3's mm/vmstat.c `zoneinfo_show_print`, with
+/// every field that has a meaning here and its true value (LRU counts are 0: minimm keeps no
+/// LRU lists yet). Left out, as README lists: the per-node stats, `nr_mlock`, `nr_zspages`,
+/// `nr_free_cma`, the NUMA counters, `vm stats threshold` and a fourth `protection` value
+/// (minimm has no ZONE_MOVABLE).
 fn zoneinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    /// `pageblock_order` on x86_64: `NR_FREE_PAGES_BLOCKS` counts free pages in blocks of at
+    /// least this order.
+    const PAGEBLOCK_ORDER: usize = 9;
     for (z, s) in snapshots(shared).iter().enumerate() {
         let Some(s) = s else { continue };
-        writeln!(f, "Node 0, zone {:>8}", zone::NAMES[z])?;
-        writeln!(f, "  pages free     {}", s.free)?;
-        writeln!(f, "        boost    0")?;
-        writeln!(f, "        min      {}", s.wmark.min)?;
-        writeln!(f, "        low      {}", s.wmark.low)?;
-        writeln!(f, "        high     {}", s.wmark.high)?;
-        writeln!(f, "        spanned  {}", s.spanned)?;
-        writeln!(f, "        present  {}", s.managed)?;
-        writeln!(f, "        managed  {}", s.managed)?;
-        write!(f, "        protection: (")?;
+        let w = s.wmark;
+        write!(f, "Node 0, zone {:>8}", zone::NAMES[z])?;
+        write!(f, "\n  pages free     {}", s.free)?;
+        write!(f, "\n        boost    0")?;
+        write!(f, "\n        min      {}", w.min)?;
+        write!(f, "\n        low      {}", w.low)?;
+        write!(f, "\n        high     {}", w.high)?;
+        // WMARK_PROMO: high plus the same step again (`__setup_per_zone_wmarks`).
+        let promo = w.high + (w.high - w.low.min(w.high));
+        write!(f, "\n        promo    {promo}")?;
+        write!(f, "\n        spanned  {}", s.spanned)?;
+        write!(f, "\n        present  {}", s.managed)?;
+        write!(f, "\n        managed  {}", s.managed)?;
+        write!(f, "\n        cma      0")?;
+        write!(f, "\n        protection: (")?;
         for (j, p) in s.protection.iter().enumerate() {
             write!(f, "{}{p}", if j == 0 { "" } else { ", " })?;
         }
-        writeln!(f, ")")?;
-        writeln!(f, "      nr_free_pages {}", s.free)?;
-        writeln!(f, "  pagesets")?;
+        write!(f, ")")?;
+        if s.managed == 0 {
+            // As Linux: nothing more is useful for an unpopulated zone.
+            writeln!(f)?;
+            continue;
+        }
+        let in_blocks: usize = s
+            .nr_free
+            .iter()
+            .enumerate()
+            .skip(PAGEBLOCK_ORDER)
+            .map(|(o, n)| n << o)
+            .sum();
+        for (name, value) in [
+            ("nr_free_pages", s.free),
+            ("nr_free_pages_blocks", in_blocks),
+            ("nr_zone_inactive_anon", 0),
+            ("nr_zone_active_anon", 0),
+            ("nr_zone_inactive_file", 0),
+            ("nr_zone_active_file", 0),
+            ("nr_zone_unevictable", 0),
+            ("nr_zone_write_pending", 0),
+        ] {
+            write!(f, "\n      {name:<12} {value}")?;
+        }
+        write!(f, "\n  pagesets")?;
         if let Some(zone) = shared.pool.zone(z) {
             for cpu in 0..zone.nr_pcp() {
-                if let Some((count, high, batch)) = zone.pcp_info(cpu) {
-                    writeln!(f, "    cpu: {cpu}")?;
-                    writeln!(f, "              count:    {count}")?;
-                    writeln!(f, "              high:     {high}")?;
-                    writeln!(f, "              batch:    {batch}")?;
+                if let Some(p) = zone.pcp_info(cpu) {
+                    write!(f, "\n    cpu: {cpu}")?;
+                    write!(f, "\n              count:    {}", p.count)?;
+                    write!(f, "\n              high:     {}", p.high)?;
+                    write!(f, "\n              batch:    {}", p.batch)?;
+                    write!(f, "\n              high_min: {}", p.high_min)?;
+                    write!(f, "\n              high_max: {}", p.high_max)?;
                 }
             }
         }
-        writeln!(f, "  start_pfn:           {}", s.start_pfn)?;
+        write!(f, "\n  node_unreclaimable:  0")?;
+        write!(f, "\n  start_pfn:           {}", s.start_pfn)?;
+        write!(f, "\n  reserved_highatomic: 0")?;
+        writeln!(f, "\n  free_highatomic:     0")?;
     }
     Ok(())
 }
@@ -185,8 +231,7 @@ fn extfrag(
     index: fn(&[usize; NR_ORDERS], u32) -> i64,
     width: usize,
 ) -> fmt::Result {
-    for (z, s) in snapshots(shared).iter().enumerate() {
-        let Some(s) = s else { continue };
+    for (z, s) in populated(shared) {
         write!(f, "Node 0, zone {:>8} ", zone::NAMES[z])?;
         for order in 0..NR_ORDERS as u32 {
             write!(f, "{} ", Milli(index(&s.nr_free, order), width))?;
@@ -227,6 +272,11 @@ fn vmstat(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         }
     }
     writeln!(f, "nr_held_pages {}", all().map(|s| s.held).sum::<usize>())?;
+    writeln!(
+        f,
+        "nr_held_recycled {}",
+        all().map(|s| s.counters.held_recycled).sum::<u64>()
+    )?;
     for (name, count) in SUMMED {
         writeln!(
             f,

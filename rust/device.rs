@@ -6,27 +6,38 @@
 //! 3, ... per file; never an address) and belong to the file: closing it frees them all.
 //! A handle of another file is unknown here, exactly like a made-up one.
 //!
-//! A block is reference-counted ([`FileBlock`] in an `Arc`): the file's table holds one
+//! A block is reference-counted ([`Buffer`] in an `Arc`): the file's table holds one
 //! reference and every user mapping of the block another, so a block freed (or whose file was
 //! closed) while still mapped goes back to the pool only when its last mapping is gone. No
 //! other client can see its contents before then, and every block is zeroed before it is
 //! first handed out.
 //!
-//! Argument structs are extensible (see `include/uapi/linux/minimm.h`): the first `u32` is the
-//! caller's `size`, read before anything else; only `min(size, ours)` bytes are copied, and a
-//! longer struct's unknown tail must be zero. User memory is only copied here, outside locks.
+//! Commands are told apart by the type, number and direction of the ioctl number, not its size
+//! bits: a program built against a later header, whose struct is longer, reaches the same
+//! command. Argument structs are extensible (see `include/uapi/linux/minimm.h`): the first
+//! `u32` is the caller's `size`, read before anything else; only `min(size, ours)` bytes are
+//! copied; an input struct's unknown tail must be zero, an output struct's is left alone. User
+//! memory is only copied here, outside locks.
+//!
+//! Open modes: a file opened read-only may only look (`GET_INFO`, `ZONE_STATS`); commands that
+//! change or touch blocks need a file opened for writing (`EBADF` otherwise).
+//!
+//! A failed command changes nothing: the struct a command writes back is first written back
+//! unchanged, so an unwritable one fails with `EFAULT` before anything is done, and an
+//! allocation whose result still cannot be written is undone, handle number included.
 //!
 //! # Locks
 //!
 //! `Client::blocks` (a mutex) protects the file's handle table. It is taken without any other
 //! minimm lock held, and a zone lock may be taken under it (freeing a block); nothing copies
-//! to or from user space under it.
+//! to or from user space under it. `Buffer::data` (a mutex, one per block) serialises the
+//! kernel's own reads and writes of a block's contents; it is taken with no other lock held.
 
 use core::{ffi::c_void, mem::size_of};
 
 use kernel::{
     bindings,
-    fs::File,
+    fs::{file, File},
     miscdevice::{MiscDevice, MiscDeviceRegistration},
     mm::virt::{flags as vm_flags, VmaNew},
     new_mutex,
@@ -41,7 +52,7 @@ use kernel::{
 };
 
 use crate::{
-    pool::Block,
+    pool::PoolBlock,
     uapi::{self, alloc_flags},
     zone::{Reserve, NR_ZONES},
     Minimm, Shared,
@@ -77,16 +88,24 @@ const _: () = {
 /// Handles stay below this so that `handle << PAGE_SHIFT` is a valid, positive mmap offset.
 const HANDLE_LIMIT: u64 = 1 << 40;
 
-/// A block owned by an open file, and the file's quota charge for it.
-pub(crate) struct FileBlock {
-    block: Block,
+/// A buffer: a [`PoolBlock`] owned by an open file and named by a handle there, with the
+/// file's quota charge for it. Its table entry and each user mapping of it hold a reference.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Buffer {
+    block: PoolBlock,
     /// The owning file's charged pages; dropping the block uncharges them, whenever the last
     /// mapping goes, so freed-but-mapped blocks still count against the file's quota.
     charge: Arc<Atomic<usize>>,
+    /// Held while the kernel reads or writes the block's contents (`BLOCK_DATA`), so that two
+    /// such accesses never race with each other. User space may still write through a
+    /// mapping meanwhile; `PoolBlock::checksum` and `PoolBlock::fill` are written for that.
+    #[pin]
+    data: Mutex<()>,
 }
 
-impl Drop for FileBlock {
-    fn drop(&mut self) {
+#[pinned_drop]
+impl PinnedDrop for Buffer {
+    fn drop(self: Pin<&mut Self>) {
         self.charge.fetch_sub(self.block.pages(), Relaxed);
     }
 }
@@ -95,7 +114,7 @@ impl Drop for FileBlock {
 struct Blocks {
     next_handle: u64,
     /// Sorted by handle (handles only grow).
-    list: KVec<(u64, Arc<FileBlock>)>,
+    list: KVec<(u64, Arc<Buffer>)>,
 }
 
 impl Blocks {
@@ -137,14 +156,16 @@ impl MiscDevice for Client {
     }
 
     /// Context: process context, may sleep.
-    fn ioctl(me: Pin<&Client>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(me: Pin<&Client>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let arg = UserPtr::from_addr(arg);
-        match cmd {
+        let writable = file.flags() & file::flags::O_ACCMODE != file::flags::O_RDONLY;
+        match uapi::command(cmd).ok_or(ENOTTY)? {
             uapi::IOC_GET_INFO => me.get_info(arg),
+            uapi::IOC_ZONE_STATS => me.zone_stats(arg),
+            _ if !writable => Err(EBADF),
             uapi::IOC_ALLOC => me.alloc(arg),
             uapi::IOC_FREE => me.free(arg),
             uapi::IOC_BLOCK_DATA => me.block_data(arg),
-            uapi::IOC_ZONE_STATS => me.zone_stats(arg),
             _ => Err(ENOTTY),
         }
         .map(|()| 0)
@@ -156,23 +177,25 @@ impl MiscDevice for Client {
     fn mmap(me: Pin<&Client>, _file: &File, vma: &VmaNew) -> Result {
         // SAFETY: `vma` is a valid VMA under construction; reading its offset is allowed.
         let handle = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
-        let fb = me.lookup(handle).ok_or(EINVAL)?;
+        let buf = me.lookup(handle).ok_or(EINVAL)?;
         let len = vma.end().checked_sub(vma.start()).ok_or(EINVAL)?;
-        if len != fb.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::SHARED == 0 {
+        // VM_MAYSHARE, not VM_SHARED: the kernel clears VM_SHARED for a shared mapping of a
+        // file opened read-only, which is still a shared mapping.
+        if len != buf.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::MAYSHARE == 0 {
             return Err(EINVAL);
         }
         vma.set_dontexpand();
         vma.set_dontcopy();
         let map = vma.set_mixedmap();
-        for i in 0..fb.block.pages() {
-            let page = fb.block.page(i).ok_or(EINVAL)?;
+        for i in 0..buf.block.pages() {
+            let page = buf.block.page(i).ok_or(EINVAL)?;
             // A failure here fails the mmap, whose error path unmaps what was inserted.
             map.vm_insert_page(vma.start() + i * PAGE_SIZE, &page)?;
         }
         // SAFETY: During mmap the VMA is ours to set up: it holds one reference to the block
         // from here on (released in `vma_close`), and `VM_OPS` is a static.
         unsafe {
-            (*vma.as_ptr()).vm_private_data = Arc::into_raw(fb).cast_mut().cast::<c_void>();
+            (*vma.as_ptr()).vm_private_data = Arc::into_raw(buf).cast_mut().cast::<c_void>();
             (*vma.as_ptr()).vm_ops = &VM_OPS.0;
         }
         Ok(())
@@ -199,9 +222,9 @@ static VM_OPS: AssertSync<bindings::vm_operations_struct> =
 unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
     // SAFETY: By the function's safety requirement, `vm_private_data` came from
     // `Arc::into_raw` in `mmap` and that reference is still held by the original VMA.
-    let b = unsafe { ArcBorrow::<FileBlock>::from_raw((*vma).vm_private_data.cast::<FileBlock>()) };
+    let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
     // The copy of `vm_private_data` in the new VMA owns this new reference.
-    let _ = Arc::into_raw(Arc::<FileBlock>::from(b));
+    let _ = Arc::into_raw(Arc::<Buffer>::from(buf));
 }
 
 /// A VMA of ours is going away (its pages are already unmapped): drop its reference; the
@@ -213,20 +236,21 @@ unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
 unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
     // SAFETY: This VMA owns the reference stored in `vm_private_data` (from `mmap` or
     // `vma_open`), and this is its one release.
-    drop(unsafe { Arc::<FileBlock>::from_raw((*vma).vm_private_data.cast::<FileBlock>()) });
+    drop(unsafe { Arc::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) });
 }
 
 impl Client {
-    fn lookup(&self, handle: u64) -> Option<Arc<FileBlock>> {
-        let b = self.blocks.lock();
-        b.position(handle)
-            .and_then(|i| b.list.get(i))
+    fn lookup(&self, handle: u64) -> Option<Arc<Buffer>> {
+        let table = self.blocks.lock();
+        table
+            .position(handle)
+            .and_then(|i| table.list.get(i))
             .map(|e| e.1.clone())
     }
 
     /// `MINIMM_IOC_GET_INFO`.
     fn get_info(&self, arg: UserPtr) -> Result {
-        let len = ext_len(arg, uapi::INFO_SIZE_VER0, size_of::<uapi::Info>())?;
+        let (_, len) = read_ext::<uapi::Info>(arg, uapi::INFO_SIZE_VER0, Tail::Output)?;
         let mut info = self.shared.info();
         info.size = u32::try_from(len).map_err(|_| EINVAL)?;
         write_prefix(arg, &info, len)
@@ -234,7 +258,7 @@ impl Client {
 
     /// `MINIMM_IOC_ALLOC`.
     fn alloc(&self, arg: UserPtr) -> Result {
-        let (mut req, len) = read_ext::<uapi::Alloc>(arg, uapi::ALLOC_SIZE_VER0)?;
+        let (mut req, len) = read_ext::<uapi::Alloc>(arg, uapi::ALLOC_SIZE_VER0, Tail::Input)?;
         let zone = usize::try_from(req.zone).map_err(|_| EINVAL)?;
         if req.order > uapi::MAX_ORDER
             || zone >= NR_ZONES
@@ -243,6 +267,17 @@ impl Client {
         {
             return Err(EINVAL);
         }
+        // Linux's reserves: __GFP_HIGH alone, or with "cannot block" as GFP_ATOMIC.
+        let class = match (
+            req.flags & alloc_flags::ATOMIC != 0,
+            req.flags & alloc_flags::NOWAIT != 0,
+        ) {
+            (false, _) => Reserve::Normal,
+            (true, false) => Reserve::High,
+            (true, true) => Reserve::Atomic,
+        };
+        // Fail on an unwritable struct before anything changes.
+        write_prefix(arg, &req, len)?;
         let pages = 1usize << req.order;
         // Charge the quota first, so that concurrent allocations cannot overshoot it.
         let quota = self.shared.params.file_quota_pages;
@@ -251,11 +286,6 @@ impl Client {
             self.charge.fetch_sub(pages, Relaxed);
             return Err(EDQUOT);
         }
-        let class = if req.flags & alloc_flags::ATOMIC != 0 {
-            Reserve::Atomic
-        } else {
-            Reserve::Normal
-        };
         let block = match self.shared.pool.alloc(req.order, zone, class, self.owner) {
             Ok(b) => b,
             Err(e) => {
@@ -263,46 +293,61 @@ impl Client {
                 return Err(e);
             }
         };
-        // From here on the charge belongs to `fb` and is released when it drops.
-        let fb = FileBlock {
-            block,
-            charge: self.charge.clone(),
-        };
         // Pool pages may hold another client's data: zero them before user space can see them.
-        fb.block.zero()?;
-        req.zone_out = fb.block.zone() as u32;
-        let fb = Arc::new(fb, GFP_KERNEL)?;
+        // SAFETY: The block was just allocated and nothing else can reach it yet.
+        if let Err(e) = unsafe { block.zero() } {
+            drop(block);
+            self.charge.fetch_sub(pages, Relaxed);
+            return Err(e);
+        }
+        req.zone_out = block.zone() as u32;
+        // From here on the charge belongs to the `Buffer` and is released when it drops.
+        let buf = Arc::pin_init(
+            try_pin_init!(Buffer {
+                block,
+                charge: self.charge.clone(),
+                data <- new_mutex!((), "minimm_block_data"),
+            }),
+            GFP_KERNEL,
+        )?;
         let handle = {
-            let mut b = self.blocks.lock();
-            let handle = b.next_handle;
+            let mut table = self.blocks.lock();
+            let handle = table.next_handle;
             if handle >= HANDLE_LIMIT {
                 return Err(ENOSPC);
             }
-            b.list.push((handle, fb), GFP_KERNEL)?;
-            b.next_handle += 1;
+            table.list.push((handle, buf), GFP_KERNEL)?;
+            table.next_handle += 1;
             handle
         };
         req.handle = handle;
         req.mmap_offset = handle << PAGE_SHIFT;
         req.size = u32::try_from(len).map_err(|_| EINVAL)?;
         if let Err(e) = write_prefix(arg, &req, len) {
-            // The caller never learns the handle: undo, so a fault changes nothing.
-            let _ = self.take(handle);
+            // The struct was writable a moment ago (another thread changed the mapping): the
+            // caller never learns the handle, so undo, handle number included.
+            let mut table = self.blocks.lock();
+            let taken = table.position(handle).map(|i| table.list.remove(i));
+            if table.next_handle == handle + 1 {
+                table.next_handle = handle;
+            }
+            drop(table);
+            drop(taken);
             return Err(e);
         }
         Ok(())
     }
 
     /// Removes `handle` from the table; the block goes back when its last mapping goes.
-    fn take(&self, handle: u64) -> Result<Arc<FileBlock>> {
-        let mut b = self.blocks.lock();
-        let i = b.position(handle).ok_or(EINVAL)?;
-        b.list.remove(i).map(|e| e.1).map_err(|_| EINVAL)
+    fn take(&self, handle: u64) -> Result<Arc<Buffer>> {
+        let mut table = self.blocks.lock();
+        let i = table.position(handle).ok_or(EINVAL)?;
+        table.list.remove(i).map(|e| e.1).map_err(|_| EINVAL)
     }
 
     /// `MINIMM_IOC_FREE`.
     fn free(&self, arg: UserPtr) -> Result {
-        let (req, _) = read_ext::<uapi::Free>(arg, uapi::FREE_SIZE_VER0)?;
+        let (req, _) = read_ext::<uapi::Free>(arg, uapi::FREE_SIZE_VER0, Tail::Input)?;
         if req.pad != 0 {
             return Err(EINVAL);
         }
@@ -313,12 +358,21 @@ impl Client {
 
     /// `MINIMM_IOC_BLOCK_DATA`.
     fn block_data(&self, arg: UserPtr) -> Result {
-        let (mut req, len) = read_ext::<uapi::BlockData>(arg, uapi::BLOCK_DATA_SIZE_VER0)?;
-        let fb = self.lookup(req.handle).ok_or(EINVAL)?;
-        match req.op {
-            uapi::BLOCK_CHECKSUM => req.result = fb.block.checksum()?,
-            uapi::BLOCK_FILL => fb.block.fill(req.seed)?,
-            _ => return Err(EINVAL),
+        let (mut req, len) =
+            read_ext::<uapi::BlockData>(arg, uapi::BLOCK_DATA_SIZE_VER0, Tail::Input)?;
+        if req.op != uapi::BLOCK_CHECKSUM && req.op != uapi::BLOCK_FILL {
+            return Err(EINVAL);
+        }
+        let buf = self.lookup(req.handle).ok_or(EINVAL)?;
+        // Fail on an unwritable struct before the block is touched.
+        write_prefix(arg, &req, len)?;
+        {
+            let _data = buf.data.lock();
+            if req.op == uapi::BLOCK_FILL {
+                buf.block.fill(req.seed)?;
+            } else {
+                req.result = buf.block.checksum()?;
+            }
         }
         req.size = u32::try_from(len).map_err(|_| EINVAL)?;
         write_prefix(arg, &req, len)
@@ -326,7 +380,8 @@ impl Client {
 
     /// `MINIMM_IOC_ZONE_STATS`.
     fn zone_stats(&self, arg: UserPtr) -> Result {
-        let (req, len) = read_ext::<uapi::ZoneStats>(arg, uapi::ZONE_STATS_SIZE_VER0)?;
+        let (req, len) =
+            read_ext::<uapi::ZoneStats>(arg, uapi::ZONE_STATS_SIZE_VER0, Tail::Output)?;
         let zone = usize::try_from(req.zone).map_err(|_| EINVAL)?;
         let mut stats = crate::pool::zone_stats(&self.shared.pool, zone).ok_or(EINVAL)?;
         stats.size = u32::try_from(len).map_err(|_| EINVAL)?;
@@ -334,22 +389,27 @@ impl Client {
     }
 }
 
-/// Reads the `size` field at the start of an extensible struct and returns how many bytes of
-/// it to copy.
-///
-/// Errors: `EFAULT` if `arg` cannot be read, `EINVAL` if the size is below `ver0`.
-fn ext_len(arg: UserPtr, ver0: u32, ours: usize) -> Result<usize> {
-    let user_size = UserSlice::new(arg, size_of::<u32>())
-        .reader()
-        .read::<u32>()?;
-    uapi::ext_copy_len(user_size, ver0, ours).map_err(|_| EINVAL)
+/// What a longer caller struct's unknown tail means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// Fields the caller sets: they must be zero to mean "not asked for" (`E2BIG` otherwise,
+    /// as `copy_struct_from_user`).
+    Input,
+    /// Fields the module would fill: whatever they hold is ignored and left alone.
+    Output,
 }
 
-/// Reads an extensible struct: the known prefix into `T` (the rest zero), and checks that a
-/// longer caller struct's unknown tail is zero (`E2BIG` otherwise, as `copy_struct_from_user`).
-/// A struct larger than a page is `E2BIG` too (as `sched_setattr`), which bounds the scan.
-/// Returns the struct and the number of bytes to write back.
-fn read_ext<T: AsBytes + FromBytes + Default>(arg: UserPtr, ver0: u32) -> Result<(T, usize)> {
+/// Reads an extensible struct: the known prefix into `T` (the rest zero), checking an input
+/// struct's unknown tail as `tail` says. A struct larger than a page is `E2BIG` (as
+/// `sched_setattr`), which bounds the scan. Returns the struct and the number of bytes to write
+/// back.
+///
+/// Errors: `EFAULT` if it cannot be read, `EINVAL` if `size` is below `ver0`, `E2BIG`.
+fn read_ext<T: AsBytes + FromBytes + Default>(
+    arg: UserPtr,
+    ver0: u32,
+    tail: Tail,
+) -> Result<(T, usize)> {
     let user_size = UserSlice::new(arg, size_of::<u32>())
         .reader()
         .read::<u32>()?;
@@ -361,9 +421,8 @@ fn read_ext<T: AsBytes + FromBytes + Default>(arg: UserPtr, ver0: u32) -> Result
     let mut reader = UserSlice::new(arg, total).reader();
     let mut value = T::default();
     reader.read_slice(value.as_bytes_mut().get_mut(..len).ok_or(EINVAL)?)?;
-    // A newer caller's fields this module does not know must be zero to mean "not asked for".
     let mut chunk = [0u8; 64];
-    while !reader.is_empty() {
+    while tail == Tail::Input && !reader.is_empty() {
         let n = reader.len().min(chunk.len());
         let part = chunk.get_mut(..n).ok_or(EINVAL)?;
         reader.read_slice(part)?;

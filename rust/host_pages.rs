@@ -2,7 +2,7 @@
 
 //! Pages borrowed from the host kernel: the one place that calls the host's page allocator.
 //!
-//! A [`HostBlock`] is 2^order physically contiguous pages from `alloc_pages`, split with
+//! A [`HostChunk`] is 2^order physically contiguous pages from `alloc_pages`, split with
 //! `split_page` into independent order-0 pages, so that each page can be mapped into user
 //! space with `vm_insert_page` and keeps its own reference count. Dropping the block gives
 //! every page back with `__free_pages(page, 0)`. A page that user space still maps holds an
@@ -43,25 +43,27 @@ fn zone_gfp(zone: usize) -> bindings::gfp_t {
     bindings::GFP_KERNEL | bindings::__GFP_NOWARN | GFP_NORETRY | modifier
 }
 
-/// 2^order contiguous pages borrowed from the host.
+/// A chunk: 2^order contiguous pages borrowed from the host in one `alloc_pages`, the unit in
+/// which the pool borrows and gives back (a buddy block never grows past its chunk).
 ///
 /// # Invariants
 ///
 /// `first` is the first `struct page` of 2^`order` physically contiguous pages that this
 /// block owns, split into order-0 pages (each holds one reference that is this block's).
-pub(crate) struct HostBlock {
+pub(crate) struct HostChunk {
     first: NonNull<bindings::page>,
     order: u32,
 }
 
-// SAFETY: A `HostBlock` only holds pointers to `struct page`s, which are valid on every CPU;
+// SAFETY: A `HostChunk` only holds pointers to `struct page`s, which are valid on every CPU;
 // giving the pages back from another thread is allowed.
-unsafe impl Send for HostBlock {}
-// SAFETY: `&HostBlock` only gives out page pointers; what is done with the pages' contents is
-// synchronized by the pool that hands out blocks.
-unsafe impl Sync for HostBlock {}
+unsafe impl Send for HostChunk {}
+// SAFETY: `&HostChunk` only gives out `BorrowedPage`s, through which nothing touches a page's
+// contents without `unsafe` (whose callers synchronise) or the racy-by-design word access
+// below; the block itself is never changed through a shared reference.
+unsafe impl Sync for HostChunk {}
 
-impl HostBlock {
+impl HostChunk {
     /// Borrows 2^`order` pages for `zone` (a `zone::*` index).
     ///
     /// Context: process context, may sleep.
@@ -117,7 +119,7 @@ impl HostBlock {
     }
 }
 
-impl Drop for HostBlock {
+impl Drop for HostChunk {
     fn drop(&mut self) {
         for i in 0..self.pages() {
             // SAFETY: By the type invariant the split pages `first..first + 2^order` are ours,
@@ -127,6 +129,40 @@ impl Drop for HostBlock {
         }
         RETURNED_PAGES.add(self.pages(), Relaxed);
     }
+}
+
+/// Reads `page` as 512 64-bit words, in order, passing each to `f`.
+///
+/// User space may be writing the page through a mapping meanwhile, so each word is read with
+/// one volatile, aligned 64-bit load, as `READ_ONCE` does: a racing write can change which
+/// value is read, never make the read itself undefined.
+pub(crate) fn read_words(page: &kernel::page::Page, mut f: impl FnMut(u64)) {
+    // SAFETY: `page` is a valid page (no HIGHMEM on x86_64: this is its direct-map address);
+    // unmapped below before `page`'s borrow ends.
+    let va = unsafe { bindings::kmap_local_page(page.as_ptr()) }.cast::<u64>();
+    for k in 0..PAGE_SIZE / 8 {
+        // SAFETY: `va` maps the whole page, page-aligned, so `va + k` for `k < PAGE_SIZE / 8`
+        // is in bounds and aligned; a volatile load of plain data is fine against racing
+        // writers (see above).
+        f(unsafe { core::ptr::read_volatile(va.add(k)) });
+    }
+    // SAFETY: unmapping what was mapped above, in reverse order (the only mapping here).
+    unsafe { bindings::kunmap_local(va.cast()) };
+}
+
+/// Writes `page` as 512 64-bit words, the `k`-th being `f(k)`, each with one volatile, aligned
+/// 64-bit store (`WRITE_ONCE`), for the same reason as [`read_words`].
+///
+/// The caller must have the right to change the page's contents: a page of a block it owns.
+pub(crate) fn write_words(page: &kernel::page::Page, mut f: impl FnMut(usize) -> u64) {
+    // SAFETY: As in `read_words`.
+    let va = unsafe { bindings::kmap_local_page(page.as_ptr()) }.cast::<u64>();
+    for k in 0..PAGE_SIZE / 8 {
+        // SAFETY: As in `read_words`; user space may read or write the word concurrently.
+        unsafe { core::ptr::write_volatile(va.add(k), f(k)) };
+    }
+    // SAFETY: As in `read_words`.
+    unsafe { bindings::kunmap_local(va.cast()) };
 }
 
 /// How many references `page` has (`page_ref_count`, an inline without a binding).
@@ -163,7 +199,7 @@ mod tests {
     /// page of a borrowed block, and the pages are physically contiguous.
     #[test]
     fn pfn_matches_the_kernels_own() -> Result {
-        let b = HostBlock::alloc(zone::NORMAL, 2).ok_or(ENOMEM)?;
+        let b = HostChunk::alloc(zone::NORMAL, 2).ok_or(ENOMEM)?;
         for i in 0..b.pages() {
             let p = b.page(i).ok_or(EINVAL)?;
             // SAFETY: the page is ours and in the direct map (no HIGHMEM on x86_64).
@@ -183,11 +219,11 @@ mod tests {
     /// GFP_DMA blocks lie below 16 MiB and GFP_DMA32 blocks below 4 GiB.
     #[test]
     fn zone_flags_give_zone_addresses() -> Result {
-        if let Some(b) = HostBlock::alloc(zone::DMA, 0) {
+        if let Some(b) = HostChunk::alloc(zone::DMA, 0) {
             let (start, len) = b.phys();
             assert_eq!(zone::classify(start, len), Some(zone::DMA));
         }
-        let b = HostBlock::alloc(zone::DMA32, 3).ok_or(ENOMEM)?;
+        let b = HostChunk::alloc(zone::DMA32, 3).ok_or(ENOMEM)?;
         let (start, len) = b.phys();
         assert!(start + len <= 4 << 30);
         assert_ne!(zone::classify(start, len), Some(zone::NORMAL));
@@ -196,6 +232,6 @@ mod tests {
 
     #[test]
     fn orders_above_max_are_refused() {
-        assert!(HostBlock::alloc(zone::NORMAL, crate::buddy::MAX_ORDER + 1).is_none());
+        assert!(HostChunk::alloc(zone::NORMAL, crate::buddy::MAX_ORDER + 1).is_none());
     }
 }

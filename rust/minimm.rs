@@ -26,13 +26,16 @@
 //!
 //! Outermost first; a lock may be taken while holding only locks above it:
 //!
-//! 1. `device::Client::blocks` (mutex): one open file's handle table.
-//! 2. `pool::Zone::pcp[cpu]` (spinlock, one per CPU and zone): a per-CPU page list. Never
-//!    two at once.
-//! 3. `pool::Zone::inner` (spinlock, one per zone): the zone's buddy allocator and
-//!    watermarks. Never two at once.
+//! 1. `device::Client::blocks` (mutex): one open file's handle table; or
+//!    `device::FileBlock::data` (mutex, one per block): the kernel's own accesses to a block's
+//!    contents. Never both, never two blocks' at once.
+//! 2. `pool::Zone::pcp[cpu]` (irq-safe spinlock, one per CPU and zone, one lockdep class per
+//!    zone): a per-CPU page list. Never two at once.
+//! 3. `pool::Zone::inner` (irq-safe spinlock, one per zone and lockdep class per zone): the
+//!    zone's buddy allocator, held list and watermarks. Never two at once.
 //!
-//! No allocation and no user copy happens under a spinlock.
+//! The spinlocks disable interrupts because a block may be freed from any context, as into
+//! Linux's allocator. No allocation and no user copy happens under a spinlock.
 //!
 //! The kernel's own locks around our callbacks (the mmap lock in `mmap` and in the VMA
 //! `open`/`close` operations, debugfs file locks) are taken before ours.
@@ -41,8 +44,10 @@
 //!
 //! [`Minimm`] owns everything; its fields drop in declaration order: the misc device first (no
 //! new opens; an open file holds a module reference, so unload cannot race with one, and a
-//! user mapping holds its file), then the debugfs files, then the shared state with the pool,
-//! which gives every borrowed page back to the host. `report` comes last and logs the count.
+//! user mapping holds its file), then the debugfs files (an open one holds a module reference
+//! too), then the pool's reaper is stopped (a queued one holds a reference to the pool), then
+//! the shared state with the pool, which gives every borrowed page back to the host. `report`
+//! comes last and logs the count; a page minimm cannot account for is a kernel warning.
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
@@ -114,8 +119,10 @@ pub(crate) struct Params {
 }
 
 impl Params {
-    fn from_module() -> Self {
-        Self {
+    /// The parameters, checked: values that could only make every allocation fail, or that
+    /// Linux itself refuses, fail the load with a message that names them.
+    fn from_module() -> Result<Self> {
+        let p = Self {
             zone_pages: [
                 module_parameters::dma_pages.value(),
                 module_parameters::dma32_pages.value(),
@@ -124,7 +131,25 @@ impl Params {
             file_quota_pages: module_parameters::file_quota_pages.value(),
             min_free_kbytes: module_parameters::min_free_kbytes.value(),
             watermark_scale_factor: module_parameters::watermark_scale_factor.value(),
+        };
+        // Linux's sysctl range for vm.watermark_scale_factor.
+        if !(1..=3000).contains(&p.watermark_scale_factor) {
+            pr_err!(
+                "watermark_scale_factor={} is outside 1..3000\n",
+                p.watermark_scale_factor
+            );
+            return Err(EINVAL);
         }
+        if p.file_quota_pages == 0 {
+            pr_err!("file_quota_pages=0 would refuse every allocation\n");
+            return Err(EINVAL);
+        }
+        if p.zone_pages.iter().all(|&n| n == 0) {
+            pr_err!("dma_pages, dma32_pages and normal_pages are all 0: nothing to manage\n");
+            return Err(EINVAL);
+        }
+        // `min_free_kbytes` is checked against the zones once they are borrowed (`Pool::new`).
+        Ok(p)
     }
 }
 
@@ -168,10 +193,10 @@ impl Drop for UnloadReport {
     fn drop(&mut self) {
         let borrowed = host_pages::BORROWED_PAGES.load(Relaxed);
         let returned = host_pages::RETURNED_PAGES.load(Relaxed);
-        if returned == borrowed {
-            pr_info!("unloaded: borrowed {borrowed} pages, returned {returned}\n");
-        } else {
+        if kernel::warn_on!(returned != borrowed) {
             pr_err!("unloaded: borrowed {borrowed} pages, returned only {returned}\n");
+        } else {
+            pr_info!("unloaded: borrowed {borrowed} pages, returned {returned}\n");
         }
     }
 }
@@ -188,8 +213,19 @@ pub(crate) struct Minimm {
     misc: MiscDeviceRegistration<device::Client>,
     #[pin]
     debugfs: debugfs::Entries,
+    reaper: ReaperStop,
     shared: Arc<Shared>,
     report: UnloadReport,
+}
+
+/// Stops the pool's reaper before the last reference to the pool goes (see
+/// [`pool::Pool::stop_reaper`]).
+struct ReaperStop(Arc<pool::Pool>);
+
+impl Drop for ReaperStop {
+    fn drop(&mut self) {
+        self.0.stop_reaper();
+    }
 }
 
 impl Minimm {
@@ -206,7 +242,7 @@ impl Minimm {
 impl kernel::InPlaceModule for Minimm {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(move || {
-            let params = Params::from_module();
+            let params = Params::from_module()?;
             pr_info!(
                 "minimm {VERSION}: abi {}, zone pages requested {:?}\n",
                 uapi::ABI_VERSION,
@@ -232,6 +268,7 @@ impl kernel::InPlaceModule for Minimm {
                 debugfs <- debugfs::Entries::new(shared.clone()),
                 // INVARIANT: the registration is created in place inside this `Minimm`.
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"minimm" }),
+                reaper: ReaperStop(shared.pool.clone()),
                 shared,
                 // Last, so that it only exists (and reports) once the rest was set up.
                 report: UnloadReport,

@@ -41,12 +41,19 @@ fn mix(mut z: u64) -> u64 {
 /// Fills `buf`, which sits at byte `offset` of a block, with the pattern of `seed`: the
 /// little-endian 64-bit word at block offset `8k` is `mix(seed + k)`. `offset` must be a
 /// multiple of 8; `buf` may end mid-word.
+// The module fills pages word by word (`word`); the selftests compile this file and use it.
+#[allow(dead_code)]
 pub(crate) fn fill(seed: u64, offset: u64, buf: &mut [u8]) {
     let first = offset / 8;
     for (k, chunk) in buf.chunks_mut(8).enumerate() {
-        let w = mix(seed.wrapping_add(first).wrapping_add(k as u64)).to_le_bytes();
+        let w = word(seed, first.wrapping_add(k as u64)).to_le_bytes();
         chunk.copy_from_slice(&w[..chunk.len()]);
     }
+}
+
+/// The pattern's `k`-th 64-bit word (at byte `8k` of the block, little-endian in memory).
+pub(crate) fn word(seed: u64, k: u64) -> u64 {
+    mix(seed.wrapping_add(k))
 }
 
 #[cfg(test)]

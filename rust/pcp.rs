@@ -11,25 +11,31 @@
 //! freed last is handed out first, its cache lines likely still warm), batches leave from the
 //! cold end.
 //!
-//! Sizing follows Linux: `batch` is `zone_batchsize` (about a quarter of 0.1% of the zone,
-//! at most 1 MiB worth, clamped to 2^n - 1), `high` is the zone's low watermark shared among
-//! the CPUs (as with `percpu_pagelist_high_fraction` = 0), but at least `4 * batch`.
+//! Sizing follows Linux 7.3 (mm/page_alloc.c): `batch` is `zone_batchsize` (~0.025% of the
+//! zone or 256 KiB, whichever is smaller, clamped to 2^n - 1). `high` moves between two marks
+//! from `zone_highsize`: `high_min`, the zone's low watermark shared among the CPUs (so that
+//! full lists do not wake reclaim early), and `high_max`, an eighth of the zone shared the same
+//! way (`MIN_PERCPU_PAGELIST_HIGH_FRACTION`); each is at least `4 * batch`. As Linux's
+//! `nr_pcp_alloc` and `nr_pcp_high` tune it, a refill raises `high` by a batch while the zone
+//! is above its high watermark, and a list that overflows while the zone is below it lowers
+//! `high` by a batch, so that a zone under pressure keeps fewer pages on the lists.
 
 /// `zone_batchsize` for a zone of `managed` pages of `page_size` bytes.
 pub(crate) fn batch_size(managed: usize, page_size: usize) -> usize {
-    let mut batch = (managed >> 10).min((1 << 20) / page_size.max(1));
-    batch /= 4;
-    batch = batch.max(1);
-    // rounddown_pow_of_two(batch + batch / 2) - 1, at least 1.
+    let batch = (managed >> 12).min((256 << 10) / page_size.max(1));
+    if batch <= 1 {
+        return 1;
+    }
+    // rounddown_pow_of_two(batch + batch / 2) - 1.
     let x = batch + batch / 2;
-    let pow = 1usize << (usize::BITS - 1 - x.leading_zeros());
-    (pow - 1).max(1)
+    (1usize << (usize::BITS - 1 - x.leading_zeros())) - 1
 }
 
-/// The `high` mark of a CPU's list: the zone's low watermark split among `cpus`, at least
-/// `4 * batch`, and at most `cap - batch` so that a full list still has room to push.
-pub(crate) fn high_mark(low_wmark: usize, cpus: usize, batch: usize, cap: usize) -> usize {
-    (low_wmark / cpus.max(1))
+/// `zone_highsize`: `total` pages split among `cpus`, at least `4 * batch`, and at most
+/// `cap - batch` so that a full list still has room to push. `total` is the zone's low
+/// watermark for `high_min` and an eighth of its pages for `high_max`.
+pub(crate) fn high_mark(total: usize, cpus: usize, batch: usize, cap: usize) -> usize {
+    (total / cpus.max(1))
         .max(4 * batch)
         .min(cap.saturating_sub(batch))
         .max(1)
@@ -46,6 +52,8 @@ pub(crate) struct PcpList<S> {
     start: usize,
     count: usize,
     pub(crate) high: usize,
+    pub(crate) high_min: usize,
+    pub(crate) high_max: usize,
     pub(crate) batch: usize,
 }
 
@@ -53,14 +61,42 @@ impl<S> PcpList<S>
 where
     S: core::ops::DerefMut<Target = [u32]>,
 {
-    /// An empty list over `slots`, which bounds how many pages it can hold.
-    pub(crate) fn new(slots: S, high: usize, batch: usize) -> Self {
+    /// An empty list over `slots`, which bounds how many pages it can hold, with `high`
+    /// starting at `high_min`.
+    pub(crate) fn new(slots: S, high_min: usize, high_max: usize, batch: usize) -> Self {
+        let high_max = high_max.max(high_min);
         Self {
             slots,
             start: 0,
             count: 0,
-            high,
+            high: high_min,
+            high_min,
+            high_max,
             batch,
+        }
+    }
+
+    /// New marks (the zone's watermarks changed): `high` is clamped into them.
+    pub(crate) fn set_marks(&mut self, high_min: usize, high_max: usize, batch: usize) {
+        self.high_min = high_min;
+        self.high_max = high_max.max(high_min);
+        self.batch = batch;
+        self.high = self.high.clamp(self.high_min, self.high_max);
+    }
+
+    /// A refill: while the zone is above its high watermark, `high` grows by a batch, up to
+    /// `high_max` (`nr_pcp_alloc`).
+    pub(crate) fn tune_on_refill(&mut self, zone_above_high: bool) {
+        if zone_above_high {
+            self.high = self.high.saturating_add(self.batch).min(self.high_max);
+        }
+    }
+
+    /// The list reached `high` on a free: with the zone below its high watermark, `high`
+    /// shrinks by a batch, down to `high_min` (`nr_pcp_high`).
+    pub(crate) fn tune_on_overflow(&mut self, zone_below_high: bool) {
+        if zone_below_high {
+            self.high = self.high.saturating_sub(self.batch).max(self.high_min);
         }
     }
 
@@ -126,10 +162,12 @@ mod tests {
 
     #[test]
     fn batch_follows_zone_batchsize() {
-        // 16384 pages: min(16, 256) / 4 = 4; rounddown_pow_of_two(6) - 1 = 3.
+        // 16384 pages: min(16384 >> 12, 64) = 4; rounddown_pow_of_two(6) - 1 = 3.
         assert_eq!(batch_size(16384, 4096), 3);
-        // 4 GiB of pages: min(1024, 256) / 4 = 64; rounddown_pow_of_two(96) - 1 = 63 (Linux).
+        // 4 GiB of pages: min(256, 64) = 64; rounddown_pow_of_two(96) - 1 = 63 (Linux).
         assert_eq!(batch_size(1 << 20, 4096), 63);
+        assert_eq!(batch_size(8191, 4096), 1);
+        assert_eq!(batch_size(8192, 4096), 3);
         // Tiny zones still batch one page.
         assert_eq!(batch_size(512, 4096), 1);
         assert_eq!(batch_size(0, 4096), 1);
@@ -144,8 +182,34 @@ mod tests {
     }
 
     #[test]
+    fn high_moves_between_its_marks() {
+        let mut l = PcpList::new(vec![0u32; 64], 8, 14, 3);
+        assert_eq!(l.high, 8);
+        l.tune_on_refill(false);
+        assert_eq!(l.high, 8, "a zone below high does not grow the lists");
+        l.tune_on_refill(true);
+        l.tune_on_refill(true);
+        assert_eq!(l.high, 14, "8 + 3 + 3, capped at high_max");
+        l.tune_on_overflow(false);
+        assert_eq!(l.high, 14);
+        l.tune_on_overflow(true);
+        assert_eq!(l.high, 11);
+        l.tune_on_overflow(true);
+        l.tune_on_overflow(true);
+        assert_eq!(l.high, 8, "down to high_min");
+        l.set_marks(10, 12, 1);
+        assert_eq!((l.high, l.high_min, l.high_max, l.batch), (10, 10, 12, 1));
+        l.set_marks(2, 1, 1);
+        assert_eq!(
+            (l.high, l.high_max),
+            (2, 2),
+            "high_max is at least high_min"
+        );
+    }
+
+    #[test]
     fn hot_end_is_lifo_cold_end_is_fifo() -> Result<(), String> {
-        let mut l = PcpList::new(vec![0u32; 4], 3, 1);
+        let mut l = PcpList::new(vec![0u32; 4], 3, 3, 1);
         for i in 1..=4 {
             l.push(i).map_err(|i| format!("push of {i} refused"))?;
         }
@@ -169,7 +233,7 @@ mod tests {
     #[test]
     fn random_operations_agree_with_a_deque() {
         let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut l = PcpList::new(vec![0u32; 7], 5, 2);
+        let mut l = PcpList::new(vec![0u32; 7], 5, 5, 2);
         let mut model: VecDeque<u32> = VecDeque::new();
         for step in 0..10_000u32 {
             x ^= x << 13;

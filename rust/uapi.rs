@@ -163,6 +163,27 @@ const fn iowr(nr: u32, size: usize) -> u32 {
     ioc(IOC_READ | IOC_WRITE, nr, size)
 }
 
+/// The size bits of an ioctl number (bits 16..30).
+const IOC_SIZE_MASK: u32 = ((1 << 14) - 1) << 16;
+
+/// The ioctl command `cmd` names, from its type, number and direction only.
+///
+/// The size bits are left out on purpose: they encode the struct as the caller's header
+/// defined it, and a later header with a longer struct must reach the same command. The
+/// struct's own `size` field says how long it is (as pidfs does for `PIDFD_GET_INFO`).
+pub(crate) fn command(cmd: u32) -> Option<u32> {
+    let key = cmd & !IOC_SIZE_MASK;
+    [
+        IOC_GET_INFO,
+        IOC_ALLOC,
+        IOC_FREE,
+        IOC_BLOCK_DATA,
+        IOC_ZONE_STATS,
+    ]
+    .into_iter()
+    .find(|&c| c & !IOC_SIZE_MASK == key)
+}
+
 /// Why an extensible struct's `size` was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SizeError {
@@ -202,5 +223,30 @@ mod tests {
     fn ioctl_encoding_matches_linux() {
         // _IOWR(0xB9, 0, 32 bytes) = 0xC020B900, as the C macro computes it.
         assert_eq!(IOC_GET_INFO, 0xC020_B900);
+    }
+
+    #[test]
+    fn commands_ignore_the_size_bits_only() {
+        for c in [
+            IOC_GET_INFO,
+            IOC_ALLOC,
+            IOC_FREE,
+            IOC_BLOCK_DATA,
+            IOC_ZONE_STATS,
+        ] {
+            assert_eq!(command(c), Some(c));
+            // A longer struct from a later header, and a shorter one, name the same command.
+            for size in [0usize, 8, 48, 4096, (1 << 14) - 1] {
+                let other = (c & !IOC_SIZE_MASK) | ((size as u32) << 16);
+                assert_eq!(command(other), Some(c), "{c:#x} with size {size}");
+            }
+            // Another direction, number or type does not.
+            assert_eq!(command(c ^ (1 << 30)), None);
+            assert_eq!(command(c ^ (1 << 31)), None);
+            assert_eq!(command(c | 0x7f), None);
+            assert_eq!(command(c ^ (1 << 8)), None);
+        }
+        // FREE is write-only: its number with the read bit is unknown.
+        assert_eq!(command(IOC_FREE | (IOC_READ << 30)), None);
     }
 }

@@ -124,13 +124,34 @@ pub(crate) fn lowmem_reserve(
     r
 }
 
-/// How far below the min watermark a request may dig.
+/// How far below the min watermark a request may dig, as Linux's `ALLOC_MIN_RESERVE` and
+/// `ALLOC_NON_BLOCK` in `__zone_watermark_ok`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Reserve {
-    /// An ordinary request: stops at `min`.
+    /// An ordinary request (also `GFP_NOWAIT`-like: not blocking alone buys no reserve):
+    /// stops at `min`.
     Normal,
-    /// An atomic request (cannot sleep, cannot reclaim): may go down to `min / 2`.
+    /// A high-priority request (`__GFP_HIGH`, `MINIMM_ALLOC_ATOMIC`): may use half of the
+    /// reserve, down to `min - min / 2`.
+    High,
+    /// A high-priority request that cannot block either (`GFP_ATOMIC`,
+    /// `MINIMM_ALLOC_ATOMIC | MINIMM_ALLOC_NOWAIT`): from there, a quarter more.
     Atomic,
+}
+
+impl Reserve {
+    /// The mark such a request must stay above, from the zone's `mark`: Linux's
+    /// `min -= min / 2`, then `min -= min / 4` for non-blocking requests.
+    pub(crate) fn mark(self, mark: i64) -> i64 {
+        let mut min = mark;
+        if self != Reserve::Normal {
+            min -= min / 2;
+            if self == Reserve::Atomic {
+                min -= min / 4;
+            }
+        }
+        min
+    }
 }
 
 /// `__zone_watermark_ok`: may a zone with `free` pages and `nr_free` blocks per order give a
@@ -149,10 +170,7 @@ pub(crate) fn watermark_ok(
     // Signed, as Linux's `long`: the free count after the request may go negative.
     let wide = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
     let free = wide(free) - ((1i64 << order) - 1);
-    let mut min = wide(mark);
-    if class == Reserve::Atomic {
-        min -= min / 2;
-    }
+    let min = class.mark(wide(mark));
     if free <= min.saturating_add(wide(reserve)) {
         return false;
     }
@@ -355,9 +373,13 @@ mod tests {
         nr_free[0] = 100; // 100 free pages, all order 0
         assert!(watermark_ok(100, &nr_free, 0, 99, Reserve::Normal, 0));
         assert!(!watermark_ok(100, &nr_free, 0, 100, Reserve::Normal, 0));
-        // Atomic digs to min / 2.
-        assert!(watermark_ok(100, &nr_free, 0, 150, Reserve::Atomic, 0));
-        assert!(!watermark_ok(100, &nr_free, 0, 200, Reserve::Atomic, 0));
+        // High priority digs to min - min / 2 (198 -> 99 < 100, 199 -> 100).
+        assert!(watermark_ok(100, &nr_free, 0, 198, Reserve::High, 0));
+        assert!(!watermark_ok(100, &nr_free, 0, 199, Reserve::High, 0));
+        // Atomic a quarter further: 266 -> 133 -> 100, 265 -> 133 -> 100, 264 -> 132 -> 99.
+        assert!(!watermark_ok(100, &nr_free, 0, 266, Reserve::Atomic, 0));
+        assert!(watermark_ok(100, &nr_free, 0, 264, Reserve::Atomic, 0));
+        assert!(!watermark_ok(100, &nr_free, 0, 264, Reserve::High, 0));
         // The lowmem reserve adds to the mark.
         assert!(!watermark_ok(100, &nr_free, 0, 50, Reserve::Normal, 50));
         // Enough pages but no block of order 2.
@@ -365,6 +387,22 @@ mod tests {
         nr_free[3] = 1;
         assert!(watermark_ok(108, &nr_free, 2, 10, Reserve::Normal, 0));
         assert!(!watermark_ok(108, &nr_free, 11, 0, Reserve::Normal, 0));
+    }
+
+    /// Linux's arithmetic on `long`, rounding towards zero at each step.
+    #[test]
+    fn reserve_marks_follow_linux() {
+        for (mark, high, atomic) in [
+            (0, 0, 0),
+            (1, 1, 1),
+            (7, 4, 3),
+            (100, 50, 38),
+            (101, 51, 39),
+        ] {
+            assert_eq!(Reserve::Normal.mark(mark), mark);
+            assert_eq!(Reserve::High.mark(mark), high, "high of {mark}");
+            assert_eq!(Reserve::Atomic.mark(mark), atomic, "atomic of {mark}");
+        }
     }
 
     #[test]

@@ -10,11 +10,25 @@
  * Extensible structs: every argument struct starts with __u32 size, which the
  * caller sets to sizeof(the struct it was built with). The module rejects a
  * size smaller than the struct's first published version (the _VER0 size)
- * with EINVAL, reads and writes only min(size, its own size) bytes, and for
- * output structs sets size to the number of bytes it wrote. Fields are only
- * ever appended, so older and newer programs keep working. For input structs,
- * fields the module does not know must be zero (E2BIG otherwise), and a size
- * above the page size is E2BIG.
+ * with EINVAL and a size above the page size with E2BIG, reads and writes only
+ * min(size, its own size) bytes, and sets size to the number of bytes it
+ * wrote. Fields are only ever appended, so older and newer programs keep
+ * working. Commands whose struct carries input (ALLOC, FREE, BLOCK_DATA):
+ * fields the module does not know must be zero (E2BIG otherwise). Output-only
+ * structs (GET_INFO; ZONE_STATS past @zone): bytes past what the module
+ * writes are ignored and left as they were.
+ *
+ * Command numbers: the module tells commands apart by the type, number and
+ * direction of the ioctl number only. Its size bits (sizeof the struct as the
+ * caller's header defined it) are ignored, so a program built against a later
+ * header with a longer struct reaches the same command; @size is what counts.
+ *
+ * Open modes: a file opened O_RDONLY may only look (GET_INFO, ZONE_STATS);
+ * ALLOC, FREE and BLOCK_DATA need a file opened for writing (EBADF otherwise).
+ *
+ * A failed command changes nothing: the module writes a command's struct back
+ * unchanged before acting, so a struct in read-only memory fails with EFAULT
+ * before anything is allocated, filled or numbered.
  *
  * Reserved and padding fields must be zero; flags outside a _VALID mask are
  * rejected with EINVAL.
@@ -66,10 +80,18 @@ struct minimm_info {
 };
 #define MINIMM_INFO_SIZE_VER0	32
 
-/* Flags of minimm_alloc.flags. */
+/*
+ * Flags of minimm_alloc.flags. The reserves follow Linux's __zone_watermark_ok:
+ * ATOMIC alone is __GFP_HIGH (may dig down to min - min/2); ATOMIC | NOWAIT is
+ * GFP_ATOMIC (from there a quarter further: m = min - min/2, then m - m/4);
+ * NOWAIT alone, like GFP_NOWAIT, gets no reserve. NOWAIT means the allocation
+ * never waits for memory to be reclaimed; the ioctl itself may still sleep
+ * briefly for its own bookkeeping (copying the struct, the file's table lock,
+ * zeroing the block).
+ */
 #define MINIMM_ALLOC_ZERO	(1U << 0)	/* zeroed block (always so: see below) */
-#define MINIMM_ALLOC_ATOMIC	(1U << 1)	/* may dig down to min/2, like GFP_ATOMIC */
-#define MINIMM_ALLOC_NOWAIT	(1U << 2)	/* never sleep, like GFP_NOWAIT */
+#define MINIMM_ALLOC_ATOMIC	(1U << 1)	/* high priority: half the min reserve */
+#define MINIMM_ALLOC_NOWAIT	(1U << 2)	/* never wait for reclaim */
 #define MINIMM_ALLOC_VALID	((1U << 3) - 1)
 
 /**
@@ -87,7 +109,9 @@ struct minimm_info {
  * Every block is zeroed before user space can see it, ZERO or not: pool pages may hold
  * another client's data. Errors: EINVAL (bad order, zone, flags or padding), EDQUOT
  * (the file's quota of pages, module parameter file_quota_pages, would be exceeded),
- * ENOMEM (no zone allowed could give the block above its watermark).
+ * ENOMEM (no zone allowed could give the block above its watermark, even after the
+ * per-CPU lists were emptied into the zones), EBADF (file not open for writing),
+ * EFAULT.
  */
 struct minimm_alloc {
 	__u32 size;
@@ -108,8 +132,10 @@ struct minimm_alloc {
  * @handle: a handle from MINIMM_IOC_ALLOC on this file
  *
  * A block still mapped is freed for this file at once, but its pages go back to the pool
- * only when the last mapping of it is gone. Errors: EINVAL (unknown handle, a handle of
- * another file or one already freed; padding not zero).
+ * only when the last mapping of it is gone; a block whose pages are still referenced
+ * from outside (a pipe buffer from vmsplice, O_DIRECT in flight) is held until they are
+ * not. Errors: EINVAL (unknown handle, a handle of another file or one already freed;
+ * padding not zero), EBADF (file not open for writing).
  */
 struct minimm_free {
 	__u32 size;
@@ -132,7 +158,9 @@ struct minimm_free {
  * @result: out, for CHECKSUM: 64-bit FNV-1a over the block's bytes
  *
  * For data round trips through mmap: user space writes, the kernel checksums, and the
- * reverse. Errors: EINVAL (unknown handle or op).
+ * reverse. The kernel's own accesses to one block are serialised; user space writing
+ * through a mapping meanwhile only mixes old and new bytes. Errors: EINVAL (unknown
+ * handle or op), EBADF (file not open for writing), EFAULT.
  */
 struct minimm_block_data {
 	__u32 size;
@@ -193,8 +221,10 @@ struct minimm_zone_stats {
 
 /*
  * mmap(2): map a whole block with the mmap_offset MINIMM_IOC_ALLOC returned (the handle
- * times the page size), MAP_SHARED, length exactly the block's size. A wrong length,
- * offset or handle, or MAP_PRIVATE, gives EINVAL. Mappings are not inherited by fork.
+ * times the page size), MAP_SHARED (PROT_READ alone is fine), length exactly the block's
+ * size. A wrong length, offset or handle, or MAP_PRIVATE, gives EINVAL. Mappings are not
+ * inherited by fork (unless madvise(MADV_DOFORK) asked for it); they cannot grow with
+ * mremap; MADV_DONTNEED unmaps the pages for good (a later access is SIGBUS).
  */
 
 #endif /* _UAPI_LINUX_MINIMM_H */
