@@ -675,13 +675,23 @@ pub fn watermarks_in_debugfs() -> TestResult {
     pass()
 }
 
-/// Order-0 pages come from and go to this CPU's list, refilled and drained a batch at a time,
-/// never above its high mark; drain_pcp empties the lists.
+/// Order-0 pages come from and go to this CPU's list, refilled and drained a batch at a time;
+/// the list's high mark stays between its high_min and high_max, grows while the zone is
+/// above its high watermark (Linux 7.3's `nr_pcp_alloc`), and the list never holds more than
+/// it; drain_pcp empties the lists.
 pub fn pcp_lists() -> TestResult {
+    /// CPU 0's pageset in one zone, from zoneinfo.
+    #[derive(Debug)]
+    struct Pageset {
+        count: u64,
+        high: u64,
+        batch: u64,
+        high_min: u64,
+        high_max: u64,
+    }
     // Stay on CPU 0, so that one list serves this test; the old mask comes back on return.
     let _pin = CpuPin::new(0)?;
-    let pagesets = || -> Result<Vec<(u64, u64, u64)>, String> {
-        // (count, high, batch) of CPU 0 in each zone, from zoneinfo.
+    let pagesets = || -> Result<Vec<Pageset>, String> {
         let text = debugfs("zoneinfo").map_err(e)?;
         let mut out = Vec::new();
         for zone in text.split("Node 0, zone").skip(1) {
@@ -690,12 +700,15 @@ pub fn pcp_lists() -> TestResult {
                 cpu0.lines()
                     .find_map(|l| l.trim().strip_prefix(k))
                     .and_then(|v| v.trim().parse().ok())
+                    .ok_or(format!("no {k} in {cpu0:?}"))
             };
-            out.push((
-                num("count:").ok_or("count")?,
-                num("high:").ok_or("high")?,
-                num("batch:").ok_or("batch")?,
-            ));
+            out.push(Pageset {
+                count: num("count:")?,
+                high: num("high:")?,
+                batch: num("batch:")?,
+                high_min: num("high_min:")?,
+                high_max: num("high_max:")?,
+            });
         }
         Ok(out)
     };
@@ -710,29 +723,43 @@ pub fn pcp_lists() -> TestResult {
     };
     let z = zone as usize;
     check_eq!(stats(&dev, zone)?.pcp_pages, 0);
-    let (_, high, batch) = pagesets()?[z];
-    check!(batch >= 1 && high >= 4 * batch, "high {high} batch {batch}");
+    let p = pagesets()?.swap_remove(z);
+    check!(
+        p.batch >= 1 && p.high_min >= 4 * p.batch && p.high_min <= p.high && p.high <= p.high_max,
+        "{p:?}"
+    );
+    let batch = p.batch;
     let before = stats(&dev, zone)?;
     let a = dev.alloc(0, zone, 0).map_err(e)?;
     // One refill of `batch` pages from the zone, one page handed out.
     let after = stats(&dev, zone)?;
     check_eq!(before.free_pages - after.free_pages, batch);
-    check_eq!(pagesets()?[z].0, batch - 1);
+    check_eq!(pagesets()?[z].count, batch - 1);
     dev.free(a.handle).map_err(e)?;
-    check_eq!(pagesets()?[z].0, batch);
-    // Many frees: the list never holds more than high.
-    let blocks: Vec<_> = (0..2 * high)
+    check_eq!(pagesets()?[z].count, batch);
+    // Enough refills, with the zone far above its high watermark, to take high to high_max.
+    let blocks: Vec<_> = (0..2 * p.high_max)
         .map(|_| dev.alloc(0, zone, 0))
         .collect::<Result<_, _>>()
         .map_err(e)?;
+    check!(
+        stats(&dev, zone)?.free_pages > stats(&dev, zone)?.wmark_high,
+        "zone not above high"
+    );
+    let now = pagesets()?.swap_remove(z);
+    check_eq!(now.high, now.high_max);
+    // Many frees: the list never holds more than its high mark, which stays in its bounds.
     for b in &blocks {
         dev.free(b.handle).map_err(e)?;
-        let count = pagesets()?[z].0;
-        check!(count <= high, "count {count} > high {high}");
+        let p = pagesets()?.swap_remove(z);
+        check!(
+            p.count <= p.high && p.high_min <= p.high && p.high <= p.high_max,
+            "{p:?}"
+        );
     }
-    check!(pagesets()?[z].0 > 0, "list empty after frees");
+    check!(pagesets()?[z].count > 0, "list empty after frees");
     std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1").map_err(e)?;
-    check_eq!(pagesets()?[z].0, 0);
+    check_eq!(pagesets()?[z].count, 0);
     check_eq!(stats(&dev, zone)?.free_pages, before.free_pages);
     expect_errno(
         std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "x"),
