@@ -20,6 +20,8 @@
 //! - [`pool`]: the zones, their locks, borrowing at load, blocks handed out.
 //! - [`device`]: the misc device, per-open-file state, the ioctl dispatcher and mmap.
 //! - [`debugfs`]: the files under debugfs `minimm/`.
+//! - [`debugfs_file`]: debugfs directories and files that pin the module while open (the
+//!   unsafe part of debugfs).
 //! - [`bench`]: the in-kernel benchmark against the host's allocator.
 //!
 //! # Lock order
@@ -41,8 +43,10 @@
 //!
 //! [`Minimm`] owns everything; its fields drop in declaration order: the misc device first (no
 //! new opens; an open file holds a module reference, so unload cannot race with one, and a
-//! user mapping holds its file), then the debugfs files, then the shared state with the pool,
-//! which gives every borrowed page back to the host. `report` comes last and logs the count.
+//! user mapping holds its file), then the debugfs files (an open debugfs file holds a module
+//! reference too; removal waits for reads and writes in flight), then the shared state with
+//! the pool, which gives every borrowed page back to the host. `report` comes last and logs
+//! the count.
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
@@ -56,6 +60,7 @@ use kernel::{
 mod bench;
 mod buddy;
 mod debugfs;
+mod debugfs_file;
 mod device;
 mod host_pages;
 mod pattern;
