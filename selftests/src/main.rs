@@ -11,6 +11,7 @@
 #[macro_use]
 mod ktap;
 mod buddy;
+mod unload;
 
 use std::{io, mem::size_of, os::unix::fs::PermissionsExt};
 
@@ -330,6 +331,14 @@ const TESTS: &[Test] = &[
     Test {
         name: "buddy_rmmod_returns_every_page",
         run: buddy::rmmod_returns_every_page,
+    },
+    Test {
+        name: "unload_open_debugfs_file_pins_module",
+        run: unload::open_debugfs_file_pins_module,
+    },
+    Test {
+        name: "unload_reads_race_unload",
+        run: unload::reads_race_unload,
     },
 ];
 
