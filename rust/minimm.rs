@@ -215,7 +215,6 @@ impl Drop for UnloadReport {
 pub(crate) struct Minimm {
     #[pin]
     misc: MiscDeviceRegistration<device::Client>,
-    #[pin]
     debugfs: debugfs::Entries,
     reaper: ReaperStop,
     shared: Arc<Shared>,
