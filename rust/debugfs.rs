@@ -25,7 +25,6 @@
 use core::fmt;
 
 use kernel::{
-    debugfs::{Dir, File},
     new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
@@ -35,35 +34,30 @@ use kernel::{
 use crate::{
     bench,
     buddy::NR_ORDERS,
+    debugfs_file::{Dir, File},
     pool::{Counters, Snapshot},
     zone::{self, Milli, Watermarks, NR_ZONES},
     Shared, VERSION,
 };
 
-/// The debugfs directory and its files. Dropping it removes them.
-#[pin_data]
+/// The debugfs directory and its files. Dropping it removes them; the directory goes with its
+/// last file.
+///
+/// Every file pins the module while it is open (see `debugfs_file.rs`), so `rmmod` cannot run
+/// this drop while a file is open; it only waits for reads and writes already in flight.
+// The files are only held, for their removal on drop.
+#[expect(dead_code)]
 pub(crate) struct Entries {
-    #[pin]
     info: File<Arc<Shared>>,
-    #[pin]
     buddyinfo: File<Arc<Shared>>,
-    #[pin]
     zoneinfo: File<Arc<Shared>>,
-    #[pin]
     unusable_index: File<Arc<Shared>>,
-    #[pin]
     extfrag_index: File<Arc<Shared>>,
-    #[pin]
     vmstat: File<Arc<Shared>>,
-    #[pin]
     watermarks: File<Arc<Shared>>,
-    #[pin]
     validate: File<Arc<Shared>>,
-    #[pin]
     drain_pcp: File<Arc<Shared>>,
-    #[pin]
     bench: File<Bench>,
-    dir: Dir,
 }
 
 /// The data of `minimm/bench`: the pool to measure and the last results.
@@ -75,29 +69,29 @@ struct Bench {
 }
 
 impl Entries {
-    /// Creates `minimm/` and its files.
+    /// Creates `minimm/` and its files. Fails only when out of memory: without debugfs the
+    /// files are left out.
     ///
     /// Context: process context, may sleep.
-    pub(crate) fn new(shared: Arc<Shared>) -> impl PinInit<Self, Error> {
-        let dir = Dir::new(c"minimm");
-        let for_bench = shared.clone();
-        try_pin_init!(Self {
-            info <- dir.read_callback_file(c"info", shared.clone(), &info),
-            buddyinfo <- dir.read_callback_file(c"buddyinfo", shared.clone(), &buddyinfo),
-            zoneinfo <- dir.read_callback_file(c"zoneinfo", shared.clone(), &zoneinfo),
-            unusable_index <- dir.read_callback_file(c"unusable_index", shared.clone(), &unusable_index),
-            extfrag_index <- dir.read_callback_file(c"extfrag_index", shared.clone(), &extfrag_index),
-            vmstat <- dir.read_callback_file(c"vmstat", shared.clone(), &vmstat),
-            watermarks <- dir.read_write_callback_file(c"watermarks", shared.clone(), &watermarks, &set_watermarks),
-            drain_pcp <- dir.write_callback_file(c"drain_pcp", shared.clone(), &drain_pcp),
-            bench <- dir.read_write_callback_file(
+    pub(crate) fn new(shared: Arc<Shared>) -> Result<Self> {
+        let dir = Dir::new(c"minimm")?;
+        let s = || shared.clone();
+        Ok(Self {
+            info: dir.read_file(c"info", s(), info)?,
+            buddyinfo: dir.read_file(c"buddyinfo", s(), buddyinfo)?,
+            zoneinfo: dir.read_file(c"zoneinfo", s(), zoneinfo)?,
+            unusable_index: dir.read_file(c"unusable_index", s(), unusable_index)?,
+            extfrag_index: dir.read_file(c"extfrag_index", s(), extfrag_index)?,
+            vmstat: dir.read_file(c"vmstat", s(), vmstat)?,
+            watermarks: dir.read_write_file(c"watermarks", s(), watermarks, set_watermarks)?,
+            drain_pcp: dir.write_file(c"drain_pcp", s(), drain_pcp)?,
+            bench: dir.read_write_file(
                 c"bench",
-                pin_init!(Bench { shared: for_bench, results <- new_mutex!([None; bench::ORDERS.len()]) }),
-                &bench_show,
-                &bench_run,
-            ),
-            validate <- dir.read_write_callback_file(c"validate", shared, &validate, &validate_write),
-            dir,
+                pin_init!(Bench { shared: s(), results <- new_mutex!([None; bench::ORDERS.len()]) }),
+                bench_show,
+                bench_run,
+            )?,
+            validate: dir.read_write_file(c"validate", s(), validate, validate_write)?,
         })
     }
 }
@@ -353,7 +347,7 @@ fn set_watermarks(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result 
 
 /// The checker's verdict on every zone: blocks counted, or the first broken invariant.
 fn verdicts(shared: &Shared) -> [Option<Result<usize, crate::buddy::Corruption>>; NR_ZONES] {
-    [0, 1, 2].map(|z| shared.pool.zone(z).map(|zone| zone.validate()))
+    core::array::from_fn(|z| shared.pool.zone(z).map(|zone| zone.validate()))
 }
 
 /// Reading `minimm/validate`: runs the checker.

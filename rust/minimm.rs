@@ -20,6 +20,8 @@
 //! - [`pool`]: the zones, their locks, borrowing at load, blocks handed out.
 //! - [`device`]: the misc device, per-open-file state, the ioctl dispatcher and mmap.
 //! - [`debugfs`]: the files under debugfs `minimm/`.
+//! - [`debugfs_file`]: debugfs directories and files that pin the module while open (the
+//!   unsafe part of debugfs).
 //! - [`bench`]: the in-kernel benchmark against the host's allocator.
 //!
 //! # Lock order
@@ -44,10 +46,11 @@
 //!
 //! [`Minimm`] owns everything; its fields drop in declaration order: the misc device first (no
 //! new opens; an open file holds a module reference, so unload cannot race with one, and a
-//! user mapping holds its file), then the debugfs files (an open one holds a module reference
-//! too), then the pool's reaper is stopped (a queued one holds a reference to the pool), then
-//! the shared state with the pool, which gives every borrowed page back to the host. `report`
-//! comes last and logs the count; a page minimm cannot account for is a kernel warning.
+//! user mapping holds its file), then the debugfs files (an open debugfs file holds a module
+//! reference too; removal waits for reads and writes in flight), then the pool's reaper is
+//! stopped (a queued one holds a reference to the pool), then the shared state with the pool,
+//! which gives every borrowed page back to the host. `report` comes last and logs the count; a
+//! page minimm cannot account for is a kernel warning.
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
@@ -61,6 +64,7 @@ use kernel::{
 mod bench;
 mod buddy;
 mod debugfs;
+mod debugfs_file;
 mod device;
 mod host_pages;
 mod pattern;
@@ -211,7 +215,6 @@ impl Drop for UnloadReport {
 pub(crate) struct Minimm {
     #[pin]
     misc: MiscDeviceRegistration<device::Client>,
-    #[pin]
     debugfs: debugfs::Entries,
     reaper: ReaperStop,
     shared: Arc<Shared>,

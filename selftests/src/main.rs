@@ -14,6 +14,7 @@ mod buddy;
 mod common;
 mod contract;
 mod mapping;
+mod unload;
 
 use std::{io, mem::size_of, os::unix::fs::PermissionsExt};
 
@@ -426,6 +427,14 @@ const TESTS: &[Test] = &[
     Test {
         name: "buddy_rmmod_returns_every_page",
         run: buddy::rmmod_returns_every_page,
+    },
+    Test {
+        name: "unload_open_debugfs_file_pins_module",
+        run: unload::open_debugfs_file_pins_module,
+    },
+    Test {
+        name: "unload_reads_race_unload",
+        run: unload::reads_race_unload,
     },
 ];
 
