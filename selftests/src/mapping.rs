@@ -86,6 +86,10 @@ pub fn free_races_mmap() -> TestResult {
         let (freed, map) = thread::scope(|s| {
             let t = s.spawn(|| {
                 barrier.wait();
+                // A delay that varies, so that FREE lands before, during and after the mmap.
+                for _ in 0..(i % 10) * 20_000 {
+                    std::hint::spin_loop();
+                }
                 dev.free(a.handle)
             });
             barrier.wait();
