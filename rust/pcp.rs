@@ -166,8 +166,10 @@ mod tests {
         assert_eq!(batch_size(16384, 4096), 3);
         // 4 GiB of pages: min(256, 64) = 64; rounddown_pow_of_two(96) - 1 = 63 (Linux).
         assert_eq!(batch_size(1 << 20, 4096), 63);
+        // 8192 pages: 2; rounddown_pow_of_two(3) - 1 = 1. 12288: 3 -> rounddown(4) - 1 = 3.
         assert_eq!(batch_size(8191, 4096), 1);
-        assert_eq!(batch_size(8192, 4096), 3);
+        assert_eq!(batch_size(8192, 4096), 1);
+        assert_eq!(batch_size(12288, 4096), 3);
         // Tiny zones still batch one page.
         assert_eq!(batch_size(512, 4096), 1);
         assert_eq!(batch_size(0, 4096), 1);

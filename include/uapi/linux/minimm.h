@@ -28,7 +28,8 @@
  *
  * A failed command changes nothing: the module writes a command's struct back
  * unchanged before acting, so a struct in read-only memory fails with EFAULT
- * before anything is allocated, filled or numbered.
+ * before anything is allocated, filled or numbered. (FREE writes nothing back:
+ * its struct may be read-only.)
  *
  * Reserved and padding fields must be zero; flags outside a _VALID mask are
  * rejected with EINVAL.
@@ -223,8 +224,8 @@ struct minimm_zone_stats {
  * mmap(2): map a whole block with the mmap_offset MINIMM_IOC_ALLOC returned (the handle
  * times the page size), MAP_SHARED (PROT_READ alone is fine), length exactly the block's
  * size. A wrong length, offset or handle, or MAP_PRIVATE, gives EINVAL. Mappings are not
- * inherited by fork (unless madvise(MADV_DOFORK) asked for it); they cannot grow with
- * mremap; MADV_DONTNEED unmaps the pages for good (a later access is SIGBUS).
+ * inherited by fork (MADV_DOFORK is EINVAL on them); they cannot grow with mremap (EFAULT);
+ * MADV_DONTNEED unmaps the pages for good (a later access is SIGBUS).
  */
 
 #endif /* _UAPI_LINUX_MINIMM_H */
