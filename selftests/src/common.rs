@@ -14,6 +14,9 @@ pub(crate) const NORMAL: u32 = sys::MINIMM_ZONE_NORMAL;
 /// debugfs directory of minimm.
 pub(crate) const DEBUGFS: &str = "/sys/kernel/debug/minimm";
 
+/// Where the VM's initramfs keeps the module.
+pub(crate) const MODULE_PATH: &str = "/lib/modules/minimm.ko";
+
 pub(crate) fn open() -> Result<Device, String> {
     Device::open().map_err(|e| format!("open: {e}"))
 }
@@ -71,8 +74,8 @@ pub(crate) fn validate_ok() -> Result<(), String> {
     Ok(())
 }
 
-/// Runs `cmd` with `sh -c`; fails with its output unless it succeeds.
-pub(crate) fn sh(cmd: &str) -> Result<String, String> {
+/// Runs `cmd` with `sh -c`: whether it succeeded, and its output.
+pub(crate) fn sh_status(cmd: &str) -> Result<(bool, String), String> {
     let out = Command::new("sh")
         .args(["-c", cmd])
         .output()
@@ -82,24 +85,28 @@ pub(crate) fn sh(cmd: &str) -> Result<String, String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{cmd}: {}: {text}", out.status))
+    Ok((out.status.success(), text))
+}
+
+/// Runs `cmd` with `sh -c`; fails with its output unless it succeeds.
+pub(crate) fn sh(cmd: &str) -> Result<String, String> {
+    match sh_status(cmd)? {
+        (true, text) => Ok(text),
+        (false, text) => Err(format!("{cmd}: failed: {text}")),
     }
 }
 
 /// Unloads minimm and loads it with `args`; Err with the output when either step fails.
 pub(crate) fn reload(args: &str) -> Result<String, String> {
     sh("rmmod minimm")?;
-    sh(&format!("insmod /lib/modules/minimm.ko {args}"))
+    sh(&format!("insmod {MODULE_PATH} {args}"))
 }
 
 /// Loads minimm with its defaults when it is not loaded (after a test that unloaded it).
 pub(crate) fn ensure_loaded() -> Result<(), String> {
     let modules = std::fs::read_to_string("/proc/modules").map_err(e)?;
     if !modules.lines().any(|l| l.starts_with("minimm ")) {
-        sh("insmod /lib/modules/minimm.ko")?;
+        sh(&format!("insmod {MODULE_PATH}"))?;
     }
     Ok(())
 }

@@ -10,7 +10,6 @@ use std::{
     fs::{File, OpenOptions},
     io::{self, Read, Seek, SeekFrom, Write},
     os::unix::{fs::PermissionsExt, io::AsRawFd},
-    process::Command,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
         RwLock,
@@ -21,36 +20,10 @@ use std::{
 
 use minimm_uapi::{debugfs, parse_kv, Device};
 
-use crate::ktap::{pass, TestResult};
-
-const DIR: &str = "/sys/kernel/debug/minimm";
-const MODULE_PATH: &str = "/lib/modules/minimm.ko";
-
-fn e(err: io::Error) -> String {
-    err.to_string()
-}
-
-/// Runs `cmd` with `sh -c`: its exit status and output.
-fn sh_status(cmd: &str) -> Result<(bool, String), String> {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .map_err(|err| format!("sh: {err}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.success(), text))
-}
-
-/// Runs `cmd` with `sh -c`; fails with its output unless it succeeds.
-fn sh(cmd: &str) -> Result<String, String> {
-    match sh_status(cmd)? {
-        (true, text) => Ok(text),
-        (false, text) => Err(format!("{cmd}: failed: {text}")),
-    }
-}
+use crate::{
+    common::{e, sh, sh_status, DEBUGFS, MODULE_PATH},
+    ktap::{pass, TestResult},
+};
 
 /// The module's load parameters, as `insmod` arguments, read back from debugfs `info`.
 fn load_params() -> Result<String, String> {
@@ -99,7 +72,7 @@ struct Entry {
 /// Every file under debugfs `minimm/`.
 fn entries() -> Result<Vec<Entry>, String> {
     let mut out = Vec::new();
-    for ent in std::fs::read_dir(DIR).map_err(|err| format!("{DIR}: {err}"))? {
+    for ent in std::fs::read_dir(DEBUGFS).map_err(|err| format!("{DEBUGFS}: {err}"))? {
         let ent = ent.map_err(e)?;
         let mode = ent.metadata().map_err(e)?.permissions().mode();
         let name = ent.file_name().to_string_lossy().into_owned();
@@ -108,7 +81,7 @@ fn entries() -> Result<Vec<Entry>, String> {
             "{name}: mode {mode:o}, neither readable nor writable"
         );
         out.push(Entry {
-            path: format!("{DIR}/{name}"),
+            path: format!("{DEBUGFS}/{name}"),
             readable: mode & 0o444 != 0,
             name,
         });
@@ -123,7 +96,7 @@ fn entries() -> Result<Vec<Entry>, String> {
         "drain_pcp",
         "bench",
     ] {
-        check!(out.iter().any(|f| f.name == name), "no {name} in {DIR}");
+        check!(out.iter().any(|f| f.name == name), "no {name} in {DEBUGFS}");
     }
     Ok(out)
 }
@@ -191,7 +164,7 @@ pub fn open_debugfs_file_pins_module() -> TestResult {
     let files = entries()?;
     // Exactly the report's sequence, in a shell.
     let text = sh(&format!(
-        "exec 3<{DIR}/info; rmmod minimm; echo rc=$?; cat <&3 >/dev/null; echo read=$?; exec 3<&-"
+        "exec 3<{DEBUGFS}/info; rmmod minimm; echo rc=$?; cat <&3 >/dev/null; echo read=$?; exec 3<&-"
     ))?;
     check!(
         text.contains("rc=1") && text.contains("read=0"),
@@ -245,8 +218,8 @@ pub fn open_debugfs_file_pins_module() -> TestResult {
     sh("rmmod minimm")?;
     check_eq!(module_refs()?, None);
     check!(
-        std::fs::metadata(DIR).is_err(),
-        "{DIR} still exists after rmmod"
+        std::fs::metadata(DEBUGFS).is_err(),
+        "{DEBUGFS} still exists after rmmod"
     );
     sh(&format!("insmod {MODULE_PATH} {params}"))?;
     check_works()?;
@@ -334,7 +307,7 @@ fn reader(f: &Entry, race: &Race) -> Result<(), String> {
 /// and the module is gone (refused meanwhile), lets the readers find it absent for a moment,
 /// and loads it again with the same parameters while they keep opening.
 fn unloader(params: &CString, race: &Race) -> Result<(), String> {
-    let info = format!("{DIR}/info");
+    let info = format!("{DEBUGFS}/info");
     let mut pin = File::open(&info).map_err(|err| format!("open info: {err}"))?;
     let mut cycle = Instant::now();
     while !race.stop.load(Relaxed) {
