@@ -7,7 +7,7 @@
 
 use std::{ffi::CString, io, os::unix::fs::FileExt, sync::Barrier, thread, time::Duration};
 
-use minimm_uapi::{checksum, fill_pattern, page_size, Device};
+use minimm_uapi::{checksum, fill_pattern, page_size, sys, Device};
 
 use crate::{
     common::{
@@ -50,6 +50,22 @@ fn rw_shared(dev: &Device, offset: u64, len: usize) -> io::Result<Area> {
         libc::PROT_READ | libc::PROT_WRITE,
         libc::MAP_SHARED,
     )
+}
+
+/// A block of 2^`order` pages filled by the kernel with the pattern of `seed`, the bytes it
+/// should hold, and a read-write shared mapping of it that already shows them.
+fn filled_mapping(
+    dev: &Device,
+    order: u32,
+    seed: u64,
+) -> Result<(sys::minimm_alloc, Vec<u8>, Area), String> {
+    let a = dev.alloc(order, NORMAL, 0).map_err(e)?;
+    dev.fill(a.handle, seed).map_err(e)?;
+    let mut want = vec![0u8; page_size() << order];
+    fill_pattern(seed, &mut want);
+    let m = rw_shared(dev, a.mmap_offset, want.len()).map_err(e)?;
+    check!(m.bytes() == &want[..], "mapping differs from the block");
+    Ok((a, want, m))
 }
 
 fn madvise(addr: usize, len: usize, advice: i32) -> io::Result<()> {
@@ -246,13 +262,8 @@ pub fn madv_dontneed_then_sigbus() -> TestResult {
     let dev = open()?;
     let page = page_size();
     let len = 4 * page;
-    let a = dev.alloc(2, NORMAL, 0).map_err(e)?;
+    let (a, want, m) = filled_mapping(&dev, 2, 21)?;
     let z = a.zone_out as usize;
-    dev.fill(a.handle, 21).map_err(e)?;
-    let mut want = vec![0u8; len];
-    fill_pattern(21, &mut want);
-    let m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
-    check!(m.bytes() == &want[..], "mapping differs from the block");
     madvise(m.addr, len, libc::MADV_DONTNEED).map_err(|err| format!("MADV_DONTNEED: {err}"))?;
     // The access, in a child with its own mapping of the parent's block (mappings are not
     // inherited): the data is there before the madvise, a SIGBUS after it.
@@ -373,12 +384,8 @@ pub fn mremap_move_shrink_grow() -> TestResult {
     let dev = open()?;
     let page = page_size();
     let len = 4 * page;
-    let a = dev.alloc(2, NORMAL, 0).map_err(e)?;
+    let (a, mut want, mut m) = filled_mapping(&dev, 2, 41)?;
     let z = a.zone_out as usize;
-    dev.fill(a.handle, 41).map_err(e)?;
-    let mut want = vec![0u8; len];
-    fill_pattern(41, &mut want);
-    let mut m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
     let mut target = Area::reserve(len).map_err(e)?;
     // Move onto the reservation, which the move replaces.
     // SAFETY: moving our own mapping onto our own reservation.
@@ -450,11 +457,7 @@ pub fn read_from_outside() -> TestResult {
     let dev = open()?;
     let page = page_size();
     let len = 2 * page;
-    let a = dev.alloc(1, NORMAL, 0).map_err(e)?;
-    dev.fill(a.handle, 51).map_err(e)?;
-    let mut want = vec![0u8; len];
-    fill_pattern(51, &mut want);
-    let m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
+    let (a, want, m) = filled_mapping(&dev, 1, 51)?;
     let mut buf = vec![0u8; len];
     let mem = std::fs::File::open("/proc/self/mem").map_err(e)?;
     mem.read_exact_at(&mut buf, m.addr as u64)
