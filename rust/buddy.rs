@@ -79,7 +79,8 @@ pub(crate) enum PageState {
     Held,
 }
 
-/// minimm's own per-page metadata: 16 bytes a page.
+/// minimm's own per-page metadata: 12 bytes a page. Who owns a block is the pool's business
+/// (its owner table), not the allocator's.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PageMeta {
     /// Free list links (heads of free blocks only).
@@ -91,8 +92,6 @@ pub(crate) struct PageMeta {
     /// Order of the borrowed host block (chunk) this page is in: blocks never grow past it.
     chunk_order: u8,
     _pad: u8,
-    /// Who owns an allocated block (heads only); 0 for nobody.
-    owner: u32,
 }
 
 impl PageMeta {
@@ -104,7 +103,6 @@ impl PageMeta {
         order: 0,
         chunk_order: 0,
         _pad: 0,
-        owner: 0,
     };
 }
 
@@ -273,7 +271,7 @@ where
 
     /// Allocates a block of 2^`order` pages and returns the index of its first page, or `None`
     /// when no free block is large enough.
-    pub(crate) fn alloc(&mut self, order: u32, owner: u32) -> Option<u32> {
+    pub(crate) fn alloc(&mut self, order: u32) -> Option<u32> {
         if order > MAX_ORDER {
             return None;
         }
@@ -288,7 +286,6 @@ where
         if let Some(m) = self.meta_mut(index) {
             m.state = PageState::Allocated;
             m.order = order as u8;
-            m.owner = owner;
         }
         Some(index)
     }
@@ -302,9 +299,6 @@ where
         let order = u32::from(m.order);
         let chunk_order = u32::from(m.chunk_order);
         let (mut index, mut o) = (index, order);
-        if let Some(m) = self.meta_mut(index) {
-            m.owner = 0;
-        }
         while o < chunk_order {
             let buddy = index ^ (1 << o);
             match self.meta(buddy) {
@@ -517,11 +511,11 @@ mod tests {
     }
 
     impl<S: core::ops::DerefMut<Target = [PageMeta]>> Buddy<S> {
-        /// The owner recorded for the allocated block at `index`.
-        fn owner(&self, index: u32) -> Option<u32> {
+        /// The order of the allocated block at `index`, if one is there.
+        fn allocated_order(&self, index: u32) -> Option<u32> {
             self.meta(index)
                 .filter(|m| m.state == PageState::Allocated)
-                .map(|m| m.owner)
+                .map(|m| u32::from(m.order))
         }
     }
 
@@ -551,7 +545,7 @@ mod tests {
     fn split_an_order_3_chunk_down_to_order_0() -> Result<(), String> {
         let mut b = buddy(8);
         b.add_chunk(0, 3).must()?;
-        assert_eq!(b.alloc(0, 1), Some(0));
+        assert_eq!(b.alloc(0), Some(0));
         // 8 pages = [0] allocated + [1] order 0 + [2,3] order 1 + [4..8) order 2.
         assert_eq!(layout(&b), vec![(0, vec![1]), (1, vec![2]), (2, vec![4])]);
         assert_eq!(b.free_pages(), 7);
@@ -563,8 +557,8 @@ mod tests {
     fn free_merges_back_across_every_order() -> Result<(), String> {
         let mut b = buddy(8);
         b.add_chunk(0, 3).must()?;
-        let x = b.alloc(0, 1).must()?;
-        let y = b.alloc(0, 1).must()?;
+        let x = b.alloc(0).must()?;
+        let y = b.alloc(0).must()?;
         assert_eq!((x, y), (0, 1));
         assert_eq!(layout(&b), vec![(1, vec![2]), (2, vec![4])]);
         assert_eq!(b.free(x), Ok(0));
@@ -580,8 +574,8 @@ mod tests {
     fn merge_stops_at_an_allocated_buddy() -> Result<(), String> {
         let mut b = buddy(16);
         b.add_chunk(0, 4).must()?;
-        let a = b.alloc(2, 1).must()?; // 0..4
-        let c = b.alloc(2, 1).must()?; // 4..8
+        let a = b.alloc(2).must()?; // 0..4
+        let c = b.alloc(2).must()?; // 4..8
         assert_eq!((a, c), (0, 4));
         b.free(a).must()?;
         // 0..4 cannot merge: its buddy 4..8 is allocated.
@@ -598,8 +592,8 @@ mod tests {
         b.add_chunk(0, 1).must()?;
         b.add_chunk(2, 1).must()?;
         assert_eq!(layout(&b), vec![(1, vec![0, 2])]);
-        assert_eq!(b.alloc(2, 1), None, "no order-2 block exists");
-        let x = b.alloc(1, 1).must()?;
+        assert_eq!(b.alloc(2), None, "no order-2 block exists");
+        let x = b.alloc(1).must()?;
         b.free(x).must()?;
         assert_eq!(layout(&b), vec![(1, vec![0, 2])]);
         b.validate().must()?;
@@ -610,16 +604,16 @@ mod tests {
     fn double_free_and_foreign_indices_are_refused_without_change() -> Result<(), String> {
         let mut b = buddy(8);
         b.add_chunk(0, 3).must()?;
-        let x = b.alloc(1, 7).must()?;
+        let x = b.alloc(1).must()?;
         let before = layout(&b);
         assert_eq!(b.free(x + 1), Err(Error::NotAllocated), "tail page");
         assert_eq!(b.free(4), Err(Error::NotAllocated), "free block");
         assert_eq!(b.free(99), Err(Error::BadIndex));
         assert_eq!(layout(&b), before);
-        assert_eq!(b.owner(x), Some(7));
+        assert_eq!(b.allocated_order(x), Some(1));
         assert_eq!(b.free(x), Ok(1));
         assert_eq!(b.free(x), Err(Error::NotAllocated), "double free");
-        assert_eq!(b.owner(x), None);
+        assert_eq!(b.allocated_order(x), None);
         b.validate().must()?;
         Ok(())
     }
@@ -642,9 +636,9 @@ mod tests {
     fn huge_orders_are_refused() -> Result<(), String> {
         let mut b = buddy(1024);
         b.add_chunk(0, 10).must()?;
-        assert_eq!(b.alloc(11, 1), None);
-        assert_eq!(b.alloc(u32::MAX, 1), None);
-        assert_eq!(b.alloc(10, 1), Some(0));
+        assert_eq!(b.alloc(11), None);
+        assert_eq!(b.alloc(u32::MAX), None);
+        assert_eq!(b.alloc(10), Some(0));
         Ok(())
     }
 
@@ -652,7 +646,7 @@ mod tests {
     fn validate_catches_corruption() -> Result<(), String> {
         let mut b = buddy(8);
         b.add_chunk(0, 3).must()?;
-        b.alloc(0, 1).must()?;
+        b.alloc(0).must()?;
         b.validate().must()?;
         b.nr_free[1] += 1;
         assert!(b.validate().is_err());
@@ -680,8 +674,8 @@ mod tests {
     fn held_blocks_stay_allocated_in_fifo_order() -> Result<(), String> {
         let mut b = buddy(16);
         b.add_chunk(0, 4).must()?;
-        let x = b.alloc(2, 1).must()?;
-        let y = b.alloc(0, 2).must()?;
+        let x = b.alloc(2).must()?;
+        let y = b.alloc(0).must()?;
         b.hold(x).must()?;
         b.hold(y).must()?;
         assert_eq!((b.nr_held(), b.held_pages()), (2, 5));
@@ -739,7 +733,7 @@ mod tests {
                 at += n;
             }
             let total: u32 = chunks.iter().map(|c| c.1).sum();
-            // Model: live blocks by index -> (pages, owner).
+            // Model: live blocks by index -> (pages, the step that allocated it).
             let mut live: BTreeMap<u32, (u32, u32)> = BTreeMap::new();
             // Model of the held list: (index, pages), oldest first; held blocks stay in `live`.
             let mut held: std::collections::VecDeque<(u32, u32)> = Default::default();
@@ -753,9 +747,8 @@ mod tests {
                 };
                 match action {
                     Action::Alloc(o) => {
-                        let owner = step + 1;
                         let model_free = total - live.values().map(|v| v.0).sum::<u32>();
-                        match b.alloc(o, owner) {
+                        match b.alloc(o) {
                             Some(i) => {
                                 let n = 1u32 << o;
                                 assert_eq!(i % n, 0, "seed {seed}: misaligned");
@@ -769,7 +762,7 @@ mod tests {
                                         "seed {seed}: overlaps live block {j}"
                                     );
                                 }
-                                live.insert(i, (n, owner));
+                                live.insert(i, (n, step));
                             }
                             None => {
                                 // Refusal is right only if no free block of order >= o exists.
@@ -782,11 +775,11 @@ mod tests {
                         }
                     }
                     Action::Free(k) => {
-                        if let Some((&i, &(n, owner))) = live.iter().nth(k) {
+                        if let Some((&i, &(n, _))) = live.iter().nth(k) {
                             if held.iter().any(|h| h.0 == i) {
                                 assert!(b.free(i).is_err(), "seed {seed}: freed held {i}");
                             } else {
-                                assert_eq!(b.owner(i), Some(owner));
+                                assert_eq!(b.allocated_order(i), Some(n.trailing_zeros()));
                                 assert_eq!(b.free(i).map(|o| 1u32 << o), Ok(n), "seed {seed}");
                                 live.remove(&i);
                             }

@@ -113,7 +113,10 @@ impl PinnedDrop for Buffer {
 /// The file's handle table.
 struct Blocks {
     next_handle: u64,
-    /// Sorted by handle (handles only grow).
+    /// Allocations that have their handle but are not entered yet (their caller is being told
+    /// the handle): `list` always has room for them.
+    pending: usize,
+    /// Sorted by handle.
     list: KVec<(u64, Arc<Buffer>)>,
 }
 
@@ -149,7 +152,7 @@ impl MiscDevice for Client {
                 shared,
                 owner,
                 charge,
-                blocks <- new_mutex!(Blocks { next_handle: 1, list: KVec::new() }, "minimm_client_blocks"),
+                blocks <- new_mutex!(Blocks { next_handle: 1, pending: 0, list: KVec::new() }, "minimm_client_blocks"),
             }),
             GFP_KERNEL,
         )
@@ -158,7 +161,11 @@ impl MiscDevice for Client {
     /// Context: process context, may sleep.
     fn ioctl(me: Pin<&Client>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let arg = UserPtr::from_addr(arg);
-        let writable = file.flags() & file::flags::O_ACCMODE != file::flags::O_RDONLY;
+        // Opened for writing: O_WRONLY or O_RDWR (not O_RDONLY, nor the ioctl-only mode 3).
+        let writable = matches!(
+            file.flags() & file::flags::O_ACCMODE,
+            file::flags::O_WRONLY | file::flags::O_RDWR
+        );
         match uapi::command(cmd).ok_or(ENOTTY)? {
             uapi::IOC_GET_INFO => me.get_info(arg),
             uapi::IOC_ZONE_STATS => me.zone_stats(arg),
@@ -301,7 +308,8 @@ impl Client {
             return Err(e);
         }
         req.zone_out = block.zone() as u32;
-        // From here on the charge belongs to the `Buffer` and is released when it drops.
+        // Once the `Buffer` exists, the charge is its own and is released when it drops; until
+        // then (a failure to allocate it drops the block) it is ours to give back.
         let buf = Arc::pin_init(
             try_pin_init!(Buffer {
                 block,
@@ -309,31 +317,51 @@ impl Client {
                 data <- new_mutex!((), "minimm_block_data"),
             }),
             GFP_KERNEL,
-        )?;
+        )
+        .inspect_err(|_| {
+            self.charge.fetch_sub(pages, Relaxed);
+        })?;
+        // Number the buffer and make room for it, but enter it only once the caller has its
+        // handle: until then no other thread can reach it (map, fill or free it), so an undo
+        // is exact.
         let handle = {
             let mut table = self.blocks.lock();
             let handle = table.next_handle;
             if handle >= HANDLE_LIMIT {
                 return Err(ENOSPC);
             }
-            table.list.push((handle, buf), GFP_KERNEL)?;
+            let room = table.pending + 1;
+            table.list.reserve(room, GFP_KERNEL)?;
+            table.pending = room;
             table.next_handle += 1;
             handle
         };
         req.handle = handle;
         req.mmap_offset = handle << PAGE_SHIFT;
-        req.size = u32::try_from(len).map_err(|_| EINVAL)?;
-        if let Err(e) = write_prefix(arg, &req, len) {
+        req.size = u32::try_from(len).unwrap_or(u32::MAX);
+        let written = write_prefix(arg, &req, len);
+        let mut table = self.blocks.lock();
+        table.pending -= 1;
+        if let Err(e) = written {
             // The struct was writable a moment ago (another thread changed the mapping): the
-            // caller never learns the handle, so undo, handle number included.
-            let mut table = self.blocks.lock();
-            let taken = table.position(handle).map(|i| table.list.remove(i));
+            // caller never learns the handle, so undo, and take the handle number back unless
+            // a later allocation took the next one meanwhile.
             if table.next_handle == handle + 1 {
                 table.next_handle = handle;
             }
             drop(table);
-            drop(taken);
+            drop(buf);
             return Err(e);
+        }
+        // Handles are numbered in order but entered as their callers learn them.
+        let at = table.list.partition_point(|e| e.0 < handle);
+        // Room was reserved above for every numbered allocation not yet entered.
+        if kernel::warn_on!(table
+            .list
+            .insert_within_capacity(at, (handle, buf))
+            .is_err())
+        {
+            return Err(ENOMEM);
         }
         Ok(())
     }
@@ -369,9 +397,12 @@ impl Client {
         {
             let _data = buf.data.lock();
             if req.op == uapi::BLOCK_FILL {
-                buf.block.fill(req.seed)?;
+                // SAFETY: The block is this file's, and the kernel touches its contents only
+                // here and in `checksum`, both under `data`, held.
+                unsafe { buf.block.fill(req.seed)? };
             } else {
-                req.result = buf.block.checksum()?;
+                // SAFETY: As above.
+                req.result = unsafe { buf.block.checksum()? };
             }
         }
         req.size = u32::try_from(len).map_err(|_| EINVAL)?;
@@ -410,6 +441,9 @@ fn read_ext<T: AsBytes + FromBytes + Default>(
     ver0: u32,
     tail: Tail,
 ) -> Result<(T, usize)> {
+    // `size` is read here to know how much to copy, and read again with the rest below: a
+    // value changed in between only lands in the copy's `size`, which every command overwrites
+    // before writing the struct back.
     let user_size = UserSlice::new(arg, size_of::<u32>())
         .reader()
         .read::<u32>()?;

@@ -58,9 +58,10 @@ pub(crate) struct HostChunk {
 // SAFETY: A `HostChunk` only holds pointers to `struct page`s, which are valid on every CPU;
 // giving the pages back from another thread is allowed.
 unsafe impl Send for HostChunk {}
-// SAFETY: `&HostChunk` only gives out `BorrowedPage`s, through which nothing touches a page's
-// contents without `unsafe` (whose callers synchronise) or the racy-by-design word access
-// below; the block itself is never changed through a shared reference.
+// SAFETY: `&HostChunk` only gives out `BorrowedPage`s, through which a page's contents are
+// only touched in `unsafe` code whose callers serialise the kernel's accesses (`read_words`,
+// `write_words`, `PoolBlock::zero`); the chunk itself is never changed through a shared
+// reference.
 unsafe impl Sync for HostChunk {}
 
 impl HostChunk {
@@ -134,31 +135,43 @@ impl Drop for HostChunk {
 /// Reads `page` as 512 64-bit words, in order, passing each to `f`.
 ///
 /// User space may be writing the page through a mapping meanwhile, so each word is read with
-/// one volatile, aligned 64-bit load, as `READ_ONCE` does: a racing write can change which
-/// value is read, never make the read itself undefined.
-pub(crate) fn read_words(page: &kernel::page::Page, mut f: impl FnMut(u64)) {
+/// one volatile, aligned 64-bit load, as `READ_ONCE` does: a racing write from user space can
+/// change which value is read, not make the read undefined.
+///
+/// # Safety
+///
+/// Nothing else in the kernel reads or writes the page's contents while this runs (user space
+/// through mappings may); `f` leaves kmap_local mappings balanced (it maps nothing, or unmaps
+/// what it maps).
+pub(crate) unsafe fn read_words(page: &kernel::page::Page, mut f: impl FnMut(u64)) {
     // SAFETY: `page` is a valid page (no HIGHMEM on x86_64: this is its direct-map address);
     // unmapped below before `page`'s borrow ends.
     let va = unsafe { bindings::kmap_local_page(page.as_ptr()) }.cast::<u64>();
     for k in 0..PAGE_SIZE / 8 {
         // SAFETY: `va` maps the whole page, page-aligned, so `va + k` for `k < PAGE_SIZE / 8`
-        // is in bounds and aligned; a volatile load of plain data is fine against racing
-        // writers (see above).
+        // is in bounds and aligned; no other kernel access races with it (the caller's
+        // obligation), and user space's through a mapping only changes the value read.
         f(unsafe { core::ptr::read_volatile(va.add(k)) });
     }
-    // SAFETY: unmapping what was mapped above, in reverse order (the only mapping here).
+    // SAFETY: Unmapping what was mapped above; it is the innermost kmap_local mapping again,
+    // as `f` leaves those balanced (the caller's obligation).
     unsafe { bindings::kunmap_local(va.cast()) };
 }
 
 /// Writes `page` as 512 64-bit words, the `k`-th being `f(k)`, each with one volatile, aligned
 /// 64-bit store (`WRITE_ONCE`), for the same reason as [`read_words`].
 ///
-/// The caller must have the right to change the page's contents: a page of a block it owns.
-pub(crate) fn write_words(page: &kernel::page::Page, mut f: impl FnMut(usize) -> u64) {
+/// # Safety
+///
+/// The page's contents are the caller's to change (a page of a block it owns), nothing else in
+/// the kernel reads or writes them while this runs (user space through mappings may), and `f`
+/// leaves kmap_local mappings balanced.
+pub(crate) unsafe fn write_words(page: &kernel::page::Page, mut f: impl FnMut(usize) -> u64) {
     // SAFETY: As in `read_words`.
     let va = unsafe { bindings::kmap_local_page(page.as_ptr()) }.cast::<u64>();
     for k in 0..PAGE_SIZE / 8 {
-        // SAFETY: As in `read_words`; user space may read or write the word concurrently.
+        // SAFETY: As in `read_words`; the contents are ours to change (the caller's
+        // obligation), and user space may read or write the word concurrently.
         unsafe { core::ptr::write_volatile(va.add(k), f(k)) };
     }
     // SAFETY: As in `read_words`.

@@ -15,10 +15,12 @@
 //! zone or 256 KiB, whichever is smaller, clamped to 2^n - 1). `high` moves between two marks
 //! from `zone_highsize`: `high_min`, the zone's low watermark shared among the CPUs (so that
 //! full lists do not wake reclaim early), and `high_max`, an eighth of the zone shared the same
-//! way (`MIN_PERCPU_PAGELIST_HIGH_FRACTION`); each is at least `4 * batch`. As Linux's
-//! `nr_pcp_alloc` and `nr_pcp_high` tune it, a refill raises `high` by a batch while the zone
-//! is above its high watermark, and a list that overflows while the zone is below it lowers
-//! `high` by a batch, so that a zone under pressure keeps fewer pages on the lists.
+//! way (`MIN_PERCPU_PAGELIST_HIGH_FRACTION`); each is at least `4 * batch`. `high` is tuned in
+//! a simplified form of Linux's `nr_pcp_alloc` and `nr_pcp_high`: a refill raises it by a batch
+//! while the zone is above its high watermark, and a list that overflows while the zone is
+//! below it lowers it by a batch, so that a zone under pressure keeps fewer pages on the lists.
+//! (Linux also tunes on every free, by the recent free count, and scales refills by an
+//! allocation factor.)
 
 /// `zone_batchsize` for a zone of `managed` pages of `page_size` bytes.
 pub(crate) fn batch_size(managed: usize, page_size: usize) -> usize {

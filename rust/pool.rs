@@ -140,9 +140,6 @@ pub(crate) struct ZoneInner {
     wmark: Watermarks,
 }
 
-/// Owner tag of pages sitting on per-CPU lists.
-const PCP_OWNER: u32 = u32::MAX;
-
 /// Pages one per-CPU list can hold at most.
 const PCP_SLOTS: usize = 512;
 
@@ -231,7 +228,8 @@ pub(crate) struct Snapshot {
 ///   of the zone's buddy table, and chunks do not overlap. It does not change after load.
 /// - `free` and `low` equal the buddy's free pages and the low watermark whenever the zone
 ///   lock is released.
-/// - Pages on the `pcp` lists are allocated in the buddy table, with owner `PCP_OWNER`.
+/// - Pages on the `pcp` lists are allocated in the buddy table; `owners` names the owner of
+///   every block handed out (0 for free pages and pages on the lists).
 #[pin_data]
 pub(crate) struct Zone {
     id: usize,
@@ -250,8 +248,8 @@ pub(crate) struct Zone {
     /// Lock-free copy of the buddy's held pages, so that frees look at the held list only when
     /// it is not empty.
     held: Atomic<usize>,
-    /// The owner tag of each allocated block, by head index, whichever path served it (the
-    /// buddy table records the per-CPU lists as the owner of the pages they hold).
+    /// The owner tag of each block handed out, by head index, whichever path served it: the
+    /// one record of who owns what (the buddy table knows allocated from free only).
     owners: KVVec<Atomic<u32>>,
     chunks: KVec<PlacedChunk>,
     managed: usize,
@@ -461,7 +459,7 @@ impl Zone {
         {
             Some(i) => i,
             None => {
-                let i = self.alloc_buddy(order, reserve, class, owner)?;
+                let i = self.alloc_buddy(order, reserve, class)?;
                 self.counters.pgalloc.add(1, Relaxed);
                 if fallback {
                     self.counters.fallback.add(1, Relaxed);
@@ -533,9 +531,15 @@ impl Zone {
     /// Looks at every held block once, a few at a time so that the lock is dropped between
     /// them; returns the pages given back.
     fn reap_all_held(&self) -> usize {
+        self.reap_some_held(usize::MAX)
+    }
+
+    /// Looks at up to `max` held blocks (each once), a few at a time so that the lock is
+    /// dropped between them; returns the pages given back.
+    fn reap_some_held(&self, max: usize) -> usize {
         /// Blocks looked at per lock hold: up to 16 * 1024 page counts read with irqs off.
         const CHUNK: usize = 16;
-        let mut left = self.inner.lock().buddy.nr_held();
+        let mut left = self.inner.lock().buddy.nr_held().min(max);
         let mut recycled = 0;
         while left > 0 {
             let n = left.min(CHUNK);
@@ -558,7 +562,7 @@ impl Zone {
                 .tune_on_refill(self.free.load(Relaxed) > self.high.load(Relaxed));
             let mut g = self.inner.lock();
             for _ in 0..l.list.batch {
-                let Some(i) = g.buddy.alloc(0, PCP_OWNER) else {
+                let Some(i) = g.buddy.alloc(0) else {
                     break;
                 };
                 if let Err(i) = l.list.push(i) {
@@ -575,7 +579,7 @@ impl Zone {
     }
 
     /// The buddy path, under the zone lock, with Linux's watermark checks.
-    fn alloc_buddy(&self, order: u32, reserve: usize, class: Reserve, owner: u32) -> Option<u32> {
+    fn alloc_buddy(&self, order: u32, reserve: usize, class: Reserve) -> Option<u32> {
         let mut g = self.inner.lock();
         let (free, nr_free) = (g.buddy.free_pages(), g.buddy.nr_free());
         if !zone::watermark_ok(free, &nr_free, order, g.wmark.low, Reserve::Normal, reserve) {
@@ -587,7 +591,7 @@ impl Zone {
                 return None;
             }
         }
-        let index = g.buddy.alloc(order, owner);
+        let index = g.buddy.alloc(order);
         self.free.store(g.buddy.free_pages(), Relaxed);
         index
     }
@@ -637,11 +641,10 @@ pub(crate) struct Pool {
     dma32: Zone,
     #[pin]
     normal: Zone,
-    /// Queued (holding a reference to the pool) while any zone holds blocks.
+    /// Queued (holding a reference to the pool) while any zone holds blocks; disabled for
+    /// good by [`Pool::stop_reaper`].
     #[pin]
     reaper: DelayedWork<Pool>,
-    /// Set by [`Pool::stop_reaper`]: the reaper is not queued again.
-    stopping: Atomic<u32>,
 }
 
 impl_has_delayed_work! {
@@ -739,7 +742,6 @@ impl Pool {
                 dma32 <- Zone::new(zone::DMA32, dma32, wmarks[1], reserve[1])?,
                 normal <- Zone::new(zone::NORMAL, normal, wmarks[2], reserve[2])?,
                 reaper <- new_delayed_work!("minimm_reaper"),
-                stopping: Atomic::new(0),
             }? Error))
         })
     }
@@ -782,8 +784,8 @@ impl Pool {
     /// Allocates a block of 2^`order` pages from `highest` or a lower zone; the caller gives it
     /// back with [`Pool::free_raw`]. The in-kernel API, without reference counting.
     ///
-    /// When no zone can give the block, the per-CPU lists are emptied into the zones and the
-    /// held blocks looked at, and the zones are tried once more.
+    /// When no zone can give the block, the per-CPU lists are emptied into the zones and up to
+    /// 64 held blocks a zone looked at, and the zones are tried once more.
     ///
     /// Context: any; takes a per-CPU list lock or one zone lock at a time; never sleeps.
     pub(crate) fn alloc_raw(
@@ -799,8 +801,12 @@ impl Pool {
         if let Some(r) = self.try_zones(order, highest, class, owner) {
             return Ok(r);
         }
+        // Bounded, since an allocation never sleeps: the delayed work looks at the rest.
+        const REAP_ON_FAILURE: usize = 64;
         let zones = zone::fallback(highest).filter_map(|z| self.zone(z));
-        let given_back: usize = zones.map(|z| z.drain() + z.reap_all_held()).sum();
+        let given_back: usize = zones
+            .map(|z| z.drain() + z.reap_some_held(REAP_ON_FAILURE))
+            .sum();
         if given_back > 0 {
             if let Some(r) = self.try_zones(order, highest, class, owner) {
                 return Ok(r);
@@ -831,39 +837,44 @@ impl Pool {
         })
     }
 
-    /// Queues the reaper if any zone holds blocks and the pool is not being torn down.
+    /// Queues the reaper if any zone holds blocks. Once [`Pool::stop_reaper`] disabled it,
+    /// queueing fails and gives the reference back.
     ///
     /// Context: any.
     fn schedule_reaper(self: &Arc<Self>) {
         let held = (0..NR_ZONES)
             .filter_map(|z| self.zone(z))
             .any(|z| z.held.load(Relaxed) > 0);
-        if held && self.stopping.load(Relaxed) == 0 {
+        if held {
             let delay = kernel::time::msecs_to_jiffies(REAP_INTERVAL_MS);
-            // Already queued (`Err` gives our reference back): it will look at this block too.
+            // Already queued, or disabled: `Err` gives our reference back (and a queued reaper
+            // will look at this block too).
             let _ = workqueue::system().enqueue_delayed(self.clone(), delay);
         }
     }
 
-    /// Stops the reaper for good: it is not queued again, and a queued one is cancelled (its
-    /// reference to the pool dropped) or waited for. The owner of the pool calls it before
-    /// dropping its own reference, or a queued reaper would keep the pool alive.
+    /// Stops the reaper for good: a queued one is taken off the queue (its reference to the
+    /// pool dropped), a running one waited for, and any later queueing refused. The owner of
+    /// the pool calls it before dropping its own reference, or a queued reaper would keep the
+    /// pool alive.
     ///
     /// Context: process context, may sleep.
-    pub(crate) fn stop_reaper(&self) {
-        self.stopping.store(1, Relaxed);
+    pub(crate) fn stop_reaper(self: &Arc<Self>) {
         // SAFETY: `self.reaper` is a valid, initialised `DelayedWork`. The `work_struct` the
         // call returns is the first field of its `delayed_work`, so the cast gives that
-        // `delayed_work`, which lives as long as the pool, past this call.
+        // `delayed_work`, which lives as long as the pool, past this call. The work stays
+        // disabled (`disable_delayed_work_sync`, unlike `cancel_...`, does not re-enable it),
+        // so `queue_delayed_work` refuses it from now on.
         let was_queued = unsafe {
             let work = DelayedWork::<Pool>::raw_as_work(&self.reaper);
-            bindings::cancel_delayed_work_sync(work.cast())
+            bindings::disable_delayed_work_sync(work.cast())
         };
         if was_queued {
-            // SAFETY: A queued reaper owns one reference to the pool, made by `Arc::into_raw`
-            // of an `Arc<Pool>` when it was queued (see `schedule_reaper`); cancelling it means
-            // it will never run to give it back, so it is ours to drop.
-            drop(unsafe { Arc::from_raw(core::ptr::from_ref(self)) });
+            // SAFETY: A queued reaper owns one reference to this pool, made by `Arc::into_raw`
+            // of a clone of an `Arc<Pool>` when it was queued (`schedule_reaper`); it was taken
+            // off the queue, so it will never run to give it back: it is ours to drop. The
+            // pointer is the one `Arc::into_raw` returned, as `self` is an `Arc` of the pool.
+            drop(unsafe { Arc::from_raw(Arc::as_ptr(self)) });
         }
     }
 
@@ -1006,28 +1017,40 @@ impl PoolBlock {
     /// The 64-bit FNV-1a checksum of the block's bytes.
     ///
     /// User space may write the block through a mapping meanwhile: it then sums some mix of
-    /// old and new bytes, as a `copy_from_user` of the same bytes would read. Two kernel-side
-    /// accesses to one block are serialised by its owner (see `device.rs`).
-    pub(crate) fn checksum(&self) -> Result<u64> {
+    /// old and new bytes, as a `copy_from_user` of the same bytes would read.
+    ///
+    /// # Safety
+    ///
+    /// As for [`crate::host_pages::read_words`]: the kernel accesses the block's contents
+    /// nowhere else meanwhile (its owner serialises them; see `device.rs`).
+    pub(crate) unsafe fn checksum(&self) -> Result<u64> {
         let mut h = pattern::Fnv1a::new();
         for i in self.pages_range() {
             let p = self.page(i).ok_or(EINVAL)?;
-            crate::host_pages::read_words(&p, |w| h.update(&w.to_ne_bytes()));
+            // SAFETY: A page of this block, whose kernel-side accesses the caller serialises.
+            unsafe { crate::host_pages::read_words(&p, |w| h.update(&w.to_ne_bytes())) };
         }
         Ok(h.finish())
     }
 
     /// Fills the block with the pattern of `seed` (see `pattern::fill`); racing user writes
     /// through a mapping only mix bytes, as with `copy_to_user`.
-    pub(crate) fn fill(&self, seed: u64) -> Result {
+    ///
+    /// # Safety
+    ///
+    /// As for [`crate::host_pages::write_words`]: the block is the caller's to change, and the
+    /// kernel accesses its contents nowhere else meanwhile.
+    pub(crate) unsafe fn fill(&self, seed: u64) -> Result {
         const WORDS: usize = kernel::page::PAGE_SIZE / 8;
         for i in self.pages_range() {
             let p = self.page(i).ok_or(EINVAL)?;
             let first = (i * WORDS) as u64;
             // Little-endian in memory, as the pattern is defined.
-            crate::host_pages::write_words(&p, |k| {
-                u64::from_ne_bytes(pattern::word(seed, first + k as u64).to_le_bytes())
-            });
+            let word =
+                |k: usize| u64::from_ne_bytes(pattern::word(seed, first + k as u64).to_le_bytes());
+            // SAFETY: A page of this block, which the caller may change and whose kernel-side
+            // accesses it serialises.
+            unsafe { crate::host_pages::write_words(&p, word) };
         }
         Ok(())
     }

@@ -16,7 +16,8 @@ use minimm_uapi::{checksum, fill_pattern, page_size, sys, Device};
 use crate::{
     common::{
         e, ensure_loaded, free_pages, in_child, info_value, open, reload, stats, validate_ok,
-        vmstat, vmstat_all, write_watermarks, Area, CpuPin, Exit, Pipe, DEBUGFS, DMA, NORMAL,
+        vmstat, vmstat_all, write_watermarks, Area, CpuPin, Exit, Pipe, DEBUGFS, DMA, DMA32,
+        NORMAL,
     },
     ktap::{expect_errno, pass, skip, TestResult},
 };
@@ -425,8 +426,8 @@ fn splice_and_free(dev: &Device, a: &sys::minimm_alloc, pages: usize) -> Result<
 
 /// A block still referenced from outside when freed (a pipe, through vmsplice) is held; once
 /// the pipe is closed it comes back to the pool within seconds (nr_held_pages back down,
-/// nr_held_recycled up by its pages). The loop of 200 such order-6 blocks never
-/// runs out of memory.
+/// nr_held_recycled up by its pages). The loop of such order-6 blocks, more than
+/// the zones hold together, never runs out of memory.
 pub fn held_blocks_come_back() -> TestResult {
     let watch = open()?;
     let before = free_pages(&watch)?;
@@ -447,7 +448,14 @@ pub fn held_blocks_come_back() -> TestResult {
     );
     check_eq!(vmstat("nr_held_recycled")?, recycled? + 4);
     check_eq!(free_pages(&watch)?, before);
-    for i in 0..200 {
+    // More blocks than every zone a NORMAL request may fall back to holds together: without
+    // recycling, the loop itself would run out of memory.
+    let mut managed = 0;
+    for zone in [NORMAL, DMA32, DMA] {
+        managed += stats(&watch, zone)?.managed_pages;
+    }
+    let rounds = managed / 64 + 16;
+    for i in 0..rounds {
         let a = dev
             .alloc(6, NORMAL, 0)
             .map_err(|err| format!("iteration {i}: ALLOC: {err}"))?;

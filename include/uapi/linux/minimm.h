@@ -24,12 +24,15 @@
  * header with a longer struct reaches the same command; @size is what counts.
  *
  * Open modes: a file opened O_RDONLY may only look (GET_INFO, ZONE_STATS);
- * ALLOC, FREE and BLOCK_DATA need a file opened for writing (EBADF otherwise).
+ * ALLOC, FREE and BLOCK_DATA need a file opened O_WRONLY or O_RDWR (EBADF
+ * otherwise, also for the ioctl-only access mode 3).
  *
  * A failed command changes nothing: the module writes a command's struct back
  * unchanged before acting, so a struct in read-only memory fails with EFAULT
  * before anything is allocated, filled or numbered. (FREE writes nothing back:
- * its struct may be read-only.)
+ * its struct may be read-only.) Only if another thread makes the struct
+ * unwritable between that check and the final write does the final write fail:
+ * an allocation is then undone, a fill has happened.
  *
  * Reserved and padding fields must be zero; flags outside a _VALID mask are
  * rejected with EINVAL.
