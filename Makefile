@@ -22,7 +22,7 @@ KDIR ?=
 
 SETUP := $(CURDIR)/qemu/setup
 TARGET := x86_64-unknown-linux-gnu
-# The toolchain environment (rustc 1.95.0, RUST_LIB_SRC, libclang, bindgen on PATH).
+# The toolchain environment (the rustc qemu/setup picks, RUST_LIB_SRC, libclang, bindgen on PATH).
 TOOLENV = eval "$$($(SETUP) env)"
 
 .PHONY: all build module user host-test run shell check bench kernel toolchain fmt clean
