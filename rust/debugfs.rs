@@ -21,6 +21,10 @@
 //! - `drain_pcp`: writing `1` empties every per-CPU page list back into the zones.
 //! - `validate`: reading runs the buddy invariant checker over every zone and prints the
 //!   verdict; writing `1` runs it and logs the verdict (a failure loudly, with a warning).
+//! - `fail/<point>/{probability,interval,times,verbose,nth}`: fault injection at each failure
+//!   point (see `fail.rs` for their meaning), one number a file, read and written (a value out
+//!   of the knob's range or not a number is EINVAL); `fail/<point>/injected`, read-only: the
+//!   failures injected there since load.
 
 use core::fmt;
 
@@ -35,6 +39,7 @@ use crate::{
     bench,
     buddy::NR_ORDERS,
     debugfs_file::{Dir, File},
+    fail::{self, Knob, Point, NR_POINTS},
     pool::{Counters, Snapshot},
     zone::{self, Milli, Watermarks, NR_ZONES},
     Shared, VERSION,
@@ -58,7 +63,13 @@ pub(crate) struct Entries {
     validate: File<Arc<Shared>>,
     drain_pcp: File<Arc<Shared>>,
     bench: File<Bench>,
+    fail_knobs: KVec<File<FailKnob>>,
+    fail_injected: KVec<File<Point>>,
 }
+
+/// The data of `minimm/fail/<point>/<knob>`.
+#[derive(Clone, Copy)]
+struct FailKnob(Point, Knob);
 
 /// The data of `minimm/bench`: the pool to measure and the last results.
 #[pin_data]
@@ -76,6 +87,7 @@ impl Entries {
     pub(crate) fn new(shared: Arc<Shared>) -> Result<Self> {
         let dir = Dir::new(c"minimm")?;
         let s = || shared.clone();
+        let (fail_knobs, fail_injected) = fail_files(&dir)?;
         Ok(Self {
             info: dir.read_file(c"info", s(), info)?,
             buddyinfo: dir.read_file(c"buddyinfo", s(), buddyinfo)?,
@@ -92,8 +104,50 @@ impl Entries {
                 bench_run,
             )?,
             validate: dir.read_write_file(c"validate", s(), validate, validate_write)?,
+            fail_knobs,
+            fail_injected,
         })
     }
+}
+
+/// Creates `fail/` in `dir`, with a directory of knobs for every failure point.
+fn fail_files(dir: &Dir) -> Result<(KVec<File<FailKnob>>, KVec<File<Point>>)> {
+    let fail = dir.subdir(c"fail")?;
+    let mut knobs = KVec::with_capacity(NR_POINTS * Knob::ALL.len(), GFP_KERNEL)?;
+    let mut injected = KVec::with_capacity(NR_POINTS, GFP_KERNEL)?;
+    for point in Point::ALL {
+        // Each file keeps its directory, and each directory `fail/`, alive.
+        let d = fail.subdir(point.c_name())?;
+        for knob in Knob::ALL {
+            let file = d.read_write_file(
+                knob.c_name(),
+                FailKnob(point, knob),
+                fail_knob,
+                set_fail_knob,
+            )?;
+            knobs.push(file, GFP_KERNEL)?;
+        }
+        injected.push(d.read_file(c"injected", point, fail_injected)?, GFP_KERNEL)?;
+    }
+    Ok((knobs, injected))
+}
+
+/// Reading `minimm/fail/<point>/<knob>`: the value.
+fn fail_knob(k: &FailKnob, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", fail::attr(k.0).get(k.1))
+}
+
+/// Writing `minimm/fail/<point>/<knob>`: a decimal number in the knob's range.
+fn set_fail_knob(k: &FailKnob, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 128];
+    let text = read_text(reader, &mut buf)?;
+    let value = k.1.parse(text).map_err(|_| EINVAL)?;
+    fail::attr(k.0).set(k.1, value).map_err(|_| EINVAL)
+}
+
+/// Reading `minimm/fail/<point>/injected`.
+fn fail_injected(point: &Point, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(f, "{}", fail::attr(*point).injected_count())
 }
 
 /// Every zone's snapshot, each taken under its own lock.
@@ -127,6 +181,7 @@ fn info(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "file_quota_pages: {}", p.file_quota_pages)?;
     writeln!(f, "min_free_kbytes: {}", p.min_free_kbytes)?;
     writeln!(f, "watermark_scale_factor: {}", p.watermark_scale_factor)?;
+    writeln!(f, "fail_nth_host_borrow: {}", p.fail_nth_host_borrow)?;
     writeln!(f, "borrowed_pages: {}", shared.pool.borrowed())
 }
 

@@ -18,6 +18,11 @@
 //! `single_release`, still runs then). [`File`] owns its data and removes itself before
 //! dropping it.
 //!
+//! Directories nest ([`Dir::subdir`]). `debugfs_remove` of a directory removes everything
+//! below it, which would leave the `Dentry` of a file or directory below it dangling; so every
+//! file and subdirectory holds a reference to its parent directory and drops it only after
+//! removing itself: a directory is removed only once everything below it is, and then alone.
+//!
 //! When debugfs is unavailable (`debugfs=off`, or creation fails), the directory and files are
 //! created empty: they own their data and show nothing, and the module works without them.
 
@@ -40,20 +45,25 @@ pub(crate) type Show<T> = fn(&T, &mut fmt::Formatter<'_>) -> fmt::Result;
 /// Takes what user space wrote to a file, in one `write` call.
 pub(crate) type Store<T> = fn(&T, &mut UserSliceReader) -> Result;
 
-/// An owned debugfs directory or file, removed (with everything below it) on drop.
+/// An owned debugfs directory or file, removed on drop.
 ///
 /// # Invariants
 ///
 /// `self.0` was returned by `debugfs_create_dir` or `debugfs_create_file_full`, is neither an
-/// error nor `NULL`, and has not been removed: this `Dentry` is the only owner that removes it.
+/// error nor `NULL`, and has not been removed: this `Dentry` is the only owner that removes it,
+/// and its parent directory (if not the debugfs root) is a [`DirNode`] that its owner keeps
+/// alive until after this `Dentry` is dropped, so no removal of a directory above takes it
+/// along first.
 struct Dentry(NonNull<bindings::dentry>);
 
-// SAFETY: A `Dentry` only hands its pointer to `debugfs_create_file_full` (as a parent) and to
-// `debugfs_remove`, which may be called from any thread.
+// SAFETY: A `Dentry` only hands its pointer to `debugfs_create_file_full` and
+// `debugfs_create_dir` (as a parent) and to `debugfs_remove`, which may be called from any
+// thread.
 unsafe impl Send for Dentry {}
 
-// SAFETY: `&Dentry` only gives the pointer out as a parent for `debugfs_create_file_full`,
-// which debugfs serialises itself (the parent inode's lock); that is safe from several threads.
+// SAFETY: `&Dentry` only gives the pointer out as a parent for `debugfs_create_file_full` and
+// `debugfs_create_dir`, which debugfs serialises itself (the parent inode's lock); that is safe
+// from several threads.
 unsafe impl Sync for Dentry {}
 
 impl Dentry {
@@ -63,7 +73,8 @@ impl Dentry {
     /// # Safety
     ///
     /// `ptr` is the return value of `debugfs_create_dir` or `debugfs_create_file_full`, and
-    /// nothing else removes it.
+    /// nothing else removes it; its parent, unless the debugfs root, is a [`DirNode`] that the
+    /// caller keeps alive until after the returned `Dentry` is dropped.
     unsafe fn from_created(ptr: *mut bindings::dentry) -> Result<Self> {
         // debugfs returns an error pointer on failure, never `NULL`; take `NULL` as ENOENT.
         let ptr = NonNull::new(from_err_ptr(ptr)?).ok_or(ENOENT)?;
@@ -80,15 +91,26 @@ impl Drop for Dentry {
     /// Context: process context, may sleep (waits for reads and writes in flight).
     fn drop(&mut self) {
         // SAFETY: By the type invariant, `self.0` is a live debugfs dentry that only this
-        // `Dentry` removes, and this is the only place it does, once.
+        // `Dentry` removes (no directory above was removed yet: each is kept alive past this
+        // drop), and this is the only place it does, once.
         unsafe { bindings::debugfs_remove(self.0.as_ptr()) };
     }
 }
 
-/// A debugfs directory; it is removed once it and every [`File`] created in it are dropped.
+/// A directory's dentry, and its parent's, which it keeps alive (and so in place) until it is
+/// removed itself.
+struct DirNode {
+    // Drop order matters: the directory is removed first, then the reference on the parent is
+    // dropped, which removes the parent after its last entry.
+    dentry: Dentry,
+    _parent: Option<Arc<DirNode>>,
+}
+
+/// A debugfs directory; it is removed once it, every [`File`] created in it and every
+/// subdirectory are dropped.
 ///
 /// `None` when debugfs is unavailable: files created in it are then empty.
-pub(crate) struct Dir(Option<Arc<Dentry>>);
+pub(crate) struct Dir(Option<Arc<DirNode>>);
 
 impl Dir {
     /// Creates the directory `name` at the root of debugfs.
@@ -101,11 +123,51 @@ impl Dir {
         // SAFETY: `name` is a NUL-terminated string; a `NULL` parent is the debugfs root.
         let ptr =
             unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut()) };
-        // SAFETY: `ptr` is what `debugfs_create_dir` returned, and it is given to nothing else.
+        // SAFETY: `ptr` is what `debugfs_create_dir` returned, given to nothing else; its
+        // parent is the debugfs root.
         match unsafe { Dentry::from_created(ptr) } {
-            Ok(dentry) => Ok(Self(Some(Arc::new(dentry, GFP_KERNEL)?))),
+            Ok(dentry) => Ok(Self(Some(Arc::new(
+                DirNode {
+                    dentry,
+                    _parent: None,
+                },
+                GFP_KERNEL,
+            )?))),
             Err(e) => {
                 pr_warn!("debugfs {name:?} unavailable ({e:?}): no debugfs files\n");
+                Ok(Self(None))
+            }
+        }
+    }
+
+    /// Creates the directory `name` in this one. The new directory keeps this one alive: it
+    /// is removed only after the new one and everything in it.
+    ///
+    /// Fails only when out of memory; when debugfs cannot create the directory (or this one
+    /// is empty), the new one is empty too.
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn subdir(&self, name: &CStr) -> Result<Self> {
+        let Some(parent) = &self.0 else {
+            return Ok(Self(None));
+        };
+        // SAFETY: `name` is a NUL-terminated string and `parent` a live directory (invariant of
+        // `Dentry`), kept alive by `self` during the call.
+        let ptr =
+            unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), parent.dentry.as_ptr()) };
+        // SAFETY: `ptr` is what `debugfs_create_dir` returned, given to nothing else; its
+        // parent is `parent`, whose reference the new `DirNode` holds until after its own
+        // `Dentry` is dropped (field order of `DirNode`).
+        match unsafe { Dentry::from_created(ptr) } {
+            Ok(dentry) => Ok(Self(Some(Arc::new(
+                DirNode {
+                    dentry,
+                    _parent: Some(parent.clone()),
+                },
+                GFP_KERNEL,
+            )?))),
+            Err(e) => {
+                pr_warn!("debugfs {name:?} unavailable ({e:?}): its files are left out\n");
                 Ok(Self(None))
             }
         }
@@ -196,14 +258,16 @@ impl Dir {
                     bindings::debugfs_create_file_full(
                         name.as_char_ptr(),
                         mode,
-                        dir.as_ptr(),
+                        dir.dentry.as_ptr(),
                         core::ptr::from_ref::<Node<T>>(&*node).cast_mut().cast(),
                         core::ptr::null(),
                         ops,
                     )
                 };
-                // SAFETY: `ptr` is what `debugfs_create_file_full` returned, given to nothing else.
-                // A file that cannot be created is left out, as debugfs callers do.
+                // SAFETY: `ptr` is what `debugfs_create_file_full` returned, given to nothing else;
+                // its parent is `dir`, whose reference the `File` holds until after its `Dentry`
+                // is dropped (field order of `File`). A file that cannot be created is left out,
+                // as debugfs callers do.
                 unsafe { Dentry::from_created(ptr) }.ok()
             }
             None => None,
@@ -246,7 +310,7 @@ pub(crate) struct File<T> {
     // directory is dropped, which removes the directory after its last file.
     _dentry: Option<Dentry>,
     _node: Pin<KBox<Node<T>>>,
-    _dir: Option<Arc<Dentry>>,
+    _dir: Option<Arc<DirNode>>,
 }
 
 /// A `Node` shown through its `show` callback.

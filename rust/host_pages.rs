@@ -72,6 +72,10 @@ impl HostChunk {
         if order > crate::buddy::MAX_ORDER {
             return None;
         }
+        // An injected failure is a NULL from the host: nothing borrowed, nothing counted.
+        if crate::fail::should_fail(crate::fail::Point::HostBorrow) {
+            return None;
+        }
         // SAFETY: `alloc_pages` may be called with any flags and an order below MAX_PAGE_ORDER
         // (10 on x86_64) from process context.
         let first = NonNull::new(unsafe { bindings::alloc_pages(zone_gfp(zone), order) })?;

@@ -66,6 +66,10 @@ mod buddy;
 mod debugfs;
 mod debugfs_file;
 mod device;
+// The kernel side of fault injection, around the pure rules of `fail.rs` (its submodule):
+// one module `fail`, so that failure points read `crate::fail::should_fail(Point::X)`.
+#[path = "fail_kernel.rs"]
+mod fail;
 mod host_pages;
 mod pattern;
 mod pcp;
@@ -109,6 +113,10 @@ module! {
             default: 10,
             description: "Distance between watermarks, in 1/10000 of a zone (Linux's default 10)",
         },
+        fail_nth_host_borrow: u32 {
+            default: 0,
+            description: "Fail the Nth borrow from the host at load (fault injection; 0: none)",
+        },
     },
 }
 
@@ -120,6 +128,8 @@ pub(crate) struct Params {
     pub(crate) file_quota_pages: usize,
     pub(crate) min_free_kbytes: usize,
     pub(crate) watermark_scale_factor: usize,
+    /// debugfs `fail/host_borrow/nth` for the borrowing at load (0: nothing injected).
+    pub(crate) fail_nth_host_borrow: u32,
 }
 
 impl Params {
@@ -135,6 +145,7 @@ impl Params {
             file_quota_pages: module_parameters::file_quota_pages.value(),
             min_free_kbytes: module_parameters::min_free_kbytes.value(),
             watermark_scale_factor: module_parameters::watermark_scale_factor.value(),
+            fail_nth_host_borrow: module_parameters::fail_nth_host_borrow.value(),
         };
         // Linux's sysctl range for vm.watermark_scale_factor.
         if !(1..=3000).contains(&p.watermark_scale_factor) {
@@ -251,6 +262,8 @@ impl kernel::InPlaceModule for Minimm {
                 uapi::ABI_VERSION,
                 params.zone_pages
             );
+            // Armed for the borrowing only: the KUnit suites run after `init` and borrow too.
+            let armed = fail::arm_nth_while(fail::Point::HostBorrow, params.fail_nth_host_borrow);
             let pool = Arc::pin_init(
                 pool::Pool::new(pool::Config {
                     zone_pages: params.zone_pages,
@@ -258,7 +271,9 @@ impl kernel::InPlaceModule for Minimm {
                     watermark_scale_factor: params.watermark_scale_factor,
                 }),
                 GFP_KERNEL,
-            )?;
+            );
+            drop(armed);
+            let pool = pool?;
             let shared = Arc::new(
                 Shared {
                     params,

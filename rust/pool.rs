@@ -70,6 +70,7 @@ use kernel::{
 
 use crate::{
     buddy::{self, Buddy, PageMeta, MAX_ORDER, NR_ORDERS},
+    fail::Point,
     host_pages::HostChunk,
     pattern,
     pcp::{self, PcpList},
@@ -558,6 +559,11 @@ impl Zone {
         // Any CPU's list will do: the id may be stale once read, the list lock keeps it safe.
         let mut l = self.pcp.get(CpuId::current().as_u32() as usize)?.lock();
         if l.list.count() == 0 {
+            // An injected failure is a refill that got nothing (and tuned nothing): the buddy
+            // path serves the request, with its watermark checks.
+            if crate::fail::should_fail(Point::PcpRefill) {
+                return None;
+            }
             l.list
                 .tune_on_refill(self.free.load(Relaxed) > self.high.load(Relaxed));
             let mut g = self.inner.lock();
@@ -797,6 +803,11 @@ impl Pool {
     ) -> Result<RawBlock> {
         if order > MAX_ORDER || highest >= NR_ZONES {
             return Err(EINVAL);
+        }
+        // As Linux's `should_fail_alloc_page` (after the order check, in
+        // `prepare_alloc_pages`): the whole allocation fails before it drains, reaps or counts.
+        if crate::fail::should_fail(Point::ZoneAlloc) {
+            return Err(ENOMEM);
         }
         if let Some(r) = self.try_zones(order, highest, class, owner) {
             return Ok(r);

@@ -13,6 +13,9 @@
 #[path = "../../buddy.rs"]
 pub mod buddy;
 
+#[path = "../../fail.rs"]
+pub mod fail;
+
 #[path = "../../pcp.rs"]
 pub mod pcp;
 
