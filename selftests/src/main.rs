@@ -13,6 +13,7 @@ mod ktap;
 mod buddy;
 mod common;
 mod contract;
+mod fail;
 mod mapping;
 mod unload;
 
@@ -411,6 +412,14 @@ const TESTS: &[Test] = &[
         name: "contract_held_blocks_come_back",
         run: contract::held_blocks_come_back,
     },
+    Test {
+        name: "fail_knobs_follow_linux_rules",
+        run: fail::knobs_follow_linux_rules,
+    },
+    Test {
+        name: "fail_nth_walks_every_point",
+        run: fail::nth_walks_every_point,
+    },
     // Last: these unload and reload the module.
     Test {
         name: "contract_pcp_drained_before_enomem",
@@ -419,6 +428,10 @@ const TESTS: &[Test] = &[
     Test {
         name: "contract_parameters_checked_at_load",
         run: contract::parameters_checked_at_load,
+    },
+    Test {
+        name: "fail_nth_walks_host_borrow_at_load",
+        run: fail::nth_walks_host_borrow_at_load,
     },
     Test {
         name: "buddy_borrowing_takes_what_the_host_gives",
