@@ -16,6 +16,9 @@
 //! - [`pcp`] (pure): per-CPU page lists.
 //! - [`pattern`] (pure): data patterns and checksums for user/kernel round trips.
 //! - [`uapi`] (pure): the module's mirror of `include/uapi/linux/minimm.h`.
+//! - `fail.rs` (pure): fault injection's rules (Linux's `should_fail_ex` and minimm's `nth`)
+//!   and the table of failure points; [`fail`] (`fail_kernel.rs`) is its kernel side, the
+//!   module's one table and `should_fail(Point)`, which every failure point calls.
 //! - [`host_pages`]: pages borrowed from the host kernel (the unsafe part).
 //! - [`pool`]: the zones, their locks, borrowing at load, blocks handed out.
 //! - [`device`]: the misc device, per-open-file state, the ioctl dispatcher and mmap.
@@ -38,6 +41,10 @@
 //!
 //! The spinlocks disable interrupts because a block may be freed from any context, as into
 //! Linux's allocator. No allocation and no user copy happens under a spinlock.
+//!
+//! Fault injection takes no lock: its knobs are atomics, and `fail::should_fail` may run under
+//! any of the locks above (`pcp_refill` runs under a per-CPU list lock) and only logs
+//! (printk, and `dump_stack` for `verbose` 2) when it injects.
 //!
 //! The kernel's own locks around our callbacks (the mmap lock in `mmap` and in the VMA
 //! `open`/`close` operations, debugfs file locks) are taken before ours.
