@@ -62,6 +62,8 @@ pub(crate) struct Entries {
     watermarks: File<Arc<Shared>>,
     validate: File<Arc<Shared>>,
     drain_pcp: File<Arc<Shared>>,
+    page_owner: File<Arc<Shared>>,
+    page_owner_sort: File<Arc<Shared>>,
     bench: File<Bench>,
     fail_knobs: KVec<File<FailKnob>>,
     fail_injected: KVec<File<Point>>,
@@ -97,6 +99,10 @@ impl Entries {
             vmstat: dir.read_file(c"vmstat", s(), vmstat)?,
             watermarks: dir.read_write_file(c"watermarks", s(), watermarks, set_watermarks)?,
             drain_pcp: dir.write_file(c"drain_pcp", s(), drain_pcp)?,
+            page_owner: dir.read_file(c"page_owner", s(), |sh, f| sh.registry.page_owner(f))?,
+            page_owner_sort: dir.read_file(c"page_owner_sort", s(), |sh, f| {
+                sh.registry.page_owner_sort(f)
+            })?,
             bench: dir.read_write_file(
                 c"bench",
                 pin_init!(Bench { shared: s(), results <- new_mutex!([None; bench::ORDERS.len()]) }),

@@ -21,7 +21,9 @@
 //!   module's one table and `should_fail(Point)`, which every failure point calls.
 //! - [`host_pages`]: pages borrowed from the host kernel (the unsafe part).
 //! - [`pool`]: the zones, their locks, borrowing at load, blocks handed out.
-//! - [`device`]: the misc device, per-open-file state, the ioctl dispatcher and mmap.
+//! - [`device`]: the misc device: open files, the ioctl dispatcher and struct copying
+//!   (`device/mod.rs`); buffers, their ioctls and mmap with faults (`device/blocks.rs`); the
+//!   module-wide mmap offset space and buffer owners (`device/registry.rs`).
 //! - [`debugfs`]: the files under debugfs `minimm/`.
 //! - [`debugfs_file`]: debugfs directories and files that pin the module while open (the
 //!   unsafe part of debugfs).
@@ -182,7 +184,9 @@ const FEATURES: u64 = uapi::feat::BUDDY | uapi::feat::MMAP;
 pub(crate) struct Shared {
     pub(crate) params: Params,
     pub(crate) pool: Arc<pool::Pool>,
-    /// Owner tags for open files, recorded in the pool's page table.
+    /// Every buffer's mmap offsets and owner (debugfs `page_owner`).
+    pub(crate) registry: Arc<device::registry::Registry>,
+    /// Ids of open files (1, 2, 3...), their owner tags in the pool and in page_owner.
     pub(crate) next_owner: Atomic<u32>,
 }
 
@@ -281,10 +285,12 @@ impl kernel::InPlaceModule for Minimm {
             );
             drop(armed);
             let pool = pool?;
+            let registry = Arc::pin_init(device::registry::Registry::new(), GFP_KERNEL)?;
             let shared = Arc::new(
                 Shared {
                     params,
                     pool,
+                    registry,
                     next_owner: Atomic::new(1),
                 },
                 GFP_KERNEL,

@@ -232,6 +232,7 @@ impl Drop for Pipe {
 
 /// A mapping made with raw `mmap(2)`, whose address the test may move (mremap) or shrink;
 /// whatever `len` bytes are at `addr` at drop are unmapped then.
+#[derive(Debug)]
 pub(crate) struct Area {
     pub(crate) addr: usize,
     pub(crate) len: usize,

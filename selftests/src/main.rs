@@ -15,6 +15,7 @@ mod common;
 mod contract;
 mod fail;
 mod mapping;
+mod owner;
 mod unload;
 
 use std::{io, mem::size_of, os::unix::fs::PermissionsExt};
@@ -373,8 +374,20 @@ const TESTS: &[Test] = &[
         run: mapping::free_races_block_data,
     },
     Test {
-        name: "mapping_madv_dontneed_then_sigbus",
-        run: mapping::madv_dontneed_then_sigbus,
+        name: "mapping_madv_dontneed_refaults",
+        run: mapping::madv_dontneed_refaults,
+    },
+    Test {
+        name: "mapping_first_touch_maps_the_whole_block",
+        run: mapping::first_touch_maps_the_whole_block,
+    },
+    Test {
+        name: "mapping_offsets_are_unique_module_wide",
+        run: mapping::offsets_are_unique_module_wide,
+    },
+    Test {
+        name: "owner_page_owner_lists_every_buffer",
+        run: owner::page_owner_lists_every_buffer,
     },
     Test {
         name: "mapping_madv_fork_flags",

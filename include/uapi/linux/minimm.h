@@ -106,7 +106,8 @@ struct minimm_info {
  *               allocator tries that zone, then the lower ones
  * @flags:       in: MINIMM_ALLOC_*
  * @handle:      out: the block's opaque, non-zero handle, valid for this open file only
- * @mmap_offset: out: the offset to pass to mmap(2) to map the whole block
+ * @mmap_offset: out: the offset to pass to mmap(2) to map the whole block (opaque, unique
+ *               module-wide)
  * @zone_out:    out: the zone the block came from
  * @__pad:       zero
  *
@@ -224,11 +225,13 @@ struct minimm_zone_stats {
 #define MINIMM_IOC_ZONE_STATS	_IOWR(MINIMM_IOC_MAGIC, 0x04, struct minimm_zone_stats)
 
 /*
- * mmap(2): map a whole block with the mmap_offset MINIMM_IOC_ALLOC returned (the handle
- * times the page size), MAP_SHARED (PROT_READ alone is fine), length exactly the block's
- * size. A wrong length, offset or handle, or MAP_PRIVATE, gives EINVAL. Mappings are not
- * inherited by fork (MADV_DOFORK is EINVAL on them); they cannot grow with mremap (EFAULT);
- * MADV_DONTNEED unmaps the pages for good (a later access is SIGBUS).
+ * mmap(2): map a whole block with the mmap_offset MINIMM_IOC_ALLOC returned (opaque: a
+ * range of offsets unique module-wide, mappable only through the file that owns the block),
+ * MAP_SHARED (PROT_READ alone is fine), length exactly the block's size. A wrong length,
+ * offset or handle, another file's offset, or MAP_PRIVATE, gives EINVAL. Pages are mapped at
+ * the first touch, the whole mapping at once. Mappings are not inherited by fork
+ * (MADV_DOFORK is EINVAL on them); they cannot grow with mremap (EFAULT); after
+ * MADV_DONTNEED the next access faults the same pages back in.
  */
 
 #endif /* _UAPI_LINUX_MINIMM_H */

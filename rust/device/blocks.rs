@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Buffers: the block ioctls (`ALLOC`, `FREE`, `BLOCK_DATA`) and mmap of a buffer.
+//!
+//! The blocks a file allocates are named by opaque handles (1, 2, 3, ... per file; never an
+//! address) and belong to the file: closing it frees them all. A handle of another file is
+//! unknown here, exactly like a made-up one.
+//!
+//! A block is reference-counted ([`Buffer`] in an `Arc`): the file's table holds one
+//! reference and every user mapping of the block another, so a block freed (or whose file was
+//! closed) while still mapped goes back to the pool only when its last mapping is gone. No
+//! other client can see its contents before then, and every block is zeroed before it is
+//! first handed out.
+//!
+//! Each buffer has its own range of the device's mmap offset space, unique module-wide (see
+//! `registry.rs`); `mmap` of that offset by the owning file maps the whole buffer. Pages are
+//! not inserted at `mmap` but when first touched: the fault handler inserts every page of the
+//! faulting VMA at once (so mmap and touch stays one fault), and after `MADV_DONTNEED` an
+//! access faults the same pages in again.
+//!
+//! # Locks
+//!
+//! `Table` (a mutex in the [`Client`]) is the file's handle table; no other minimm lock is held
+//! when it is taken, a zone lock may be taken under it (freeing a block), and nothing copies to
+//! or from user space under it. `Buffer::data` (a mutex, one per block) serialises the kernel's
+//! own reads and writes of a block's contents; it is taken with no other lock held. The fault
+//! handler runs under the mmap or VMA read lock and takes none of minimm's locks.
+
+use core::ffi::c_void;
+
+use kernel::{
+    bindings,
+    mm::virt::{flags as vm_flags, VmaNew, VmaRef},
+    new_mutex,
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, ArcBorrow, Mutex,
+    },
+    uaccess::UserPtr,
+};
+
+use super::{
+    read_ext,
+    registry::{OwnerRecord, Registry},
+    write_prefix, Client, Tail,
+};
+use crate::{
+    pool::PoolBlock,
+    uapi::{self, alloc_flags},
+    zone::{Reserve, NR_ZONES},
+};
+
+/// Handles stay below this (a file cannot allocate that many blocks in its life).
+const HANDLE_LIMIT: u64 = 1 << 40;
+
+/// A buffer: a [`PoolBlock`] owned by an open file and named by a handle there, with the
+/// file's quota charge for it and its range of the offset space. Its table entry and each
+/// user mapping of it hold a reference.
+#[pin_data(PinnedDrop)]
+pub(crate) struct Buffer {
+    block: PoolBlock,
+    /// The owning file's charged pages; dropping the block uncharges them, whenever the last
+    /// mapping goes, so freed-but-mapped blocks still count against the file's quota.
+    charge: Arc<Atomic<usize>>,
+    /// The first page of the buffer's range of the mmap offset space.
+    pgoff: u64,
+    /// Where the buffer's owner record lives (removed when the buffer goes).
+    registry: Arc<Registry>,
+    /// Held while the kernel reads or writes the block's contents (`BLOCK_DATA`), so that two
+    /// such accesses never race with each other. User space may still write through a
+    /// mapping meanwhile; `PoolBlock::checksum` and `PoolBlock::fill` are written for that.
+    #[pin]
+    data: Mutex<()>,
+}
+
+#[pinned_drop]
+impl PinnedDrop for Buffer {
+    /// Context: process context (the last reference goes with a table entry or a VMA).
+    fn drop(self: Pin<&mut Self>) {
+        self.registry.remove(self.pgoff);
+        self.charge.fetch_sub(self.block.pages(), Relaxed);
+    }
+}
+
+/// A file's buffers.
+pub(crate) struct Table {
+    next_handle: u64,
+    /// By handle.
+    by_handle: RBTree<u64, Arc<Buffer>>,
+    /// The handle of each buffer, by the first page of its offset range (for `mmap`).
+    by_pgoff: RBTree<u64, u64>,
+}
+
+impl Table {
+    pub(crate) fn new() -> Self {
+        Self {
+            next_handle: 1,
+            by_handle: RBTree::new(),
+            by_pgoff: RBTree::new(),
+        }
+    }
+}
+
+/// The nodes one buffer takes in the tables, allocated before any lock is taken.
+struct Nodes {
+    handle: RBTreeNodeReservation<u64, Arc<Buffer>>,
+    pgoff: RBTreeNodeReservation<u64, u64>,
+    owner: RBTreeNodeReservation<u64, OwnerRecord>,
+}
+
+impl Nodes {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            handle: RBTreeNodeReservation::new(GFP_KERNEL)?,
+            pgoff: RBTreeNodeReservation::new(GFP_KERNEL)?,
+            owner: RBTreeNodeReservation::new(GFP_KERNEL)?,
+        })
+    }
+}
+
+impl Client {
+    fn lookup(&self, handle: u64) -> Option<Arc<Buffer>> {
+        self.table.lock().by_handle.get(&handle).cloned()
+    }
+
+    /// The buffer of this file whose offset range starts at `pgoff`.
+    fn lookup_pgoff(&self, pgoff: u64) -> Option<Arc<Buffer>> {
+        let table = self.table.lock();
+        let handle = table.by_pgoff.get(&pgoff)?;
+        table.by_handle.get(handle).cloned()
+    }
+
+    /// `MINIMM_IOC_ALLOC`.
+    pub(super) fn alloc(&self, arg: UserPtr) -> Result {
+        let (mut req, len) = read_ext::<uapi::Alloc>(arg, uapi::ALLOC_SIZE_VER0, Tail::Input)?;
+        let zone = usize::try_from(req.zone).map_err(|_| EINVAL)?;
+        if req.order > uapi::MAX_ORDER
+            || zone >= NR_ZONES
+            || req.flags & !alloc_flags::VALID != 0
+            || req.pad != 0
+        {
+            return Err(EINVAL);
+        }
+        // Linux's reserves: __GFP_HIGH alone, or with "cannot block" as GFP_ATOMIC.
+        let class = match (
+            req.flags & alloc_flags::ATOMIC != 0,
+            req.flags & alloc_flags::NOWAIT != 0,
+        ) {
+            (false, _) => Reserve::Normal,
+            (true, false) => Reserve::High,
+            (true, true) => Reserve::Atomic,
+        };
+        // Fail on an unwritable struct before anything changes.
+        write_prefix(arg, &req, len)?;
+        // Everything the tables need, before anything is taken.
+        let nodes = Nodes::new()?;
+        let pages = 1usize << req.order;
+        // Charge the quota first, so that concurrent allocations cannot overshoot it.
+        let quota = self.shared.params.file_quota_pages;
+        let before = self.charge.fetch_add(pages, Relaxed);
+        if before.checked_add(pages).is_none_or(|after| after > quota) {
+            self.charge.fetch_sub(pages, Relaxed);
+            return Err(EDQUOT);
+        }
+        let block = match self.shared.pool.alloc(req.order, zone, class, self.id) {
+            Ok(b) => b,
+            Err(e) => {
+                self.charge.fetch_sub(pages, Relaxed);
+                return Err(e);
+            }
+        };
+        // Zeroed (pool pages may hold another client's data), located, and given its offsets.
+        let prepared = (|| -> Result<(u64, u64)> {
+            // SAFETY: The block was just allocated and nothing else can reach it yet.
+            unsafe { block.zero()? };
+            let page = block.page(0).ok_or(EINVAL)?;
+            let pfn = crate::host_pages::page_to_pfn(page.as_ptr());
+            Ok((self.shared.registry.take_range(pages as u64)?, pfn))
+        })();
+        let (pgoff, pfn) = match prepared {
+            Ok(v) => v,
+            Err(e) => {
+                drop(block);
+                self.charge.fetch_sub(pages, Relaxed);
+                return Err(e);
+            }
+        };
+        let zone = block.zone();
+        // Once the `Buffer` exists, the charge is its own and is released when it drops; until
+        // then (a failure to allocate it drops the block) it is ours to give back.
+        let buf = Arc::pin_init(
+            try_pin_init!(Buffer {
+                block,
+                charge: self.charge.clone(),
+                pgoff,
+                registry: self.shared.registry.clone(),
+                data <- new_mutex!((), "minimm_block_data"),
+            }),
+            GFP_KERNEL,
+        )
+        .inspect_err(|_| {
+            self.charge.fetch_sub(pages, Relaxed);
+        })?;
+        // Number the buffer, but enter it only once the caller has its handle: until then no
+        // other thread can reach it (map, fill or free it), so an undo is exact.
+        let handle = {
+            let mut table = self.table.lock();
+            let handle = table.next_handle;
+            if handle >= HANDLE_LIMIT {
+                return Err(ENOSPC);
+            }
+            table.next_handle += 1;
+            handle
+        };
+        req.handle = handle;
+        req.mmap_offset = pgoff << PAGE_SHIFT;
+        req.zone_out = zone as u32;
+        req.size = u32::try_from(len).unwrap_or(u32::MAX);
+        if let Err(e) = write_prefix(arg, &req, len) {
+            // The struct was writable a moment ago (another thread changed the mapping): the
+            // caller never learns the handle, so undo, and take the handle number back unless
+            // a later allocation took the next one meanwhile.
+            let mut table = self.table.lock();
+            if table.next_handle == handle + 1 {
+                table.next_handle = handle;
+            }
+            drop(table);
+            drop(buf);
+            return Err(e);
+        }
+        let owner = OwnerRecord::new_by_current(self.id, handle, req.order, zone, pfn, req.flags);
+        self.shared
+            .registry
+            .insert(nodes.owner.into_node(pgoff, owner));
+        // The nodes were allocated above: entering the buffer cannot fail.
+        let mut table = self.table.lock();
+        table.by_pgoff.insert(nodes.pgoff.into_node(pgoff, handle));
+        table.by_handle.insert(nodes.handle.into_node(handle, buf));
+        Ok(())
+    }
+
+    /// Removes `handle` from the table; the block goes back when its last mapping goes.
+    fn take(&self, handle: u64) -> Result<Arc<Buffer>> {
+        let mut table = self.table.lock();
+        let buf = table.by_handle.remove(&handle).ok_or(EINVAL)?;
+        table.by_pgoff.remove(&buf.pgoff);
+        Ok(buf)
+    }
+
+    /// `MINIMM_IOC_FREE`.
+    pub(super) fn free(&self, arg: UserPtr) -> Result {
+        let (req, _) = read_ext::<uapi::Free>(arg, uapi::FREE_SIZE_VER0, Tail::Input)?;
+        if req.pad != 0 {
+            return Err(EINVAL);
+        }
+        // Dropped outside the table lock.
+        drop(self.take(req.handle)?);
+        Ok(())
+    }
+
+    /// `MINIMM_IOC_BLOCK_DATA`.
+    pub(super) fn block_data(&self, arg: UserPtr) -> Result {
+        let (mut req, len) =
+            read_ext::<uapi::BlockData>(arg, uapi::BLOCK_DATA_SIZE_VER0, Tail::Input)?;
+        if req.op != uapi::BLOCK_CHECKSUM && req.op != uapi::BLOCK_FILL {
+            return Err(EINVAL);
+        }
+        let buf = self.lookup(req.handle).ok_or(EINVAL)?;
+        // Fail on an unwritable struct before the block is touched.
+        write_prefix(arg, &req, len)?;
+        {
+            let _data = buf.data.lock();
+            if req.op == uapi::BLOCK_FILL {
+                // SAFETY: The block is this file's, and the kernel touches its contents only
+                // here and in `checksum`, both under `data`, held.
+                unsafe { buf.block.fill(req.seed)? };
+            } else {
+                // SAFETY: As above.
+                req.result = unsafe { buf.block.checksum()? };
+            }
+        }
+        req.size = u32::try_from(len).map_err(|_| EINVAL)?;
+        write_prefix(arg, &req, len)
+    }
+
+    /// Sets up a mapping of a whole buffer of this file, named by its mmap offset; its pages
+    /// come in at the first fault ([`vma_fault`]).
+    ///
+    /// Context: process context, mmap lock held for writing.
+    pub(super) fn mmap_buffer(&self, vma: &VmaNew) -> Result {
+        // SAFETY: `vma` is a valid VMA under construction; reading its offset is allowed.
+        let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
+        let buf = self.lookup_pgoff(pgoff).ok_or(EINVAL)?;
+        let len = vma.end().checked_sub(vma.start()).ok_or(EINVAL)?;
+        // VM_MAYSHARE, not VM_SHARED: the kernel clears VM_SHARED for a shared mapping of a
+        // file opened read-only, which is still a shared mapping.
+        if len != buf.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::MAYSHARE == 0 {
+            return Err(EINVAL);
+        }
+        vma.set_dontexpand();
+        vma.set_dontcopy();
+        // The fault handler inserts struct pages with `vm_insert_page`, which wants this.
+        vma.set_mixedmap();
+        // SAFETY: During mmap the VMA is ours to set up: it holds one reference to the buffer
+        // from here on (released in `vma_close`), and `VM_OPS` is a static.
+        unsafe {
+            (*vma.as_ptr()).vm_private_data = Arc::into_raw(buf).cast_mut().cast::<c_void>();
+            (*vma.as_ptr()).vm_ops = &VM_OPS.0;
+        }
+        Ok(())
+    }
+}
+
+struct AssertSync<T>(T);
+// SAFETY: The operations table is immutable and only holds function pointers.
+unsafe impl<T> Sync for AssertSync<T> {}
+
+static VM_OPS: AssertSync<bindings::vm_operations_struct> =
+    AssertSync(bindings::vm_operations_struct {
+        open: Some(vma_open),
+        close: Some(vma_close),
+        fault: Some(vma_fault),
+        ..pin_init::zeroed()
+    });
+
+/// A VMA of ours was duplicated (split by a partial munmap or mprotect, or moved by mremap):
+/// the new one takes its own reference to the buffer.
+///
+/// # Safety
+///
+/// `vma` is a VMA set up by [`Client::mmap_buffer`], whose `vm_private_data` holds a
+/// reference.
+unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: By the function's safety requirement, `vm_private_data` came from
+    // `Arc::into_raw` in `mmap_buffer` and that reference is still held by the original VMA.
+    let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
+    // The copy of `vm_private_data` in the new VMA owns this new reference.
+    let _ = Arc::into_raw(Arc::<Buffer>::from(buf));
+}
+
+/// A VMA of ours is going away (its pages are already unmapped): drop its reference; the
+/// last one gives the block back to the pool.
+///
+/// # Safety
+///
+/// As for [`vma_open`]; called once per VMA.
+unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: This VMA owns the reference stored in `vm_private_data` (from `mmap_buffer` or
+    // `vma_open`), and this is its one release.
+    drop(unsafe { Arc::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) });
+}
+
+/// A fault in a VMA of ours: inserts every page of the buffer that the VMA covers (already
+/// present ones are left as they are), so that the first touch maps the whole VMA.
+///
+/// Context: the mmap or VMA read lock is held.
+///
+/// # Safety
+///
+/// `vmf` is the fault being handled, on a VMA set up by [`Client::mmap_buffer`] or
+/// [`vma_open`].
+unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    const SIGBUS: bindings::vm_fault_t = bindings::vm_fault_reason_VM_FAULT_SIGBUS;
+    // SAFETY: `vmf` is valid for the fault (the function's safety requirement).
+    let raw = unsafe { (*vmf).__bindgen_anon_1.vma };
+    // SAFETY: The faulting VMA is valid and read-locked for the duration of the fault.
+    let vma = unsafe { VmaRef::from_raw(raw) };
+    // Set at mmap; nothing clears it.
+    let Some(map) = vma.as_mixedmap_vma() else {
+        return SIGBUS;
+    };
+    // SAFETY: The VMA holds a reference to its buffer in `vm_private_data` (see `vma_open`)
+    // until `vma_close`, which cannot run during a fault on it.
+    let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*raw).vm_private_data.cast::<Buffer>()) };
+    // SAFETY: The VMA is read-locked: its offset is stable.
+    let vma_pgoff = unsafe { (*raw).vm_pgoff } as u64;
+    // The VMA maps pages `first..` of the buffer (a split or moved piece starts further in).
+    let Some(first) = vma_pgoff
+        .checked_sub(buf.pgoff)
+        .and_then(|f| usize::try_from(f).ok())
+    else {
+        return SIGBUS;
+    };
+    let n = (vma.end() - vma.start()) / PAGE_SIZE;
+    for i in 0..n {
+        let Some(page) = first.checked_add(i).and_then(|k| buf.block.page(k)) else {
+            return SIGBUS;
+        };
+        match map.vm_insert_page(vma.start() + i * PAGE_SIZE, &page) {
+            Ok(()) => {}
+            // Mapped already: by a racing fault, or left by a partial zap.
+            Err(e) if e.to_errno() == EBUSY.to_errno() => {}
+            Err(e) if e.to_errno() == ENOMEM.to_errno() => {
+                return bindings::vm_fault_reason_VM_FAULT_OOM;
+            }
+            Err(_) => return SIGBUS,
+        }
+    }
+    bindings::vm_fault_reason_VM_FAULT_NOPAGE
+}

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The module-wide registry of buffers: their mmap offsets, and who allocated them.
+//!
+//! Every buffer gets a range of the device's mmap offset space (in pages) that is unique
+//! module-wide and never reused, as DRM's vma offset manager hands out ranges of a device's
+//! address space. A range names one buffer in every process that maps it, so that
+//! `unmap_mapping_range` over it reaches exactly that buffer's mappings (reclaim will). A file
+//! may still map only its own buffers: the offset is looked up in the file's own table.
+//!
+//! The registry also keeps, for every live buffer, who allocated it and when, for debugfs
+//! `page_owner` and `page_owner_sort`, as Linux's page_owner records the allocating task and
+//! time of every page block.
+//!
+//! # Locks
+//!
+//! `Registry::inner` (a mutex) is taken with no other minimm lock held. Nothing under it copies
+//! to or from user space; inserting needs no allocation (the caller reserves the node).
+
+use core::fmt;
+
+use kernel::{
+    bindings, new_mutex,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNode},
+    sync::Mutex,
+    task::Task,
+};
+
+use crate::zone;
+
+/// Offsets stay below this many pages, so that `offset << PAGE_SHIFT` is a valid, positive
+/// `mmap` offset (and far beyond what a module's lifetime can use up).
+const OFFSET_LIMIT: u64 = 1 << 40;
+
+/// Who allocated a buffer, and what it is: one block of debugfs `page_owner`.
+#[derive(Clone, Copy)]
+pub(crate) struct OwnerRecord {
+    /// The owning open file's id (1, 2, 3... in open order, module-wide).
+    file: u32,
+    /// The buffer's handle in that file.
+    handle: u64,
+    /// Block order, zone and first page frame.
+    order: u32,
+    zone: usize,
+    pfn: u64,
+    /// `MINIMM_ALLOC_*` flags of the request.
+    flags: u32,
+    /// The allocating task: thread id, process id and name, as page_owner prints them.
+    pid: i32,
+    tgid: i32,
+    comm: [u8; 16],
+    /// When: `ktime_get`, in nanoseconds since boot.
+    ts_ns: i64,
+}
+
+impl OwnerRecord {
+    /// A record of a block allocated now, by the current task.
+    pub(crate) fn new_by_current(
+        file: u32,
+        handle: u64,
+        order: u32,
+        zone: usize,
+        pfn: u64,
+        flags: u32,
+    ) -> Self {
+        let task = kernel::current!();
+        let mut comm = [0u8; 16];
+        let raw = Task::current_raw();
+        for (i, c) in comm.iter_mut().enumerate() {
+            // SAFETY: `raw` is the current task, alive while it runs this. `comm` is a 16-byte
+            // array that another thread of the task may rename meanwhile (prctl): each byte is
+            // read once, volatile, as `%s` of `current->comm` reads it, and may come out torn
+            // but never out of bounds (`i < 16`).
+            *c = unsafe { core::ptr::addr_of!((*raw).comm[i]).read_volatile() } as u8;
+        }
+        Self {
+            file,
+            handle,
+            order,
+            zone,
+            pfn,
+            flags,
+            pid: task.pid(),
+            tgid: task.tgid(),
+            comm,
+            // SAFETY: `ktime_get` may be called from any context once timekeeping is up.
+            ts_ns: unsafe { bindings::ktime_get() },
+        }
+    }
+
+    /// The task name, up to its NUL.
+    fn comm(&self) -> &[u8] {
+        let end = self
+            .comm
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(self.comm.len());
+        self.comm.get(..end).unwrap_or(&[])
+    }
+}
+
+/// Prints a task name byte by byte, non-ASCII and control bytes as `?`.
+struct Comm<'a>(&'a [u8]);
+
+impl fmt::Display for Comm<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &c in self.0 {
+            let c = if c.is_ascii_graphic() || c == b' ' {
+                c
+            } else {
+                b'?'
+            };
+            write!(f, "{}", c as char)?;
+        }
+        Ok(())
+    }
+}
+
+struct Inner {
+    /// The next free page of offset space.
+    next: u64,
+    /// Live buffers by their first offset.
+    live: RBTree<u64, OwnerRecord>,
+}
+
+/// The module's buffers: offset space and owner records.
+#[pin_data]
+pub(crate) struct Registry {
+    #[pin]
+    inner: Mutex<Inner>,
+}
+
+impl Registry {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // Offset 0 stays unused, so that no buffer is mapped at file offset 0.
+            inner <- new_mutex!(Inner { next: 1, live: RBTree::new() }, "minimm_registry"),
+        })
+    }
+
+    /// Takes the next `pages` pages of offset space and returns the first.
+    ///
+    /// Errors: `ENOSPC` when the space is used up.
+    pub(crate) fn take_range(&self, pages: u64) -> Result<u64> {
+        let mut g = self.inner.lock();
+        let first = g.next;
+        let end = first.checked_add(pages).ok_or(ENOSPC)?;
+        if end > OFFSET_LIMIT {
+            return Err(ENOSPC);
+        }
+        g.next = end;
+        Ok(first)
+    }
+
+    /// Records a live buffer; `node` holds its first offset and its record.
+    pub(crate) fn insert(&self, node: RBTreeNode<u64, OwnerRecord>) {
+        // Offsets are never handed out twice, so nothing is replaced.
+        drop(self.inner.lock().live.insert(node));
+    }
+
+    /// Forgets the buffer at `pgoff`; nothing happens for one never recorded.
+    pub(crate) fn remove(&self, pgoff: u64) {
+        // The record is dropped outside the lock (it holds no resources anyway).
+        let removed = self.inner.lock().live.remove_node(&pgoff);
+        drop(removed);
+    }
+
+    /// debugfs `page_owner`: one paragraph per live buffer, in the manner of Linux's
+    /// `print_page_owner`.
+    pub(crate) fn page_owner(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = self.inner.lock();
+        for (pgoff, r) in g.live.iter() {
+            writeln!(
+                f,
+                "Block allocated via order {}, flags {:#x}, pid {}, tgid {} ({}), ts {} ns",
+                r.order,
+                r.flags,
+                r.pid,
+                r.tgid,
+                Comm(r.comm()),
+                r.ts_ns
+            )?;
+            let last = r.pfn + (1u64 << r.order) - 1;
+            writeln!(
+                f,
+                "PFN {:#x}-{:#x} zone {} file {} handle {} offset {:#x}",
+                r.pfn,
+                last,
+                zone::NAMES.get(r.zone).copied().unwrap_or("?"),
+                r.file,
+                r.handle,
+                pgoff << kernel::page::PAGE_SHIFT
+            )?;
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+
+    /// debugfs `page_owner_sort`: the live buffers grouped by task name, order and zone, the
+    /// most pages first, as Linux's tools/mm/page_owner_sort summarises page_owner:
+    /// `<blocks> blocks, <pages> pages: comm <name> order <o> zone <zone>`.
+    pub(crate) fn page_owner_sort(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // (comm, order, zone) -> (blocks, pages); a few distinct groups at most, so a vector.
+        let mut groups: KVec<([u8; 16], u32, usize, u64, u64)> = KVec::new();
+        {
+            let g = self.inner.lock();
+            for (_, r) in g.live.iter() {
+                let pages = 1u64 << r.order;
+                match groups
+                    .iter_mut()
+                    .find(|e| e.0 == r.comm && e.1 == r.order && e.2 == r.zone)
+                {
+                    Some(e) => {
+                        e.3 += 1;
+                        e.4 += pages;
+                    }
+                    None => groups
+                        .push((r.comm, r.order, r.zone, 1, pages), GFP_KERNEL)
+                        .map_err(|_| fmt::Error)?,
+                }
+            }
+        }
+        // Largest first; equal counts by name, order and zone, so the output is stable.
+        groups.sort_unstable_by(|a, b| {
+            (b.4.cmp(&a.4))
+                .then(a.0.cmp(&b.0))
+                .then(a.1.cmp(&b.1))
+                .then(a.2.cmp(&b.2))
+        });
+        for (comm, order, z, blocks, pages) in groups.iter() {
+            let end = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());
+            writeln!(
+                f,
+                "{blocks} blocks, {pages} pages: comm {} order {order} zone {}",
+                Comm(comm.get(..end).unwrap_or(&[])),
+                zone::NAMES.get(*z).copied().unwrap_or("?")
+            )?;
+        }
+        Ok(())
+    }
+}
