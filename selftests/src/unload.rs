@@ -76,22 +76,32 @@ impl Entry {
     }
 }
 
-/// Every file under debugfs `minimm/`.
+/// Every file under debugfs `minimm/`, in its subdirectories too (`fail/<point>/<knob>`),
+/// named by its path below `minimm/`.
 fn entries() -> Result<Vec<Entry>, String> {
     let mut out = Vec::new();
-    for ent in std::fs::read_dir(DEBUGFS).map_err(|err| format!("{DEBUGFS}: {err}"))? {
-        let ent = ent.map_err(e)?;
-        let mode = ent.metadata().map_err(e)?.permissions().mode();
-        let name = ent.file_name().to_string_lossy().into_owned();
-        check!(
-            mode & 0o666 != 0,
-            "{name}: mode {mode:o}, neither readable nor writable"
-        );
-        out.push(Entry {
-            path: format!("{DEBUGFS}/{name}"),
-            readable: mode & 0o444 != 0,
-            name,
-        });
+    let mut dirs = vec![String::new()];
+    while let Some(dir) = dirs.pop() {
+        let at = format!("{DEBUGFS}/{dir}");
+        for ent in std::fs::read_dir(&at).map_err(|err| format!("{at}: {err}"))? {
+            let ent = ent.map_err(e)?;
+            let meta = ent.metadata().map_err(e)?;
+            let name = format!("{dir}{}", ent.file_name().to_string_lossy());
+            if meta.is_dir() {
+                dirs.push(format!("{name}/"));
+                continue;
+            }
+            let mode = meta.permissions().mode();
+            check!(
+                mode & 0o666 != 0,
+                "{name}: mode {mode:o}, neither readable nor writable"
+            );
+            out.push(Entry {
+                path: format!("{DEBUGFS}/{name}"),
+                readable: mode & 0o444 != 0,
+                name,
+            });
+        }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     // The files the README lists, at least.
