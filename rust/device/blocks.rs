@@ -48,6 +48,7 @@ use super::{
     write_prefix, Client, Tail,
 };
 use crate::{
+    fail::{self, Point},
     pool::PoolBlock,
     uapi::{self, alloc_flags},
     zone::{Reserve, NR_ZONES},
@@ -112,7 +113,11 @@ struct Nodes {
 }
 
 impl Nodes {
+    /// Errors: `ENOMEM`, also when fault injection fails `handle_insert`.
     fn new() -> Result<Self> {
+        if fail::should_fail(Point::HandleInsert) {
+            return Err(ENOMEM);
+        }
         Ok(Self {
             handle: RBTreeNodeReservation::new(GFP_KERNEL)?,
             pgoff: RBTreeNodeReservation::new(GFP_KERNEL)?,
@@ -299,6 +304,10 @@ impl Client {
         // file opened read-only, which is still a shared mapping.
         if len != buf.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::MAYSHARE == 0 {
             return Err(EINVAL);
+        }
+        // Setting the mapping up is where it would run out of memory.
+        if fail::should_fail(Point::MappingInsert) {
+            return Err(ENOMEM);
         }
         vma.set_dontexpand();
         vma.set_dontcopy();
