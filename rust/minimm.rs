@@ -20,7 +20,9 @@
 //!   and the table of failure points; [`fail`] (`fail_kernel.rs`) is its kernel side, the
 //!   module's one table and `should_fail(Point)`, which every failure point calls.
 //! - [`host_pages`]: pages borrowed from the host kernel (the unsafe part).
-//! - [`pool`]: the zones, their locks, borrowing at load, blocks handed out.
+//! - [`pool`]: the pool: borrowing at load, the walk down the zones, the held-block reaper
+//!   (`pool/mod.rs`); one zone's locked state, per-CPU lists, held list and counters
+//!   (`pool/zone.rs`); blocks handed out (`pool/block.rs`).
 //! - [`device`]: the misc device: open files, the ioctl dispatcher and struct copying
 //!   (`device/mod.rs`); buffers, their ioctls and mmap with faults (`device/blocks.rs`); the
 //!   module-wide mmap offset space and buffer owners (`device/registry.rs`).

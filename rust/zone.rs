@@ -3,7 +3,7 @@
 //! Zones: classification by physical address, watermarks, lowmem reserves and the
 //! fragmentation indices, as Linux computes them.
 //!
-//! Pure: integers in, integers out; the kernel side (`pool.rs`) applies them under the zone
+//! Pure: integers in, integers out; the kernel side (`pool/zone.rs`) applies them under the zone
 //! locks. The formulas follow mm/page_alloc.c (`__setup_per_zone_wmarks`,
 //! `setup_per_zone_lowmem_reserve`, `__zone_watermark_ok`, `calculate_min_free_kbytes`) and
 //! mm/vmstat.c (`unusable_free_index`, `__fragmentation_index`), applied to minimm's pool
