@@ -44,12 +44,12 @@ pub(crate) fn run(pool: &Arc<Pool>, order: u32, iterations: u64) -> Result<Order
     let n = iterations.max(1);
     // Warm both paths (per-CPU lists, caches) before timing.
     for _ in 0..64 {
-        pool.free_raw(pool.alloc_raw(order, zone::NORMAL, zone::Reserve::Normal, 0)?);
+        pool.free_raw(pool.alloc_raw(order, zone::NORMAL, zone::Reserve::Normal)?);
         host_pair(order)?;
     }
     let t = Instant::<Monotonic>::now();
     for _ in 0..n {
-        pool.free_raw(pool.alloc_raw(order, zone::NORMAL, zone::Reserve::Normal, 0)?);
+        pool.free_raw(pool.alloc_raw(order, zone::NORMAL, zone::Reserve::Normal)?);
     }
     let minimm = t.elapsed().as_nanos() as u64;
     let t = Instant::<Monotonic>::now();

@@ -101,7 +101,9 @@ points! {
     PcpRefill => "pcp_refill",
     /// Reserving a handle in an open file's table (`ALLOC`): ENOMEM, nothing changed.
     HandleInsert => "handle_insert",
-    /// Inserting a block's pages into a user mapping (`mmap`): ENOMEM, no mapping.
+    /// Inserting a buffer's pages into a user mapping, at the first touch (the fault
+    /// handler): as if `vm_insert_page` ran out of memory, the fault returns `VM_FAULT_OOM`
+    /// and the kernel retries it, as for any page fault that could not allocate.
     MappingInsert => "mapping_insert",
 }
 

@@ -10,7 +10,11 @@
 //! of `verbose`. debugfs `minimm/fail/` sets the knobs (`debugfs.rs`); the module parameter
 //! `fail_nth_host_borrow` arms `host_borrow`'s `nth` for the borrowing at load only.
 
-use kernel::{bindings, prelude::*};
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
 
 #[path = "fail.rs"]
 mod rules;
@@ -48,11 +52,34 @@ pub(crate) fn should_fail(point: Point) -> bool {
     }
 }
 
-/// Logs an injected failure (`verbose` 1), with a stack dump (`verbose` 2). printk and
-/// `dump_stack` may run under a spinlock with interrupts off, and allocate nothing.
+/// Reports logged per window of [`REPORT_WINDOW_MS`] at most, as Linux's `fail_dump`
+/// rate-limits (`DEFAULT_RATELIMIT_BURST` in `DEFAULT_RATELIMIT_INTERVAL`): a point armed to
+/// fail every pass must not flood the console from under a zone lock.
+const REPORT_BURST: u32 = 10;
+const REPORT_WINDOW_MS: u32 = 5000;
+
+/// The current window's start (jiffies) and the reports logged in it.
+static REPORT_WINDOW: Atomic<usize> = Atomic::new(0);
+static REPORTED: Atomic<u32> = Atomic::new(0);
+
+/// Whether a report may be logged now (at most [`REPORT_BURST`] per window).
+fn report_allowed() -> bool {
+    // SAFETY: `jiffies` is updated by the timer interrupt and read lock-free everywhere in the
+    // kernel; one volatile load of the aligned word is what `READ_ONCE(jiffies)` does.
+    let now = unsafe { core::ptr::addr_of!(bindings::jiffies).read_volatile() } as usize;
+    let start = REPORT_WINDOW.load(Relaxed);
+    let window = kernel::time::msecs_to_jiffies(REPORT_WINDOW_MS) as usize;
+    if now.wrapping_sub(start) >= window && REPORT_WINDOW.cmpxchg(start, now, Relaxed).is_ok() {
+        REPORTED.store(0, Relaxed);
+    }
+    REPORTED.fetch_add(1, Relaxed) < REPORT_BURST
+}
+
+/// Logs an injected failure (`verbose` 1), with a stack dump (`verbose` 2), rate-limited.
+/// printk and `dump_stack` may run under a spinlock with interrupts off, and allocate nothing.
 #[cold]
 fn report(point: Point, injection: Injection) {
-    if injection.verbose == 0 {
+    if injection.verbose == 0 || !report_allowed() {
         return;
     }
     let name = point.name();

@@ -35,9 +35,12 @@
 //!
 //! Outermost first; a lock may be taken while holding only locks above it:
 //!
-//! 1. `device::Client::blocks` (mutex): one open file's handle table; or
-//!    `device::FileBlock::data` (mutex, one per block): the kernel's own accesses to a block's
-//!    contents. Never both, never two blocks' at once.
+//! 1. `device::Client::table` (mutex): one open file's buffer table; or
+//!    `device::blocks::Buffer::data` (mutex, one per buffer): the kernel's own accesses to a
+//!    block's contents; or `device::registry::Registry::inner` (mutex): the module's offset
+//!    space and owner records. Never two of these at once. The kernel's mmap lock may be held
+//!    above the registry's (a buffer dropped in `vma_close`), and a seq_file's lock (reading
+//!    `page_owner`).
 //! 2. `pool::Zone::pcp[cpu]` (irq-safe spinlock, one per CPU and zone, one lockdep class per
 //!    zone): a per-CPU page list. Never two at once.
 //! 3. `pool::Zone::inner` (irq-safe spinlock, one per zone and lockdep class per zone): the
@@ -188,8 +191,8 @@ pub(crate) struct Shared {
     pub(crate) pool: Arc<pool::Pool>,
     /// Every buffer's mmap offsets and owner (debugfs `page_owner`).
     pub(crate) registry: Arc<device::registry::Registry>,
-    /// Ids of open files (1, 2, 3...), their owner tags in the pool and in page_owner.
-    pub(crate) next_owner: Atomic<u32>,
+    /// The next open file's id (1, 2, 3...), as page_owner names the file owning a buffer.
+    pub(crate) next_file_id: Atomic<u32>,
 }
 
 impl Shared {
@@ -293,7 +296,7 @@ impl kernel::InPlaceModule for Minimm {
                     params,
                     pool,
                     registry,
-                    next_owner: Atomic::new(1),
+                    next_file_id: Atomic::new(1),
                 },
                 GFP_KERNEL,
             )?;

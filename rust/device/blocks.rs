@@ -21,10 +21,11 @@
 //! # Locks
 //!
 //! `Table` (a mutex in the [`Client`]) is the file's handle table; no other minimm lock is held
-//! when it is taken, a zone lock may be taken under it (freeing a block), and nothing copies to
-//! or from user space under it. `Buffer::data` (a mutex, one per block) serialises the kernel's
-//! own reads and writes of a block's contents; it is taken with no other lock held. The fault
-//! handler runs under the mmap or VMA read lock and takes none of minimm's locks.
+//! when it is taken, and nothing is freed, allocated or copied to or from user space under it
+//! (tree nodes are reserved before; removed buffers are dropped after). `Buffer::data` (a
+//! mutex, one per block) serialises the kernel's own reads and writes of a block's contents;
+//! it is taken with no other lock held. The fault handler runs under the mmap read lock and
+//! takes none of minimm's locks (a zone's, freeing nothing).
 
 use core::ffi::c_void;
 
@@ -170,7 +171,7 @@ impl Client {
             self.charge.fetch_sub(pages, Relaxed);
             return Err(EDQUOT);
         }
-        let block = match self.shared.pool.alloc(req.order, zone, class, self.id) {
+        let block = match self.shared.pool.alloc(req.order, zone, class) {
             Ok(b) => b,
             Err(e) => {
                 self.charge.fetch_sub(pages, Relaxed);
@@ -250,9 +251,13 @@ impl Client {
     /// Removes `handle` from the table; the block goes back when its last mapping goes.
     fn take(&self, handle: u64) -> Result<Arc<Buffer>> {
         let mut table = self.table.lock();
-        let buf = table.by_handle.remove(&handle).ok_or(EINVAL)?;
-        table.by_pgoff.remove(&buf.pgoff);
-        Ok(buf)
+        let pgoff = table.by_handle.get(&handle).ok_or(EINVAL)?.pgoff;
+        let node = table.by_handle.remove_node(&handle).ok_or(EINVAL)?;
+        let pgoff_node = table.by_pgoff.remove_node(&pgoff);
+        drop(table);
+        // The nodes are freed outside the lock.
+        drop(pgoff_node);
+        Ok(node.to_key_value().1)
     }
 
     /// `MINIMM_IOC_FREE`.
@@ -304,10 +309,6 @@ impl Client {
         // file opened read-only, which is still a shared mapping.
         if len != buf.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::MAYSHARE == 0 {
             return Err(EINVAL);
-        }
-        // Setting the mapping up is where it would run out of memory.
-        if fail::should_fail(Point::MappingInsert) {
-            return Err(ENOMEM);
         }
         vma.set_dontexpand();
         vma.set_dontcopy();
@@ -362,10 +363,12 @@ unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
     drop(unsafe { Arc::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) });
 }
 
-/// A fault in a VMA of ours: inserts every page of the buffer that the VMA covers (already
-/// present ones are left as they are), so that the first touch maps the whole VMA.
+/// A fault in a VMA of ours: inserts the faulting page, then every other page of the buffer
+/// that the VMA covers (already present ones are left as they are), so that the first touch
+/// maps the whole VMA.
 ///
-/// Context: the mmap or VMA read lock is held.
+/// Context: the mmap read lock is held (with no `map_pages`, a fault under a per-VMA lock is
+/// retried under the mmap lock before it reaches here).
 ///
 /// # Safety
 ///
@@ -374,7 +377,7 @@ unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
 unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     const SIGBUS: bindings::vm_fault_t = bindings::vm_fault_reason_VM_FAULT_SIGBUS;
     // SAFETY: `vmf` is valid for the fault (the function's safety requirement).
-    let raw = unsafe { (*vmf).__bindgen_anon_1.vma };
+    let (raw, address) = unsafe { ((*vmf).__bindgen_anon_1.vma, (*vmf).__bindgen_anon_1.address) };
     // SAFETY: The faulting VMA is valid and read-locked for the duration of the fault.
     let vma = unsafe { VmaRef::from_raw(raw) };
     // Set at mmap; nothing clears it.
@@ -386,27 +389,47 @@ unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
     let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*raw).vm_private_data.cast::<Buffer>()) };
     // SAFETY: The VMA is read-locked: its offset is stable.
     let vma_pgoff = unsafe { (*raw).vm_pgoff } as u64;
-    // The VMA maps pages `first..` of the buffer (a split or moved piece starts further in).
-    let Some(first) = vma_pgoff
+    // The VMA maps pages `first..first + pages` of the buffer (a split or moved piece may start
+    // further in), and the fault is at page `at` of the VMA.
+    let first = vma_pgoff
         .checked_sub(buf.pgoff)
-        .and_then(|f| usize::try_from(f).ok())
-    else {
+        .and_then(|f| usize::try_from(f).ok());
+    let pages = vma
+        .end()
+        .checked_sub(vma.start())
+        .map(|len| len / PAGE_SIZE);
+    let at = (address as usize)
+        .checked_sub(vma.start())
+        .map(|off| off / PAGE_SIZE);
+    let (Some(first), Some(pages), Some(at)) = (first, pages, at) else {
         return SIGBUS;
     };
-    let n = (vma.end() - vma.start()) / PAGE_SIZE;
-    for i in 0..n {
-        let Some(page) = first.checked_add(i).and_then(|k| buf.block.page(k)) else {
-            return SIGBUS;
-        };
+    let insert = |i: usize| -> Result {
+        let page = first
+            .checked_add(i)
+            .and_then(|k| buf.block.page(k))
+            .ok_or(EFAULT)?;
         match map.vm_insert_page(vma.start() + i * PAGE_SIZE, &page) {
-            Ok(()) => {}
             // Mapped already: by a racing fault, or left by a partial zap.
-            Err(e) if e.to_errno() == EBUSY.to_errno() => {}
-            Err(e) if e.to_errno() == ENOMEM.to_errno() => {
-                return bindings::vm_fault_reason_VM_FAULT_OOM;
-            }
-            Err(_) => return SIGBUS,
+            Err(e) if e.to_errno() == EBUSY.to_errno() => Ok(()),
+            other => other,
         }
+    };
+    // The faulting page decides the fault, as if `vmf_insert_page` had been called for it.
+    if fail::should_fail(Point::MappingInsert) {
+        return bindings::vm_fault_reason_VM_FAULT_OOM;
+    }
+    match insert(at) {
+        Ok(()) => {}
+        Err(e) if e.to_errno() == ENOMEM.to_errno() => {
+            return bindings::vm_fault_reason_VM_FAULT_OOM;
+        }
+        Err(_) => return SIGBUS,
+    }
+    // The rest of the VMA, so that touching the mapping costs one fault: a page that cannot
+    // be inserted now is left to a fault of its own.
+    for i in (0..pages).filter(|&i| i != at) {
+        let _ = insert(i);
     }
     bindings::vm_fault_reason_VM_FAULT_NOPAGE
 }

@@ -27,8 +27,10 @@
 //! # Locks
 //!
 //! Each file's buffer table (`Client::table`, a mutex), the registry's mutex and each buffer's
-//! data mutex are taken with no other minimm lock held, never two at once; a zone lock may be
-//! taken under the table's (a buffer freed). Nothing copies to or from user space under them.
+//! data mutex are taken with no other minimm lock held, never two at once. The kernel's own
+//! locks may be held when they are taken: the mmap lock (a buffer dropped in `vma_close`
+//! takes the registry's), a debugfs file's seq_file lock (`page_owner`). Nothing copies to or
+//! from user space under them.
 
 pub(crate) mod blocks;
 pub(crate) mod registry;
@@ -83,8 +85,7 @@ const _: () = {
 #[pin_data]
 pub(crate) struct Client {
     shared: Arc<Shared>,
-    /// This file's id, module-wide (1, 2, 3... in open order): the owner tag of its blocks in
-    /// the pool and in page_owner.
+    /// This file's id, module-wide (1, 2, 3... in open order), as page_owner shows it.
     id: u32,
     /// Pages this file holds (including freed blocks still mapped).
     charge: Arc<Atomic<usize>>,
@@ -99,7 +100,7 @@ impl MiscDevice for Client {
     /// Context: process context, may sleep.
     fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         let shared = Minimm::shared_of(misc);
-        let id = shared.next_owner.fetch_add(1, Relaxed);
+        let id = shared.next_file_id.fetch_add(1, Relaxed);
         let charge = Arc::new(Atomic::new(0usize), GFP_KERNEL)?;
         KBox::try_pin_init(
             try_pin_init!(Client {

@@ -14,8 +14,10 @@
 //!
 //! # Locks
 //!
-//! `Registry::inner` (a mutex) is taken with no other minimm lock held. Nothing under it copies
-//! to or from user space; inserting needs no allocation (the caller reserves the node).
+//! `Registry::inner` (a mutex) is taken with no other minimm lock held (the kernel's mmap lock
+//! may be held: a buffer dropped in `vma_close`). Nothing under it copies to or from user
+//! space or allocates: the caller reserves a node before inserting, and debugfs copies the
+//! records out before formatting them.
 
 use core::fmt;
 
@@ -84,7 +86,8 @@ impl OwnerRecord {
             pid: task.pid(),
             tgid: task.tgid(),
             comm,
-            // SAFETY: `ktime_get` may be called from any context once timekeeping is up.
+            // SAFETY: `ktime_get` may be called in process context (this is one) once
+            // timekeeping is up, which it is long before a module loads.
             ts_ns: unsafe { bindings::ktime_get() },
         }
     }
@@ -166,11 +169,25 @@ impl Registry {
         drop(removed);
     }
 
+    /// The live buffers' records, copied out, so that formatting and sorting happen outside
+    /// the lock and nothing is allocated under it (a buffer that arrives between sizing the
+    /// copy and taking it is left for the next read).
+    fn records(&self) -> Result<KVec<(u64, OwnerRecord)>, fmt::Error> {
+        let n = self.inner.lock().live.iter().count();
+        let mut out = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| fmt::Error)?;
+        let g = self.inner.lock();
+        for (&pgoff, r) in g.live.iter() {
+            if out.push_within_capacity((pgoff, *r)).is_err() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// debugfs `page_owner`: one paragraph per live buffer, in the manner of Linux's
     /// `print_page_owner`.
     pub(crate) fn page_owner(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let g = self.inner.lock();
-        for (pgoff, r) in g.live.iter() {
+        for (pgoff, r) in self.records()?.iter() {
             writeln!(
                 f,
                 "Block allocated via order {}, flags {:#x}, pid {}, tgid {} ({}), ts {} ns",
@@ -201,32 +218,26 @@ impl Registry {
     /// most pages first, as Linux's tools/mm/page_owner_sort summarises page_owner:
     /// `<blocks> blocks, <pages> pages: comm <name> order <o> zone <zone>`.
     pub(crate) fn page_owner_sort(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // (comm, order, zone) -> (blocks, pages); a few distinct groups at most, so a vector.
+        let mut records = self.records()?;
+        let key = |r: &OwnerRecord| (r.comm, r.order, r.zone);
+        records.sort_unstable_by(|a, b| key(&a.1).cmp(&key(&b.1)));
+        // (comm, order, zone, blocks, pages), one per run of equal keys.
         let mut groups: KVec<([u8; 16], u32, usize, u64, u64)> = KVec::new();
-        {
-            let g = self.inner.lock();
-            for (_, r) in g.live.iter() {
-                let pages = 1u64 << r.order;
-                match groups
-                    .iter_mut()
-                    .find(|e| e.0 == r.comm && e.1 == r.order && e.2 == r.zone)
-                {
-                    Some(e) => {
-                        e.3 += 1;
-                        e.4 += pages;
-                    }
-                    None => groups
-                        .push((r.comm, r.order, r.zone, 1, pages), GFP_KERNEL)
-                        .map_err(|_| fmt::Error)?,
+        for (_, r) in records.iter() {
+            let pages = 1u64 << r.order;
+            match groups.last_mut() {
+                Some(g) if (g.0, g.1, g.2) == key(r) => {
+                    g.3 += 1;
+                    g.4 += pages;
                 }
+                _ => groups
+                    .push((r.comm, r.order, r.zone, 1, pages), GFP_KERNEL)
+                    .map_err(|_| fmt::Error)?,
             }
         }
-        // Largest first; equal counts by name, order and zone, so the output is stable.
+        // Most pages first; equal ones in key order, so the output is stable.
         groups.sort_unstable_by(|a, b| {
-            (b.4.cmp(&a.4))
-                .then(a.0.cmp(&b.0))
-                .then(a.1.cmp(&b.1))
-                .then(a.2.cmp(&b.2))
+            (b.4.cmp(&a.4)).then_with(|| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)))
         });
         for (comm, order, z, blocks, pages) in groups.iter() {
             let end = comm.iter().position(|&c| c == 0).unwrap_or(comm.len());

@@ -29,7 +29,7 @@ pub(crate) struct RawBlock {
 }
 
 /// A [`RawBlock`] that keeps the pool alive and gives the block back when dropped (or holds it,
-/// while its pages are referenced from outside): what a file's [`crate::device::Buffer`] owns.
+/// while its pages are referenced from outside): what a file's [`crate::device::blocks::Buffer`] owns.
 pub(crate) struct PoolBlock {
     pub(super) raw: RawBlock,
     pub(super) pool: Arc<Pool>,
@@ -85,7 +85,7 @@ impl PoolBlock {
     /// # Safety
     ///
     /// As for [`crate::host_pages::read_words`]: the kernel accesses the block's contents
-    /// nowhere else meanwhile (its owner serialises them; see `device.rs`).
+    /// nowhere else meanwhile (its owner serialises them; see `device/blocks.rs`).
     pub(crate) unsafe fn checksum(&self) -> Result<u64> {
         let mut h = pattern::Fnv1a::new();
         for i in self.pages_range() {
@@ -128,7 +128,6 @@ impl Drop for PoolBlock {
         if zone.referenced(self.raw.index, self.raw.order) {
             // Handing the block out again would let its next owner share pages with whoever
             // still holds them: hold it until they let go (see the module documentation).
-            zone.set_owner(self.raw.index, 0);
             zone.hold(self.raw.index);
             self.pool.schedule_reaper();
             return;

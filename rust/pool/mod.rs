@@ -214,10 +214,9 @@ impl Pool {
         order: u32,
         highest: usize,
         class: Reserve,
-        owner: u32,
     ) -> Result<PoolBlock> {
         Ok(PoolBlock {
-            raw: self.alloc_raw(order, highest, class, owner)?,
+            raw: self.alloc_raw(order, highest, class)?,
             pool: self.clone(),
         })
     }
@@ -229,13 +228,7 @@ impl Pool {
     /// 64 held blocks a zone looked at, and the zones are tried once more.
     ///
     /// Context: any; takes a per-CPU list lock or one zone lock at a time; never sleeps.
-    pub(crate) fn alloc_raw(
-        &self,
-        order: u32,
-        highest: usize,
-        class: Reserve,
-        owner: u32,
-    ) -> Result<RawBlock> {
+    pub(crate) fn alloc_raw(&self, order: u32, highest: usize, class: Reserve) -> Result<RawBlock> {
         if order > MAX_ORDER || highest >= NR_ZONES {
             return Err(EINVAL);
         }
@@ -244,7 +237,7 @@ impl Pool {
         if crate::fail::should_fail(Point::ZoneAlloc) {
             return Err(ENOMEM);
         }
-        if let Some(r) = self.try_zones(order, highest, class, owner) {
+        if let Some(r) = self.try_zones(order, highest, class) {
             return Ok(r);
         }
         // Bounded, since an allocation never sleeps: the delayed work looks at the rest.
@@ -254,7 +247,7 @@ impl Pool {
             .map(|z| z.drain() + z.reap_some_held(REAP_ON_FAILURE))
             .sum();
         if given_back > 0 {
-            if let Some(r) = self.try_zones(order, highest, class, owner) {
+            if let Some(r) = self.try_zones(order, highest, class) {
                 return Ok(r);
             }
         }
@@ -265,15 +258,9 @@ impl Pool {
     }
 
     /// One walk down the zones a request may use.
-    fn try_zones(
-        &self,
-        order: u32,
-        highest: usize,
-        class: Reserve,
-        owner: u32,
-    ) -> Option<RawBlock> {
+    fn try_zones(&self, order: u32, highest: usize, class: Reserve) -> Option<RawBlock> {
         crate::zone::fallback(highest).find_map(|z| {
-            let index = self.zone(z)?.try_alloc(order, highest, class, owner)?;
+            let index = self.zone(z)?.try_alloc(order, highest, class)?;
             // INVARIANT: `index` heads a block of `order` just allocated in zone `z`.
             Some(RawBlock {
                 zone: z,
@@ -475,7 +462,7 @@ mod tests {
     #[test]
     fn block_pages_are_contiguous_host_pages() -> Result {
         let pool = small_pool()?;
-        let block = pool.alloc(3, crate::zone::NORMAL, Reserve::Normal, 1)?;
+        let block = pool.alloc(3, crate::zone::NORMAL, Reserve::Normal)?;
         let first = crate::host_pages::page_to_pfn(block.page(0).ok_or(EINVAL)?.as_ptr());
         for i in 0..block.pages() {
             let p = block.page(i).ok_or(EINVAL)?;
@@ -485,36 +472,12 @@ mod tests {
         Ok(())
     }
 
-    /// A block served from a per-CPU list carries its real owner, as one from the buddy path.
-    #[test]
-    fn owners_are_recorded_on_both_paths() -> Result {
-        let pool = small_pool()?;
-        // Freed, an order-0 block waits on this CPU's list; the next one comes from there.
-        let z = pool
-            .alloc(0, crate::zone::NORMAL, Reserve::Normal, 6)?
-            .zone();
-        let zone = pool.zone(z).ok_or(EINVAL)?;
-        let on_lists = zone.snapshot().pcp_pages;
-        assert!(on_lists > 0);
-        let single = pool.alloc(0, crate::zone::NORMAL, Reserve::Normal, 7)?;
-        assert_eq!(zone.snapshot().pcp_pages, on_lists - 1);
-        let pair = pool.alloc(1, crate::zone::NORMAL, Reserve::Normal, 8)?;
-        for (b, owner) in [(&single, 7), (&pair, 8)] {
-            let zone = pool.zone(b.zone()).ok_or(EINVAL)?;
-            assert_eq!(zone.owner(b.raw.index), Some(owner));
-        }
-        let index = single.raw.index;
-        drop(single);
-        assert_eq!(pool.zone(z).ok_or(EINVAL)?.owner(index), Some(0));
-        Ok(())
-    }
-
     /// A block whose page is still referenced from outside when freed is held, not reused,
     /// and goes back to the buddy allocator once the reference is gone.
     #[test]
     fn referenced_blocks_are_held_then_recycled() -> Result {
         let pool = small_pool()?;
-        let block = pool.alloc(1, crate::zone::NORMAL, Reserve::Normal, 1)?;
+        let block = pool.alloc(1, crate::zone::NORMAL, Reserve::Normal)?;
         let zone = pool.zone(block.zone()).ok_or(EINVAL)?;
         let free_before = zone.snapshot().free;
         let page = block.page(1).ok_or(EINVAL)?.as_ptr();
@@ -546,9 +509,7 @@ mod tests {
     #[test]
     fn pcp_refill_and_drain() -> Result {
         let pool = small_pool()?;
-        let z = pool
-            .alloc(0, crate::zone::NORMAL, Reserve::Normal, 1)?
-            .zone();
+        let z = pool.alloc(0, crate::zone::NORMAL, Reserve::Normal)?.zone();
         let zone = pool.zone(z).ok_or(EINVAL)?;
         let s = zone.snapshot();
         assert!(s.pcp_pages >= 1);

@@ -191,8 +191,8 @@ pub(crate) struct Snapshot {
 ///   of the zone's buddy table, and chunks do not overlap. It does not change after load.
 /// - `free` and `low` equal the buddy's free pages and the low watermark whenever the zone
 ///   lock is released.
-/// - Pages on the `pcp` lists are allocated in the buddy table; `owners` names the owner of
-///   every block handed out (0 for free pages and pages on the lists).
+/// - Pages on the `pcp` lists are allocated in the buddy table. (Who owns a block handed out
+///   is recorded by its owner: `device/registry.rs` for user buffers.)
 #[pin_data]
 pub(crate) struct Zone {
     id: usize,
@@ -211,9 +211,6 @@ pub(crate) struct Zone {
     /// Lock-free copy of the buddy's held pages, so that frees look at the held list only when
     /// it is not empty.
     pub(super) held: Atomic<usize>,
-    /// The owner tag of each block handed out, by head index, whichever path served it: the
-    /// one record of who owns what (the buddy table knows allocated from free only).
-    owners: KVVec<Atomic<u32>>,
     pub(super) chunks: KVec<PlacedChunk>,
     pub(super) managed: usize,
     start_pfn: u64,
@@ -262,10 +259,6 @@ impl Zone {
             (start_pfn, end_pfn) = (0, 0);
         }
         let spanned = end_pfn - start_pfn;
-        let mut owners = KVVec::with_capacity(managed, GFP_KERNEL)?;
-        for _ in 0..managed {
-            owners.push(Atomic::new(0u32), GFP_KERNEL)?;
-        }
         let (zone_name, zone_class, pcp_name, pcp_class) = lock_classes(id);
         let cpus = nr_cpu_ids() as usize;
         let batch = pcp::batch_size(managed, PAGE_SIZE);
@@ -297,7 +290,6 @@ impl Zone {
             protection,
             counters: LiveCounters::new(),
             held: Atomic::new(0),
-            owners,
             chunks,
             managed,
             start_pfn,
@@ -413,13 +405,7 @@ impl Zone {
     }
 
     /// Tries to take a block of `order` for a request whose highest zone is `highest`.
-    pub(super) fn try_alloc(
-        &self,
-        order: u32,
-        highest: usize,
-        class: Reserve,
-        owner: u32,
-    ) -> Option<u32> {
+    pub(super) fn try_alloc(&self, order: u32, highest: usize, class: Reserve) -> Option<u32> {
         let reserve = self.protection.get(highest).copied().unwrap_or(0);
         let fallback = self.id != highest;
         let index = match (order == 0)
@@ -436,20 +422,7 @@ impl Zone {
                 i
             }
         };
-        self.set_owner(index, owner);
         Some(index)
-    }
-
-    /// Records `owner` for the block at `index` (0: none).
-    pub(super) fn set_owner(&self, index: u32, owner: u32) {
-        if let Some(o) = self.owners.get(index as usize) {
-            o.store(owner, Relaxed);
-        }
-    }
-
-    /// The owner tag of the allocated block at `index`.
-    pub(crate) fn owner(&self, index: u32) -> Option<u32> {
-        self.owners.get(index as usize).map(|o| o.load(Relaxed))
     }
 
     /// Whether a page of the block at `index` of `order` is referenced from outside minimm:
@@ -573,7 +546,6 @@ impl Zone {
     /// Frees the allocated block at `index` of `order`: order 0 to this CPU's list, draining
     /// a batch to the buddy allocator when the list reaches its high mark.
     pub(super) fn free(&self, index: u32, order: u32) -> Result<(), buddy::Error> {
-        self.set_owner(index, 0);
         if order == 0 {
             if let Some(list) = self.pcp.get(CpuId::current().as_u32() as usize) {
                 let mut l = list.lock();

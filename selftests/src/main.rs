@@ -386,6 +386,10 @@ const TESTS: &[Test] = &[
         run: mapping::offsets_are_unique_module_wide,
     },
     Test {
+        name: "mapping_faults_in_split_moved_and_freed_mappings",
+        run: mapping::faults_in_split_moved_and_freed_mappings,
+    },
+    Test {
         name: "owner_page_owner_lists_every_buffer",
         run: owner::page_owner_lists_every_buffer,
     },

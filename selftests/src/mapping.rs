@@ -321,6 +321,74 @@ pub fn first_touch_maps_the_whole_block() -> TestResult {
     pass()
 }
 
+/// The first fault of a mapping that was split, moved or whose buffer was freed before any
+/// touch maps the right pages: the fault handler finds a piece's place in its buffer from the
+/// piece's offset.
+pub fn faults_in_split_moved_and_freed_mappings() -> TestResult {
+    let base = Baseline::take()?;
+    let dev = open()?;
+    let page = page_size();
+    let len = 4 * page;
+    let block = |seed: u64| -> Result<(sys::minimm_alloc, Vec<u8>), String> {
+        let a = dev.alloc(2, NORMAL, 0).map_err(e)?;
+        dev.fill(a.handle, seed).map_err(e)?;
+        let mut want = vec![0u8; len];
+        fill_pattern(seed, &mut want);
+        Ok((a, want))
+    };
+    // Page 0 unmapped before any touch: the piece left starts at page 1 of the buffer.
+    let (a, want) = block(61)?;
+    let mut m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
+    // SAFETY: unmapping the first page of our own mapping.
+    check_eq!(
+        unsafe { libc::munmap(m.addr as *mut libc::c_void, page) },
+        0
+    );
+    m.addr += page;
+    m.len -= page;
+    check!(
+        reads_as(m.addr + page, &want[2 * page..2 * page + 8]),
+        "split: page 2 differs"
+    );
+    check!(m.bytes() == &want[page..], "split: pages 1-3 differ");
+    drop(m);
+    dev.free(a.handle).map_err(e)?;
+    // Moved before any touch: the moved mapping keeps its offset.
+    let (a, want) = block(62)?;
+    let mut m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
+    let mut target = Area::reserve(len).map_err(e)?;
+    // SAFETY: moving our own mapping onto our own reservation, which it replaces.
+    let p = unsafe {
+        libc::mremap(
+            m.addr as *mut libc::c_void,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            target.addr as *mut libc::c_void,
+        )
+    };
+    check!(
+        p != libc::MAP_FAILED,
+        "mremap: {}",
+        io::Error::last_os_error()
+    );
+    target.len = 0;
+    m.addr = p as usize;
+    check!(m.bytes() == &want[..], "moved: the data differs");
+    drop((m, target));
+    dev.free(a.handle).map_err(e)?;
+    // Freed while mapped, then DONTNEED: the refault still finds the buffer's pages.
+    let (a, want) = block(63)?;
+    let m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
+    dev.free(a.handle).map_err(e)?;
+    madvise(m.addr, len, libc::MADV_DONTNEED).map_err(|err| format!("MADV_DONTNEED: {err}"))?;
+    check!(m.bytes() == &want[..], "freed: the data differs");
+    drop(m);
+    drop(dev);
+    base.check()?;
+    pass()
+}
+
 /// mmap offsets name one buffer module-wide: two files' buffers never share a page of offset
 /// space, and a file cannot map another file's buffer by its offset (EINVAL), nor its own at
 /// an offset inside the buffer.

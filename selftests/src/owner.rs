@@ -73,10 +73,8 @@ pub fn page_owner_lists_every_buffer() -> TestResult {
         }
     }
     let sorted = debugfs("page_owner_sort").map_err(e)?;
-    for (order, zone) in [
-        (0, ["DMA", "DMA32", "Normal"][small.zone_out as usize]),
-        (3, "DMA32"),
-    ] {
+    let name = |z: u32| ["DMA", "DMA32", "Normal"][z as usize];
+    for (order, zone) in [(0, name(small.zone_out)), (3, name(big.zone_out))] {
         let pages = 1u64 << order;
         check!(
             sorted.lines().any(|l| l

@@ -56,7 +56,7 @@
 
 /* Feature bits in minimm_info.features: what this module build provides. */
 #define MINIMM_FEAT_BUDDY	(1ULL << 0)	/* MINIMM_IOC_ALLOC/FREE/ZONE_STATS */
-#define MINIMM_FEAT_MMAP	(1ULL << 1)	/* mmap of buffers by handle */
+#define MINIMM_FEAT_MMAP	(1ULL << 1)	/* mmap of buffers by their mmap_offset */
 #define MINIMM_FEAT_SLAB	(1ULL << 2)
 #define MINIMM_FEAT_VMALLOC	(1ULL << 3)
 #define MINIMM_FEAT_RECLAIM	(1ULL << 4)
@@ -116,7 +116,9 @@ struct minimm_info {
  * (the file's quota of pages, module parameter file_quota_pages, would be exceeded),
  * ENOMEM (no zone allowed could give the block above its watermark, even after the
  * per-CPU lists were emptied into the zones), EBADF (file not open for writing),
- * EFAULT.
+ * EFAULT, ENOSPC (the file's handles or the module's offset space used up). The handle
+ * is valid once the ioctl has returned: another thread that reads it from @handle
+ * before then may find it unknown.
  */
 struct minimm_alloc {
 	__u32 size;
