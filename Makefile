@@ -75,7 +75,8 @@ bench:
 
 # rustfmt with the kernel's configuration, over the module (through its `mod` items) and the
 # user-space crates.
-RUSTFMT_FILES = rust/minimm.rs rust/host/src/lib.rs selftests/src/main.rs samples/src/bin/*.rs \
+RUSTFMT_FILES = rust/minimm.rs rust/host/src/lib.rs selftests/src/main.rs selftests/src/fuzz/main.rs \
+	samples/src/bin/*.rs \
 	include/uapi/rust/src/lib.rs include/uapi/rust/build.rs
 fmt:
 	@rustfmt --edition 2021 --config-path qemu/rustfmt.toml $(RUSTFMT_FILES)
