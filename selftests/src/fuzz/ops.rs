@@ -205,6 +205,7 @@ pub(crate) fn errno_name(n: i32) -> String {
         libc::EACCES => "EACCES".into(),
         libc::ENOTTY => "ENOTTY".into(),
         libc::EAGAIN => "EAGAIN".into(),
+        libc::ESRCH => "ESRCH".into(),
         n => format!("errno {n}"),
     }
 }
@@ -1381,9 +1382,33 @@ fn fork_child(ctx: &mut Ctx<'_>, file: &File, b: &mut Block) -> Result<(), Strin
         file.id,
         b.order
     );
-    let rw = libc::PROT_READ | libc::PROT_WRITE;
     // The child makes system calls and reads and writes memory only: no allocation, no lock.
-    let child = Child::spawn(|| match scenario {
+    let child = Child::spawn(|| {
+        // The expected faults take the default action, not Rust's stack-overflow handler
+        // (which may find a lock that another thread of the parent held at fork).
+        // SAFETY: signal() with SIG_DFL is async-signal-safe and has no other precondition.
+        unsafe {
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+            libc::signal(libc::SIGBUS, libc::SIG_DFL);
+        }
+        fork_scenario(scenario, parent_addr, fd, offset, len, want_ref, seed)
+    })?;
+    let exit = child.wait()?;
+    fork_check(ctx, file, b, scenario, exit, seed)
+}
+
+/// What the forked child does; its exit code.
+fn fork_scenario(
+    scenario: u64,
+    parent_addr: Option<usize>,
+    fd: i32,
+    offset: u64,
+    len: usize,
+    want_ref: &[u8],
+    seed: u64,
+) -> i32 {
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    match scenario {
         0 => {
             let addr = parent_addr.unwrap_or(0);
             // SAFETY: the parent's mapping is not inherited: this load must fault (SIGSEGV).
@@ -1421,8 +1446,18 @@ fn fork_child(ctx: &mut Ctx<'_>, file: &File, b: &mut Block) -> Result<(), Strin
                 11
             }
         }
-    })?;
-    let exit = child.wait()?;
+    }
+}
+
+/// Checks how the child ended, and the block's data after it.
+fn fork_check(
+    ctx: &mut Ctx<'_>,
+    file: &File,
+    b: &mut Block,
+    scenario: u64,
+    exit: Exit,
+    seed: u64,
+) -> Result<(), String> {
     let expected = match scenario {
         0 => Exit::Signal(libc::SIGSEGV),
         2 if after_dontneed() == AfterDontneed::Sigbus => Exit::Signal(libc::SIGBUS),
