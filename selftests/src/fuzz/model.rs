@@ -15,11 +15,11 @@ use minimm_uapi::{checksum, fill_pattern_at, Device};
 
 use crate::Stats;
 
-/// What an access to a block mapping after `MADV_DONTNEED` does. Today the module has no
-/// fault handler: the pages are gone for good and an access is `SIGBUS`. Once the fault
-/// handler lands, the access refaults the same data: flip this one function.
+/// What an access to a block mapping after `MADV_DONTNEED` does: the fault handler maps the
+/// block's pages again, so the access reads the same data (before the fault handler, it was
+/// `SIGBUS`).
 pub(crate) const fn after_dontneed() -> AfterDontneed {
-    AfterDontneed::Sigbus
+    AfterDontneed::Refault
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -603,12 +603,26 @@ fn alloc_locked(
          per file)",
         out.handle
     );
+    // Offsets are opaque but page-aligned, and name one buffer module-wide: no range overlaps
+    // another live block's of this file.
+    let page = page as u64;
+    let len = page << a.order;
     check!(
-        out.mmap_offset == out.handle * page as u64,
+        out.mmap_offset != 0 && out.mmap_offset % page == 0,
         "ALLOC: mmap_offset {:#x} for handle {}",
         out.mmap_offset,
         out.handle
     );
+    for other in m.live.iter().chain(m.freed_mapped.iter()) {
+        let other_len = page << other.order;
+        check!(
+            out.mmap_offset + len <= other.offset || other.offset + other_len <= out.mmap_offset,
+            "ALLOC: offsets {:#x}+{len:#x} overlap handle {}'s {:#x}+{other_len:#x}",
+            out.mmap_offset,
+            other.handle,
+            other.offset
+        );
+    }
     check!(
         out.zone_out <= a.zone,
         "ALLOC: zone_out {} above zone {}",
@@ -1548,6 +1562,7 @@ fn op_send_file(ctx: &mut Ctx<'_>) -> Step {
         seed,
         u64::from(ctx.p.id),
         u64::from(file.id),
+        b.offset,
     ];
     // SAFETY: getpid has no preconditions.
     mail.pid.store(unsafe { libc::getpid() } as u32, Relaxed);
@@ -1602,7 +1617,7 @@ fn op_recv_file(ctx: &mut Ctx<'_>) -> Step {
     let Some((fd, msg)) = take_mail(ctx)? else {
         return Ok(Ran::Skipped);
     };
-    let [handle, order, seed, from, id] = msg;
+    let [handle, order, seed, from, id, offset] = msg;
     let dev = Device::from_fd(fd);
     let page = ctx.page();
     ctx.what = format!(
@@ -1619,19 +1634,13 @@ fn op_recv_file(ctx: &mut Ctx<'_>) -> Step {
     );
     if ctx.rng.chance(50) {
         let len = page << order;
-        let r = mmap(
-            dev.fd(),
-            handle * page as u64,
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-        );
+        let r = mmap(dev.fd(), offset, len, libc::PROT_READ, libc::MAP_SHARED);
         if let Ok(addr) = ctx.outcome(r, ctx.mmap_may_fail(), "mmap of the received handle")? {
             let b = Block {
                 handle,
                 order,
                 zone: 0,
-                offset: 0,
+                offset,
                 data,
                 pieces: Vec::new(),
                 freed: false,

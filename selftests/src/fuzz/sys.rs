@@ -94,7 +94,7 @@ pub(crate) fn mremap(
 }
 
 /// Words of a message that passes a file between worker processes.
-pub(crate) const MSG_WORDS: usize = 5;
+pub(crate) const MSG_WORDS: usize = 6;
 
 /// A duplicate of descriptor `fd` of process `pid`, with `pidfd_open` and `pidfd_getfd`: the
 /// same open file. (The test kernel has no unix sockets, so no SCM_RIGHTS.)
