@@ -172,9 +172,12 @@ impl Registry {
     /// The live buffers' records, copied out, so that formatting and sorting happen outside
     /// the lock and nothing is allocated under it (a buffer that arrives between sizing the
     /// copy and taking it is left for the next read).
-    fn records(&self) -> Result<KVec<(u64, OwnerRecord)>, fmt::Error> {
+    ///
+    /// A `KVVec`: with the largest pools a copy runs to megabytes, which kmalloc would refuse
+    /// (and warn about) above `MAX_PAGE_ORDER`.
+    fn records(&self) -> Result<KVVec<(u64, OwnerRecord)>> {
         let n = self.inner.lock().live.iter().count();
-        let mut out = KVec::with_capacity(n, GFP_KERNEL).map_err(|_| fmt::Error)?;
+        let mut out = KVVec::with_capacity(n, GFP_KERNEL)?;
         let g = self.inner.lock();
         for (&pgoff, r) in g.live.iter() {
             if out.push_within_capacity((pgoff, *r)).is_err() {
@@ -187,7 +190,11 @@ impl Registry {
     /// debugfs `page_owner`: one paragraph per live buffer, in the manner of Linux's
     /// `print_page_owner`.
     pub(crate) fn page_owner(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (pgoff, r) in self.records()?.iter() {
+        let Ok(records) = self.records() else {
+            // A debugfs show cannot return an errno through `seq_print!`: say so in the file.
+            return writeln!(f, "page_owner: out of memory copying the records");
+        };
+        for (pgoff, r) in records.iter() {
             writeln!(
                 f,
                 "Block allocated via order {}, flags {:#x}, pid {}, tgid {} ({}), ts {} ns",
@@ -218,7 +225,9 @@ impl Registry {
     /// most pages first, as Linux's tools/mm/page_owner_sort summarises page_owner:
     /// `<blocks> blocks, <pages> pages: comm <name> order <o> zone <zone>`.
     pub(crate) fn page_owner_sort(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut records = self.records()?;
+        let Ok(mut records) = self.records() else {
+            return writeln!(f, "page_owner_sort: out of memory copying the records");
+        };
         let key = |r: &OwnerRecord| (r.comm, r.order, r.zone);
         records.sort_unstable_by(|a, b| key(&a.1).cmp(&key(&b.1)));
         // (comm, order, zone, blocks, pages), one per run of equal keys.
@@ -230,9 +239,14 @@ impl Registry {
                     g.3 += 1;
                     g.4 += pages;
                 }
-                _ => groups
-                    .push((r.comm, r.order, r.zone, 1, pages), GFP_KERNEL)
-                    .map_err(|_| fmt::Error)?,
+                _ => {
+                    if groups
+                        .push((r.comm, r.order, r.zone, 1, pages), GFP_KERNEL)
+                        .is_err()
+                    {
+                        return writeln!(f, "page_owner_sort: out of memory grouping the records");
+                    }
+                }
             }
         }
         // Most pages first; equal ones in key order, so the output is stable.
