@@ -7,8 +7,13 @@
 #   make shell    the same VM with an interactive shell
 #   make check    every test: host unit tests, KUnit, selftests in the VM, kernel-log check
 #   make build    minimm.ko and the user programs only
+#   make fuzz     the fuzzer on the debug kernel: FUZZ_OPS operations (default 1000000) from
+#                 4 processes; FUZZ_SEED=N replays a run
 #   make bench    minimm's allocator against the host's, in one VM run of the non-debug
 #                 `bench` kernel flavour: ns per alloc+free pair and the ratio
+#   make bench-host
+#                 minimm's buddy allocator and page path against published Rust frame
+#                 allocators, natively on the host (no VM): ns (and instructions) per operation
 #   make kernel   rebuild the cached test kernel (FLAVOUR=debug|bench)
 #   make fmt      format the Rust sources as the kernel does
 #   make KDIR=/path/to/linux/build module
@@ -25,7 +30,8 @@ TARGET := x86_64-unknown-linux-gnu
 # The toolchain environment (the rustc qemu/setup picks, RUST_LIB_SRC, libclang, bindgen on PATH).
 TOOLENV = eval "$$($(SETUP) env)"
 
-.PHONY: all build module user host-test run shell check bench kernel toolchain fmt clean
+.PHONY: all build module user host-test run shell check fuzz bench bench-host kernel toolchain \
+	fmt clean
 
 all: build
 
@@ -67,15 +73,31 @@ shell: build
 check:
 	@qemu/check
 
+FUZZ_OPS ?= 1000000
+FUZZ_SEED ?=
+FUZZ_TIMEOUT ?= 10800
+fuzz:
+	@$(MAKE) -s build FLAVOUR=debug
+	@qemu/run --no-build --flavour debug --timeout $(FUZZ_TIMEOUT) --exec 'minimm-fuzz \
+		--ops $(FUZZ_OPS) --procs 4 --threads 3 $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))'
+
 BENCH_ITERATIONS ?= 20000
 bench:
 	@$(MAKE) -s build FLAVOUR=bench
 	@qemu/run --no-build --flavour bench --exec 'cd /sys/kernel/debug/minimm && \
 		echo "run $(BENCH_ITERATIONS)" > bench && cat bench'
 
+# Not part of `make check` (which only runs its quick self-check, through `cargo test`).
+# BENCH_HOST_ARGS: e.g. `--ops 400000 --runs 11`; `--instructions` needs valgrind.
+BENCH_HOST_ARGS ?= --instructions
+bench-host:
+	@$(SETUP) toolchain && $(TOOLENV) && \
+	cargo bench -q -p minimm-host --bench pages -- $(BENCH_HOST_ARGS)
+
 # rustfmt with the kernel's configuration, over the module (through its `mod` items) and the
 # user-space crates.
-RUSTFMT_FILES = rust/minimm.rs rust/host/src/lib.rs selftests/src/main.rs samples/src/bin/*.rs \
+RUSTFMT_FILES = rust/minimm.rs rust/host/src/lib.rs rust/host/benches/pages/main.rs \
+	selftests/src/main.rs selftests/src/fuzz/main.rs samples/src/bin/*.rs \
 	include/uapi/rust/src/lib.rs include/uapi/rust/build.rs
 fmt:
 	@rustfmt --edition 2021 --config-path qemu/rustfmt.toml $(RUSTFMT_FILES)

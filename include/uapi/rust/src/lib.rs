@@ -38,6 +38,12 @@ pub fn fill_pattern(seed: u64, buf: &mut [u8]) {
     pattern::fill(seed, 0, buf);
 }
 
+/// Fills `buf`, which sits at byte `offset` of a block (a multiple of 8), with the pattern of
+/// `seed` as it is at that offset: what `MINIMM_BLOCK_FILL` writes there.
+pub fn fill_pattern_at(seed: u64, offset: u64, buf: &mut [u8]) {
+    pattern::fill(seed, offset, buf);
+}
+
 /// The device node.
 pub const PATH: &CStr = c"/dev/minimm";
 
@@ -184,6 +190,12 @@ impl Device {
         Ok(Self {
             fd: self.fd.try_clone()?,
         })
+    }
+
+    /// An open file of `/dev/minimm` received from elsewhere (inherited, or passed over a unix
+    /// socket with `SCM_RIGHTS`).
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Self { fd }
     }
 
     /// The raw file descriptor, for mmap and poll.

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the fuzzer believes each open file of `/dev/minimm` holds: its blocks (handle, order,
+//! zone, the data last written), their mappings piece by piece, the handles it freed, the
+//! pages its quota is charged with. Every file's model sits behind its own mutex; a thread
+//! that works on a block takes it out of the model for the time of the operation, so that no
+//! other thread touches it meanwhile and the expected outcome of every call on it is exact.
+
+use std::{
+    sync::{atomic::AtomicU32, Arc, Mutex, MutexGuard},
+    time::Instant,
+};
+
+use minimm_uapi::{checksum, fill_pattern_at, Device};
+
+use crate::Stats;
+
+/// What an access to a block mapping after `MADV_DONTNEED` does: the fault handler maps the
+/// block's pages again, so the access reads the same data (before the fault handler, it was
+/// `SIGBUS`).
+pub(crate) const fn after_dontneed() -> AfterDontneed {
+    AfterDontneed::Refault
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AfterDontneed {
+    /// The access raises SIGBUS; the block and its data are unchanged.
+    Sigbus,
+    /// The access maps the block's page again: the data reads as before.
+    Refault,
+}
+
+/// What a run of pages of a block holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Fill {
+    Zero,
+    /// The pattern of the seed at the pages' own offsets in the block (what
+    /// `MINIMM_BLOCK_FILL` writes there).
+    Pattern(u64),
+}
+
+/// A block's expected contents: runs of pages, in order, covering the whole block.
+#[derive(Clone, Debug)]
+pub(crate) struct Data {
+    runs: Vec<(u32, u32, Fill)>,
+}
+
+impl Data {
+    pub(crate) fn new(pages: u32, fill: Fill) -> Self {
+        Self {
+            runs: vec![(0, pages, fill)],
+        }
+    }
+
+    /// Pages `start..end` now hold `fill`.
+    pub(crate) fn write(&mut self, start: u32, end: u32, fill: Fill) {
+        let mut out = Vec::with_capacity(self.runs.len() + 2);
+        for &(s, e, f) in &self.runs {
+            if e <= start || s >= end {
+                out.push((s, e, f));
+                continue;
+            }
+            if s < start {
+                out.push((s, start, f));
+            }
+            if e > end {
+                out.push((end, e, f));
+            }
+        }
+        out.push((start, end, fill));
+        out.sort_by_key(|r| r.0);
+        let mut merged: Vec<(u32, u32, Fill)> = Vec::with_capacity(out.len());
+        for r in out {
+            match merged.last_mut() {
+                Some(last) if last.2 == r.2 && last.1 == r.0 => last.1 = r.1,
+                _ => merged.push(r),
+            }
+        }
+        self.runs = merged;
+    }
+
+    /// The expected bytes of pages `start..end`.
+    pub(crate) fn bytes(&self, start: u32, end: u32, page: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; (end - start) as usize * page];
+        for &(s, e, f) in &self.runs {
+            let (a, b) = (s.max(start), e.min(end));
+            if a >= b {
+                continue;
+            }
+            if let Fill::Pattern(seed) = f {
+                let at = (a - start) as usize * page..(b - start) as usize * page;
+                fill_pattern_at(seed, u64::from(a) * page as u64, &mut buf[at]);
+            }
+        }
+        buf
+    }
+
+    /// What `MINIMM_BLOCK_CHECKSUM` must return for a block of `pages` pages.
+    pub(crate) fn checksum(&self, pages: u32, page: usize) -> u64 {
+        checksum(&self.bytes(0, pages, page))
+    }
+}
+
+/// One VMA of a block mapping: `pages` pages of the block from page `first`, at `addr`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Piece {
+    pub(crate) addr: usize,
+    pub(crate) first: u32,
+    pub(crate) pages: u32,
+    pub(crate) prot: i32,
+    /// `MADV_DONTNEED` was applied to it (see [`after_dontneed`]).
+    pub(crate) zapped: bool,
+}
+
+impl Piece {
+    /// Whether the fuzzer may read the piece's bytes.
+    pub(crate) fn readable(&self) -> bool {
+        self.prot & libc::PROT_READ != 0
+            && (!self.zapped || after_dontneed() == AfterDontneed::Refault)
+    }
+
+    /// Whether the fuzzer may write the piece's bytes.
+    pub(crate) fn writable(&self) -> bool {
+        self.readable() && self.prot & libc::PROT_WRITE != 0
+    }
+}
+
+/// A block of a file: live, or freed while mapped (valid until its last piece goes), or left
+/// mapped by a file that was closed.
+#[derive(Debug)]
+pub(crate) struct Block {
+    pub(crate) handle: u64,
+    pub(crate) order: u32,
+    pub(crate) zone: u32,
+    pub(crate) offset: u64,
+    pub(crate) data: Data,
+    pub(crate) pieces: Vec<Piece>,
+    pub(crate) freed: bool,
+}
+
+impl Block {
+    pub(crate) fn pages(&self) -> u32 {
+        1 << self.order
+    }
+}
+
+/// The model of one open file.
+#[derive(Default)]
+pub(crate) struct FileModel {
+    /// Live blocks not taken by a thread.
+    pub(crate) live: Vec<Block>,
+    /// Freed blocks still mapped, not taken by a thread.
+    pub(crate) freed_mapped: Vec<Block>,
+    /// The last handle ALLOC returned (handles are 1, 2, 3... and never reused).
+    pub(crate) last_handle: u64,
+    /// Handles freed on this file, the latest few.
+    pub(crate) freed: Vec<u64>,
+    /// Pages charged to the file's quota: its blocks, freed ones still mapped too.
+    pub(crate) charged: u64,
+    /// Pages of blocks taken by threads whose operation may give them back (FREE, munmap).
+    pub(crate) releasing: u64,
+    /// Blocks handed to another process with the file (handle, pages): charged until it frees
+    /// them.
+    pub(crate) gifted: Vec<(u64, u64)>,
+}
+
+impl FileModel {
+    pub(crate) fn note_freed(&mut self, handle: u64) {
+        if self.freed.len() >= 32 {
+            self.freed.remove(0);
+        }
+        self.freed.push(handle);
+    }
+
+    /// The least and the most the module may count against the quota now.
+    pub(crate) fn charge_bounds(&self) -> (u64, u64) {
+        let gifted: u64 = self.gifted.iter().map(|g| g.1).sum();
+        (
+            self.charged.saturating_sub(self.releasing),
+            self.charged + gifted,
+        )
+    }
+}
+
+/// An open file of `/dev/minimm` and its model. Dropping the last reference closes it; its
+/// blocks still mapped become the process's orphans, valid until their last piece goes.
+pub(crate) struct File {
+    pub(crate) id: u32,
+    pub(crate) dev: Device,
+    pub(crate) mode: i32,
+    pub(crate) model: Mutex<FileModel>,
+    orphans: Arc<Mutex<Vec<Block>>>,
+}
+
+impl File {
+    pub(crate) fn writable(&self) -> bool {
+        self.mode != libc::O_RDONLY
+    }
+
+    pub(crate) fn readable(&self) -> bool {
+        self.mode != libc::O_WRONLY
+    }
+
+    pub(crate) fn mode_name(&self) -> &'static str {
+        match self.mode {
+            libc::O_RDONLY => "O_RDONLY",
+            libc::O_WRONLY => "O_WRONLY",
+            _ => "O_RDWR",
+        }
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        let m = self.model.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut keep: Vec<Block> = m
+            .live
+            .drain(..)
+            .chain(m.freed_mapped.drain(..))
+            .filter(|b| !b.pieces.is_empty())
+            .collect();
+        for b in &mut keep {
+            b.freed = true;
+        }
+        lock(&self.orphans).extend(keep);
+        // `dev` closes after this: the mappings keep the file open in the kernel.
+    }
+}
+
+/// One worker process: its files, orphaned mappings, sockets and shared counters.
+pub(crate) struct Proc {
+    pub(crate) id: u32,
+    pub(crate) files: Mutex<Vec<Arc<File>>>,
+    pub(crate) orphans: Arc<Mutex<Vec<Block>>>,
+    pub(crate) next_file: AtomicU32,
+    /// Worker processes in the run.
+    pub(crate) procs: u32,
+    /// Files given away through a mailbox slot (process, slot), kept open until taken.
+    pub(crate) pending: Mutex<Vec<(usize, usize, Device)>>,
+    pub(crate) quota: u64,
+    pub(crate) page: usize,
+    pub(crate) fail: bool,
+    pub(crate) stats: &'static Stats,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) verbose: bool,
+}
+
+impl Proc {
+    /// A new model for `dev`, opened with `mode`.
+    pub(crate) fn file(&self, dev: Device, mode: i32) -> Arc<File> {
+        Arc::new(File {
+            id: self
+                .next_file
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            dev,
+            mode,
+            model: Mutex::new(FileModel::default()),
+            orphans: self.orphans.clone(),
+        })
+    }
+}
+
+/// Locks `m`. Workers abort on panic (the release profile), so no lock is ever poisoned.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
