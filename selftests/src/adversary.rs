@@ -2140,3 +2140,209 @@ pub fn size_flipped_during_alloc() -> TestResult {
     base.check()?;
     pass()
 }
+
+/// Paragraphs in debugfs `page_owner`: one per live buffer, module-wide.
+fn owner_paragraphs() -> Result<usize, String> {
+    Ok(debugfs("page_owner")
+        .map_err(e)?
+        .lines()
+        .filter(|l| l.starts_with("Block allocated via"))
+        .count())
+}
+
+/// ALLOC and BLOCK_DATA while another thread flips the struct's page between writable and
+/// read-only: each call succeeds (with a usable handle) or is EFAULT; an ALLOC that failed
+/// left no block, no owner record and no charge behind (the pool and page_owner count only
+/// the successes), and the handle sequence has no hole a later ALLOC could not explain.
+pub fn struct_made_readonly_midway() -> TestResult {
+    let base = Baseline::take()?;
+    let owners = owner_paragraphs()?;
+    let dev = open()?;
+    let page = page_size();
+    let blk = dev.alloc(4, NORMAL, 0).map_err(e)?;
+    let area = Area::map(
+        -1,
+        0,
+        page,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+    )
+    .map_err(e)?;
+    let p = area.addr;
+    // 0: the main thread asks for the page writable; 1: it is; 2: flip it at will; 3: stop.
+    let state = std::sync::atomic::AtomicU32::new(0);
+    let mut wrong = Vec::new();
+    let (mut ok, mut efault) = (0, 0);
+    let mut live = Vec::new();
+    thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u32;
+            loop {
+                match state.load(Ordering::SeqCst) {
+                    0 => {
+                        // SAFETY: changing the protection of our own page.
+                        unsafe {
+                            libc::mprotect(
+                                p as *mut libc::c_void,
+                                page,
+                                libc::PROT_READ | libc::PROT_WRITE,
+                            )
+                        };
+                        let _ = state.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
+                    }
+                    1 => std::hint::spin_loop(),
+                    2 => {
+                        let prot = if i % 2 == 0 {
+                            libc::PROT_READ
+                        } else {
+                            libc::PROT_READ | libc::PROT_WRITE
+                        };
+                        // SAFETY: as above.
+                        unsafe { libc::mprotect(p as *mut libc::c_void, page, prot) };
+                        i += 1;
+                        for _ in 0..(i % 7) * 300 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        });
+        for i in 0..2000u32 {
+            let alloc = i % 3 != 2;
+            let mut bytes = if alloc {
+                as_bytes(&sys::minimm_alloc {
+                    size: size_of::<sys::minimm_alloc>() as u32,
+                    order: i % 3,
+                    zone: NORMAL,
+                    ..Default::default()
+                })
+            } else {
+                as_bytes(&sys::minimm_block_data {
+                    size: size_of::<sys::minimm_block_data>() as u32,
+                    op: i % 2,
+                    handle: blk.handle,
+                    seed: u64::from(i),
+                    ..Default::default()
+                })
+            };
+            state.store(0, Ordering::SeqCst);
+            while state.load(Ordering::SeqCst) != 1 {
+                std::hint::spin_loop();
+            }
+            // SAFETY: the page is writable until we let the other thread flip it.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p as *mut u8, bytes.len()) };
+            state.store(2, Ordering::SeqCst);
+            let cmd = if alloc {
+                sys::MINIMM_IOC_ALLOC
+            } else {
+                sys::MINIMM_IOC_BLOCK_DATA
+            };
+            // SAFETY: a page-sized buffer, valid to read, writable or not at any moment.
+            let r = unsafe { dev.ioctl_raw(cmd, p) };
+            // SAFETY: the page is always readable.
+            unsafe {
+                std::ptr::copy_nonoverlapping(p as *const u8, bytes.as_mut_ptr(), bytes.len())
+            };
+            match r {
+                Ok(_) => {
+                    ok += 1;
+                    if alloc {
+                        let h = u64::from_ne_bytes(bytes[16..24].try_into().unwrap_or([0; 8]));
+                        live.push(h);
+                    }
+                }
+                Err(err) if err.raw_os_error() == Some(libc::EFAULT) => efault += 1,
+                Err(err) => wrong.push(format!("call {i}: {err}")),
+            }
+        }
+        state.store(3, Ordering::SeqCst);
+    });
+    println!("# struct_made_readonly_midway: {ok} succeeded, {efault} EFAULT");
+    check!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Every success's handle is live; nothing else is.
+    check_eq!(owner_paragraphs()?, owners + 1 + live.len());
+    for &h in &live {
+        dev.checksum(h)
+            .map_err(|err| format!("returned handle {h}: {err}"))?;
+        dev.free(h).map_err(e)?;
+    }
+    check_eq!(owner_paragraphs()?, owners + 1);
+    dev.free(blk.handle).map_err(e)?;
+    drop(dev);
+    check_eq!(owner_paragraphs()?, owners);
+    base.check()?;
+    pass()
+}
+
+/// A command's struct placed inside a mapping of a minimm block, before and after its first
+/// touch: the copy faults the block's pages in from inside the ioctl. BLOCK_DATA FILL whose
+/// struct lies in the very block it fills ends with the pattern there, overwritten by the
+/// struct written back. FREE whose struct lies in the block it frees works.
+pub fn struct_inside_a_block_mapping() -> TestResult {
+    let base = Baseline::take()?;
+    let dev = open()?;
+    let page = page_size();
+    let a = dev.alloc(1, NORMAL, 0).map_err(e)?;
+    // Not touched yet: GET_INFO at the end of the mapping faults it in inside the ioctl.
+    let m = rw_shared(dev.fd(), a.mmap_offset, 2 * page).map_err(e)?;
+    let at = m.addr + 2 * page - size_of::<sys::minimm_info>();
+    // SAFETY: `at` lies in our mapping; the write faults its pages in.
+    unsafe {
+        (at as *mut sys::minimm_info).write_unaligned(sys::minimm_info {
+            size: size_of::<sys::minimm_info>() as u32,
+            ..Default::default()
+        })
+    };
+    // SAFETY: a valid struct in our mapping.
+    unsafe { dev.ioctl_raw(sys::MINIMM_IOC_GET_INFO, at) }
+        .map_err(|err| format!("GET_INFO: {err}"))?;
+    drop(m);
+    // Freshly mapped and untouched: the struct is copied from the fault-in of the ioctl.
+    let m = rw_shared(dev.fd(), a.mmap_offset, 2 * page).map_err(e)?;
+    let d = sys::minimm_block_data {
+        size: size_of::<sys::minimm_block_data>() as u32,
+        op: sys::MINIMM_BLOCK_FILL,
+        handle: a.handle,
+        seed: 42,
+        ..Default::default()
+    };
+    let off = page + 64;
+    // Write the struct through a second mapping, so that `m` stays untouched.
+    {
+        let m2 = rw_shared(dev.fd(), a.mmap_offset, 2 * page).map_err(e)?;
+        // SAFETY: in our mapping.
+        unsafe { ((m2.addr + off) as *mut sys::minimm_block_data).write_unaligned(d) };
+    }
+    // SAFETY: a valid struct inside the block it fills.
+    unsafe { dev.ioctl_raw(sys::MINIMM_IOC_BLOCK_DATA, m.addr + off) }
+        .map_err(|err| format!("FILL from inside the block: {err}"))?;
+    let mut want = vec![0u8; 2 * page];
+    fill_pattern(42, &mut want);
+    want[off..off + size_of::<sys::minimm_block_data>()].copy_from_slice(&as_bytes(&d));
+    check!(
+        m.bytes() == &want[..],
+        "block after a fill whose struct lies in it"
+    );
+    check_eq!(dev.checksum(a.handle).map_err(e)?, checksum(&want));
+    // FREE with its struct in the block being freed.
+    let f = sys::minimm_free {
+        size: size_of::<sys::minimm_free>() as u32,
+        handle: a.handle,
+        ..Default::default()
+    };
+    // SAFETY: in our mapping.
+    unsafe { (m.addr as *mut sys::minimm_free).write_unaligned(f) };
+    // SAFETY: a valid struct.
+    unsafe { dev.ioctl_raw(sys::MINIMM_IOC_FREE, m.addr) }.map_err(|err| format!("FREE: {err}"))?;
+    expect_errno(dev.checksum(a.handle), libc::EINVAL, "freed")?;
+    // SAFETY: still mapped: the block stays until munmap.
+    check_eq!(
+        unsafe { (m.addr as *const sys::minimm_free).read_unaligned() }.handle,
+        a.handle
+    );
+    drop(m);
+    drop(dev);
+    base.check()?;
+    pass()
+}

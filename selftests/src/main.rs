@@ -490,6 +490,14 @@ const TESTS: &[Test] = &[
         name: "adversary_size_flipped_during_alloc",
         run: adversary::size_flipped_during_alloc,
     },
+    Test {
+        name: "adversary_struct_made_readonly_midway",
+        run: adversary::struct_made_readonly_midway,
+    },
+    Test {
+        name: "adversary_struct_inside_a_block_mapping",
+        run: adversary::struct_inside_a_block_mapping,
+    },
     // Last: these unload and reload the module.
     Test {
         name: "contract_pcp_drained_before_enomem",
