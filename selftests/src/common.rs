@@ -183,6 +183,11 @@ impl Child {
         Ok(Self { pid })
     }
 
+    /// The child's process id.
+    pub(crate) fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
     pub(crate) fn wait(self) -> Result<Exit, String> {
         let mut status = 0;
         // SAFETY: waiting for our own child.

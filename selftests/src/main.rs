@@ -10,6 +10,7 @@
 
 #[macro_use]
 mod ktap;
+mod adversary;
 mod buddy;
 mod common;
 mod contract;
@@ -437,6 +438,66 @@ const TESTS: &[Test] = &[
         name: "fail_nth_walks_every_point",
         run: fail::nth_walks_every_point,
     },
+    Test {
+        name: "adversary_sizes_at_every_boundary",
+        run: adversary::sizes_at_every_boundary,
+    },
+    Test {
+        name: "adversary_field_limits",
+        run: adversary::field_limits,
+    },
+    Test {
+        name: "adversary_handles_belong_to_the_open_file",
+        run: adversary::handles_belong_to_the_open_file,
+    },
+    Test {
+        name: "adversary_mmap_odd_requests",
+        run: adversary::mmap_odd_requests,
+    },
+    Test {
+        name: "adversary_mprotect_write_follows_open_mode",
+        run: adversary::mprotect_write_follows_open_mode,
+    },
+    Test {
+        name: "adversary_fork_during_ioctls",
+        run: adversary::fork_during_ioctls,
+    },
+    Test {
+        name: "adversary_threads_churn_while_descriptors_close",
+        run: adversary::threads_churn_while_descriptors_close,
+    },
+    Test {
+        name: "adversary_debugfs_garbage_writes",
+        run: adversary::debugfs_garbage_writes,
+    },
+    Test {
+        name: "adversary_fail_knobs_at_extremes",
+        run: adversary::fail_knobs_at_extremes,
+    },
+    Test {
+        name: "adversary_held_blocks_in_every_order",
+        run: adversary::held_blocks_in_every_order,
+    },
+    Test {
+        name: "adversary_unmap_and_close_during_block_data",
+        run: adversary::unmap_and_close_during_block_data,
+    },
+    Test {
+        name: "adversary_debugfs_reads_while_churning",
+        run: adversary::debugfs_reads_while_churning,
+    },
+    Test {
+        name: "adversary_size_flipped_during_alloc",
+        run: adversary::size_flipped_during_alloc,
+    },
+    Test {
+        name: "adversary_struct_made_readonly_midway",
+        run: adversary::struct_made_readonly_midway,
+    },
+    Test {
+        name: "adversary_struct_inside_a_block_mapping",
+        run: adversary::struct_inside_a_block_mapping,
+    },
     // Last: these unload and reload the module.
     Test {
         name: "contract_pcp_drained_before_enomem",
@@ -465,6 +526,18 @@ const TESTS: &[Test] = &[
     Test {
         name: "unload_reads_race_unload",
         run: unload::reads_race_unload,
+    },
+    Test {
+        name: "adversary_reload_with_odd_parameters",
+        run: adversary::reload_with_odd_parameters,
+    },
+    Test {
+        name: "adversary_page_owner_with_many_buffers",
+        run: adversary::page_owner_with_many_buffers,
+    },
+    Test {
+        name: "adversary_rmmod_with_block_in_a_pipe",
+        run: adversary::rmmod_with_block_in_a_pipe,
     },
 ];
 
