@@ -1883,10 +1883,8 @@ pub fn reload_with_odd_parameters() -> TestResult {
 /// quota): every buffer has its paragraph, the groups add up, and the read raises no kernel
 /// warning (the records copied out for formatting must not need one giant allocation).
 ///
-/// FAILS (minimm bug): `Registry::records` copies every record into one kmalloc'ed KVec; at
-/// 70000 buffers (80 bytes each, 5.6 MB) that is an order-11 request: the page allocator
-/// warns (WARN_ON_ONCE_GFP(order > MAX_PAGE_ORDER) in __alloc_frozen_pages_noprof), the
-/// allocation fails, and both files read back empty with success.
+/// (It found that the records were once copied into one kmalloc'ed vector: at 70000 buffers an
+/// order-11 request, which warned and left both files empty; they are copied into a KVVec now.)
 pub fn page_owner_with_many_buffers() -> TestResult {
     let result = (|| -> Result<Option<String>, String> {
         if reload("normal_pages=131072 file_quota_pages=200000").is_err() {
