@@ -51,8 +51,8 @@ use core::sync::atomic::{
 const fn c_name(bytes: &'static [u8]) -> &'static CStr {
     match CStr::from_bytes_with_nul(bytes) {
         Ok(name) => name,
-        // Evaluated in a constant: a bad name fails the build, it cannot panic at run time.
-        Err(_) => panic!("a failure point's name must be one NUL-terminated string"),
+        // Evaluated in a constant: a bad name fails the build, never a run.
+        Err(_) => panic!("a point's name must end in one NUL"), // CANNOT PANIC: const
     }
 }
 
@@ -408,7 +408,8 @@ mod tests {
 
     /// A draw that must not be made.
     fn no_draw() -> u32 {
-        panic!("drew a random number where no probability decides")
+        // A draw where none may happen fails the test.
+        panic!("drew a number where no probability decides") // PANIC: host test only
     }
 
     /// Which of `passes` passes fail, 1-based, drawing from `draws` in turn.
@@ -461,7 +462,7 @@ mod tests {
     fn nth_fails_exactly_the_nth_pass() {
         for n in 1..=5u32 {
             let a = Attr::new();
-            a.set(Knob::Nth, n.into()).unwrap();
+            assert_eq!(a.set(Knob::Nth, n.into()), Ok(()));
             let mut failed = Vec::new();
             for pass in 1..=10 {
                 assert_eq!(a.get(Knob::Nth), i64::from(n.saturating_sub(pass - 1)));
@@ -481,15 +482,15 @@ mod tests {
     #[test]
     fn nth_takes_precedence_over_probability() {
         let a = Attr::new();
-        a.set(Knob::Probability, 100).unwrap();
-        a.set(Knob::Times, -1).unwrap();
-        a.set(Knob::Nth, 3).unwrap();
+        assert_eq!(a.set(Knob::Probability, 100), Ok(()));
+        assert_eq!(a.set(Knob::Times, -1), Ok(()));
+        assert_eq!(a.set(Knob::Nth, 3), Ok(()));
         assert_eq!(failing(&a, 3, &[]), [3]);
         assert_eq!(failing(&a, 2, &[]), [1, 2]);
         // The knobs live side by side in one word: setting one leaves the other.
-        a.set(Knob::Nth, 7).unwrap();
+        assert_eq!(a.set(Knob::Nth, 7), Ok(()));
         assert_eq!((a.get(Knob::Nth), a.get(Knob::Probability)), (7, 100));
-        a.set(Knob::Probability, 0).unwrap();
+        assert_eq!(a.set(Knob::Probability, 0), Ok(()));
         assert_eq!((a.get(Knob::Nth), a.get(Knob::Probability)), (7, 0));
     }
 
@@ -497,12 +498,12 @@ mod tests {
     #[test]
     fn nth_failure_uses_up_times() {
         let a = Attr::new();
-        a.set(Knob::Times, 2).unwrap();
-        a.set(Knob::Nth, 1).unwrap();
+        assert_eq!(a.set(Knob::Times, 2), Ok(()));
+        assert_eq!(a.set(Knob::Nth, 1), Ok(()));
         assert!(a.should_fail(no_draw).is_some());
         assert_eq!(a.get(Knob::Times), 1);
-        a.set(Knob::Times, -1).unwrap();
-        a.set(Knob::Nth, 1).unwrap();
+        assert_eq!(a.set(Knob::Times, -1), Ok(()));
+        assert_eq!(a.set(Knob::Nth, 1), Ok(()));
         assert!(a.should_fail(no_draw).is_some());
         assert_eq!(a.get(Knob::Times), -1);
     }
@@ -510,8 +511,8 @@ mod tests {
     #[test]
     fn probability_100_with_times_fails_exactly_times() {
         let a = Attr::new();
-        a.set(Knob::Probability, 100).unwrap();
-        a.set(Knob::Times, 3).unwrap();
+        assert_eq!(a.set(Knob::Probability, 100), Ok(()));
+        assert_eq!(a.set(Knob::Times, 3), Ok(()));
         let mut v = Vec::new();
         for _ in 0..10 {
             v.push(a.should_fail(no_draw));
@@ -536,9 +537,9 @@ mod tests {
     #[test]
     fn times_0_stops_and_minus_1_is_unlimited() {
         let a = Attr::new();
-        a.set(Knob::Probability, 100).unwrap();
+        assert_eq!(a.set(Knob::Probability, 100), Ok(()));
         assert_eq!(failing(&a, 5, &[]), Vec::<u32>::new(), "times 0");
-        a.set(Knob::Times, -1).unwrap();
+        assert_eq!(a.set(Knob::Times, -1), Ok(()));
         assert_eq!(failing(&a, 5, &[]), [1, 2, 3, 4, 5]);
         assert_eq!(a.get(Knob::Times), -1);
     }
@@ -546,23 +547,23 @@ mod tests {
     #[test]
     fn interval_fails_every_nth_eligible_pass() {
         let a = Attr::new();
-        a.set(Knob::Probability, 100).unwrap();
-        a.set(Knob::Times, -1).unwrap();
-        a.set(Knob::Interval, 3).unwrap();
+        assert_eq!(a.set(Knob::Probability, 100), Ok(()));
+        assert_eq!(a.set(Knob::Times, -1), Ok(()));
+        assert_eq!(a.set(Knob::Interval, 3), Ok(()));
         assert_eq!(failing(&a, 10, &[]), [3, 6, 9]);
         // Writing it restarts the count.
-        a.set(Knob::Interval, 4).unwrap();
+        assert_eq!(a.set(Knob::Interval, 4), Ok(()));
         assert_eq!(failing(&a, 9, &[]), [4, 8]);
         // 0 and 1 both mean every pass.
         for i in [0, 1] {
-            a.set(Knob::Interval, i).unwrap();
+            assert_eq!(a.set(Knob::Interval, i), Ok(()));
             assert_eq!(failing(&a, 3, &[]), [1, 2, 3]);
         }
         // Ineligible passes (times used up) do not count towards the interval.
-        a.set(Knob::Interval, 2).unwrap();
-        a.set(Knob::Times, 0).unwrap();
+        assert_eq!(a.set(Knob::Interval, 2), Ok(()));
+        assert_eq!(a.set(Knob::Times, 0), Ok(()));
         assert_eq!(failing(&a, 5, &[]), Vec::<u32>::new());
-        a.set(Knob::Times, -1).unwrap();
+        assert_eq!(a.set(Knob::Times, -1), Ok(()));
         assert_eq!(failing(&a, 4, &[]), [2, 4]);
     }
 
@@ -570,8 +571,8 @@ mod tests {
     #[test]
     fn probability_compares_the_draw_modulo_100() {
         let a = Attr::new();
-        a.set(Knob::Probability, 30).unwrap();
-        a.set(Knob::Times, -1).unwrap();
+        assert_eq!(a.set(Knob::Probability, 30), Ok(()));
+        assert_eq!(a.set(Knob::Times, -1), Ok(()));
         let draws = [0, 29, 30, 99, 100, 129, 130, 1_000_029];
         assert_eq!(failing(&a, 8, &draws), [1, 2, 5, 6, 8]);
         // Over many uniform draws, about 30 percent fail.
@@ -595,8 +596,8 @@ mod tests {
     #[test]
     fn verbose_is_reported() {
         let a = Attr::new();
-        a.set(Knob::Verbose, 2).unwrap();
-        a.set(Knob::Nth, 1).unwrap();
+        assert_eq!(a.set(Knob::Verbose, 2), Ok(()));
+        assert_eq!(a.set(Knob::Nth, 1), Ok(()));
         assert_eq!(
             a.should_fail(no_draw),
             Some(Injection {
@@ -633,7 +634,7 @@ mod tests {
             (Knob::Verbose, "2", 2),
         ] {
             assert_eq!(k.parse(good), Ok(v), "{k:?} {good:?}");
-            a.set(k, v).unwrap();
+            assert_eq!(a.set(k, v), Ok(()));
             assert_eq!(a.get(k), v);
         }
         assert_eq!(a.set(Knob::Probability, 101), Err(Invalid));
@@ -645,8 +646,8 @@ mod tests {
     fn racing_passes_respect_times_and_nth() {
         use std::sync::atomic::AtomicUsize;
         let a = Attr::new();
-        a.set(Knob::Probability, 100).unwrap();
-        a.set(Knob::Times, 50).unwrap();
+        assert_eq!(a.set(Knob::Probability, 100), Ok(()));
+        assert_eq!(a.set(Knob::Times, 50), Ok(()));
         let failed = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..4 {
@@ -660,8 +661,8 @@ mod tests {
             }
         });
         assert_eq!(failed.load(Relaxed), 50);
-        a.set(Knob::Probability, 0).unwrap();
-        a.set(Knob::Nth, 1000).unwrap();
+        assert_eq!(a.set(Knob::Probability, 0), Ok(()));
+        assert_eq!(a.set(Knob::Nth, 1000), Ok(()));
         let failed = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..4 {
