@@ -7,7 +7,7 @@
 //! - `pool/mod.rs` (this file): the pool as a whole: borrowing at load, the walk down the
 //!   zones, the held-block reaper, teardown;
 //! - [`zone`]: one zone's state and its locks: the buddy allocator, watermarks, per-CPU
-//!   lists, the held list, owners and counters (the formulas are the pure `crate::zone`);
+//!   lists, the held list and counters (the formulas are the pure `crate::zone`);
 //! - [`block`]: blocks handed out ([`RawBlock`], [`PoolBlock`]) and what they give back.
 //!
 //! At load, [`Pool::new`] borrows each zone's share from the host in the largest blocks it
