@@ -34,6 +34,7 @@ mod sys;
 
 use std::{
     io::{self, Write},
+    os::fd::AsRawFd,
     path::Path,
     sync::{
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed},
@@ -67,8 +68,9 @@ pub(crate) const MAIL_BUSY: u32 = 1;
 pub(crate) const MAIL_FULL: u32 = 2;
 pub(crate) const MAIL_TAKEN: u32 = 3;
 
-/// A file offered to a worker process: the sender's pid and descriptor (which the receiver
-/// duplicates with pidfd_getfd) and a message about a block in it.
+/// A file offered to a worker process (which receives the descriptor over its unix socket,
+/// with `SCM_RIGHTS`): the sender's pid and descriptor number, for messages, and a message
+/// about a block in it.
 pub(crate) struct Mail {
     pub(crate) state: AtomicU32,
     pub(crate) pid: AtomicU32,
@@ -259,7 +261,7 @@ fn run_thread(p: &Proc, cfg: &Cfg, t: u32, limit: Option<u64>) -> bool {
 }
 
 /// A worker process: its own files and threads; the exit code.
-fn worker(cfg: &Cfg, id: u32, stats: &'static Stats, quota: u64) -> i32 {
+fn worker(cfg: &Cfg, id: u32, stats: &'static Stats, quota: u64, socks: &[(i32, i32)]) -> i32 {
     let p = Proc {
         id,
         files: Mutex::new(Vec::new()),
@@ -267,6 +269,7 @@ fn worker(cfg: &Cfg, id: u32, stats: &'static Stats, quota: u64) -> i32 {
         next_file: AtomicU32::new(0),
         procs: cfg.procs,
         pending: Mutex::new(Vec::new()),
+        socks: socks.to_vec(),
         quota,
         page: page_size(),
         fail: cfg.fail,
@@ -506,13 +509,22 @@ fn run(cfg: &Cfg, watch: &Device, res: &mut Results) -> Result<(), String> {
         ..*cfg
     };
     let _ = io::stdout().flush();
+    // One unix socket pair per worker, made before the forks so that every worker has all.
+    let mut pairs = Vec::new();
+    for _ in 0..cfg.procs {
+        pairs.push(sys::socketpair_dgram().map_err(|e| format!("socketpair: {e}"))?);
+    }
+    let socks: Vec<(i32, i32)> = pairs
+        .iter()
+        .map(|(r, s)| (r.as_raw_fd(), s.as_raw_fd()))
+        .collect();
     let mut pids = Vec::new();
     for id in 0..cfg.procs {
         // SAFETY: this process has one thread; the child runs the worker and leaves with
         // _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            let code = worker(&cfg_run, id, stats, quota);
+            let code = worker(&cfg_run, id, stats, quota, &socks);
             let _ = io::stdout().flush();
             // SAFETY: leaving the child without running the parent's exit path.
             unsafe { libc::_exit(code) };
@@ -551,6 +563,10 @@ fn run(cfg: &Cfg, watch: &Device, res: &mut Results) -> Result<(), String> {
         ));
     }
     let elapsed = began.elapsed();
+    // Files still queued on a socket (given to a worker that ended first) are closed with the
+    // last ends of the sockets, held here; the kernel puts such files a moment later.
+    drop(pairs);
+    std::thread::sleep(Duration::from_millis(200));
     let fail_reset = if fail_on { fail_set(0) } else { Ok(()) };
 
     let violations = stats.violations.load(Relaxed);

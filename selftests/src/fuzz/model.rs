@@ -237,6 +237,9 @@ pub(crate) struct Proc {
     pub(crate) procs: u32,
     /// Files given away through a mailbox slot (process, slot), kept open until taken.
     pub(crate) pending: Mutex<Vec<(usize, usize, Device)>>,
+    /// Each worker's unix socket pair (receive end, send end), shared by every worker: a file
+    /// for worker `w` travels, with `SCM_RIGHTS`, on `socks[w]`.
+    pub(crate) socks: Vec<(i32, i32)>,
     pub(crate) quota: u64,
     pub(crate) page: usize,
     pub(crate) fail: bool,

@@ -23,7 +23,7 @@ use crate::{
     common::{Child, Exit, DEBUGFS},
     model::{after_dontneed, lock, AfterDontneed, Block, Data, File, FileModel, Fill, Piece, Proc},
     rng::Rng,
-    sys::{madvise, mmap, mprotect, mremap, munmap, pidfd_getfd, reserve, MSG_WORDS},
+    sys::{madvise, mmap, mprotect, mremap, munmap, recv_fd, reserve, send_fd, MSG_WORDS},
     MAIL_BUSY, MAIL_EMPTY, MAIL_FULL, MAIL_TAKEN,
 };
 
@@ -1508,9 +1508,10 @@ fn reap_pending(ctx: &Ctx<'_>) {
     });
 }
 
-/// Allocates and fills a small block, then offers it with the file to a worker process (this
-/// one too) through its mailbox; the receiver duplicates the descriptor with pidfd_getfd,
-/// checks the block through that file and frees it.
+/// Allocates and fills a small block, then gives it with the file to a worker process (this
+/// one too): the descriptor over the receiver's unix socket (`SCM_RIGHTS`), the message about
+/// the block through its mailbox; the receiver checks the block through that file and frees
+/// it.
 fn op_send_file(ctx: &mut Ctx<'_>) -> Step {
     reap_pending(ctx);
     let Some(file) = ctx.pick_file(|f| f.writable() && f.readable()) else {
@@ -1570,44 +1571,54 @@ fn op_send_file(ctx: &mut Ctx<'_>) -> Step {
     for (w, v) in mail.msg.iter().zip(msg) {
         w.store(v, Relaxed);
     }
+    // The message is complete before the descriptor can arrive; the datagram names its slot.
+    mail.state.store(MAIL_FULL, Release);
+    let sock = ctx.p.socks.get(to).map(|s| s.1).unwrap_or(-1);
+    if let Err(e) = send_fd(sock, gift.fd(), slot as u8) {
+        // Nothing was sent: the gift stays this file's.
+        mail.state.store(MAIL_EMPTY, Release);
+        m.live.push(b);
+        return Err(format!("sendmsg of the file to process {to}: {e}"));
+    }
     let pages = u64::from(b.pages());
     m.charged -= pages;
     m.gifted.push((b.handle, pages));
     drop(m);
     lock(&ctx.p.pending).push((to, slot, gift));
-    mail.state.store(MAIL_FULL, Release);
     Ok(Ran::Done)
 }
 
-/// Takes a file offered in this process's mailbox: a duplicate of the sender's descriptor.
+/// Takes a file given to this process: a descriptor from its unix socket (`SCM_RIGHTS`),
+/// the same open file as the sender's, and the message in the mailbox slot it names.
 fn take_mail(ctx: &Ctx<'_>) -> Result<Option<(std::os::fd::OwnedFd, [u64; MSG_WORDS])>, String> {
     let me = ctx.p.id as usize;
-    for mail in &ctx.p.stats.mail[me] {
-        if mail
-            .state
+    let sock = ctx.p.socks.get(me).map(|s| s.0).unwrap_or(-1);
+    let Some((fd, slot)) = ctx
+        .outcome(recv_fd(sock), &[], "recvmsg of a given file")?
+        .ok()
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    let mail = ctx
+        .p
+        .stats
+        .mail
+        .get(me)
+        .and_then(|m| m.get(slot as usize))
+        .ok_or_else(|| format!("a file for mailbox slot {slot}"))?;
+    check!(
+        mail.state
             .compare_exchange(MAIL_FULL, MAIL_BUSY, Acquire, Relaxed)
-            .is_err()
-        {
-            continue;
-        }
-        let (pid, fd) = (mail.pid.load(Relaxed), mail.fd.load(Relaxed));
-        let mut msg = [0u64; MSG_WORDS];
-        for (v, w) in msg.iter_mut().zip(&mail.msg) {
-            *v = w.load(Relaxed);
-        }
-        let r = pidfd_getfd(pid as i32, fd as i32);
-        mail.state.store(MAIL_TAKEN, Release);
-        // The sender may be gone already (the end of its run): then there is nothing to take.
-        return match ctx.outcome(
-            r,
-            &[libc::ESRCH, libc::EBADF],
-            "pidfd_getfd of the offered file",
-        )? {
-            Ok(fd) => Ok(Some((fd, msg))),
-            Err(_) => Ok(None),
-        };
+            .is_ok(),
+        "a file arrived for mailbox slot {slot}, which holds no message"
+    );
+    let mut msg = [0u64; MSG_WORDS];
+    for (v, w) in msg.iter_mut().zip(&mail.msg) {
+        *v = w.load(Relaxed);
     }
-    Ok(None)
+    mail.state.store(MAIL_TAKEN, Release);
+    Ok(Some((fd, msg)))
 }
 
 /// Receives a file and a handle from a worker process: the handle works on that file (the

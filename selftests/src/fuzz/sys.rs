@@ -5,7 +5,8 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    mem::size_of,
+    os::fd::{FromRawFd, OwnedFd},
 };
 
 fn check(r: i32) -> io::Result<()> {
@@ -96,21 +97,89 @@ pub(crate) fn mremap(
 /// Words of a message that passes a file between worker processes.
 pub(crate) const MSG_WORDS: usize = 6;
 
-/// A duplicate of descriptor `fd` of process `pid`, with `pidfd_open` and `pidfd_getfd`: the
-/// same open file. (The test kernel has no unix sockets, so no SCM_RIGHTS.)
-pub(crate) fn pidfd_getfd(pid: i32, fd: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags; it returns a new descriptor or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if pidfd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `pidfd` was just opened for us alone.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
-    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+/// A connected pair of unix datagram sockets, made before the workers fork: every worker
+/// keeps both ends of every worker's pair, and sends a file to worker `w` on `w`'s pair.
+pub(crate) fn socketpair_dgram() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM, 0, fds.as_mut_ptr()) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: the kernel installed descriptor `r` in this process for us alone.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+    // SAFETY: socketpair just installed both descriptors for us alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Room for one descriptor in a control message.
+const CMSG_ROOM: usize = 64;
+
+/// Sends descriptor `fd` over unix socket `sock` with `SCM_RIGHTS`, and `tag` as the data.
+pub(crate) fn send_fd(sock: i32, fd: i32, tag: u8) -> io::Result<()> {
+    let mut data = [tag];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = [0u64; CMSG_ROOM / 8];
+    // SAFETY: a zeroed msghdr is valid; its pointers are set below to live buffers.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE computes a size; no memory is touched.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<i32>() as u32) } as usize;
+    // SAFETY: `msg` has a control buffer of at least one CMSG_SPACE(int), so CMSG_FIRSTHDR is
+    // a valid header inside it, and CMSG_DATA has room for one int.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<i32>() as u32) as usize;
+        libc::CMSG_DATA(cmsg).cast::<i32>().write_unaligned(fd);
+    }
+    // SAFETY: `msg` points to live buffers of the lengths it states.
+    if unsafe { libc::sendmsg(sock, &msg, libc::MSG_DONTWAIT) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Receives one descriptor and its tag from unix socket `sock`, if one is queued.
+pub(crate) fn recv_fd(sock: i32) -> io::Result<Option<(OwnedFd, u8)>> {
+    let mut data = [0u8];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut control = [0u64; CMSG_ROOM / 8];
+    // SAFETY: a zeroed msghdr is valid; its pointers are set below to live buffers.
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = CMSG_ROOM;
+    // SAFETY: `msg` points to live buffers of the lengths it states.
+    let r = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: recvmsg filled the control buffer and set `msg_controllen`: CMSG_FIRSTHDR is
+    // NULL or a header inside it.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    // SAFETY: a non-NULL header from CMSG_FIRSTHDR is inside the control buffer.
+    let ok = !cmsg.is_null()
+        && unsafe {
+            (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+        };
+    if !ok {
+        return Err(io::Error::other("a message without SCM_RIGHTS"));
+    }
+    // SAFETY: an SCM_RIGHTS message carries at least one int in its data.
+    let fd = unsafe { libc::CMSG_DATA(cmsg).cast::<i32>().read_unaligned() };
+    // SAFETY: the kernel installed `fd` in this process for us alone.
+    Ok(Some((unsafe { OwnedFd::from_raw_fd(fd) }, data[0])))
 }
