@@ -25,7 +25,7 @@ use minimm_uapi::{checksum, debugfs, fill_pattern, page_size, sys, Device};
 use crate::{
     common::{
         e, ensure_loaded, free_pages, in_child, info_value, open, reload, sh, stats, validate_ok,
-        vmstat, Area, Child, Exit, Pipe, DEBUGFS, DMA, DMA32, NORMAL,
+        vmstat, within, Area, Child, Exit, Pipe, DEBUGFS, DMA, DMA32, NORMAL,
     },
     ktap::{expect_errno, pass, skip, TestResult},
 };
@@ -67,20 +67,6 @@ impl Baseline {
 
 fn drain() -> Result<(), String> {
     std::fs::write(format!("{DEBUGFS}/drain_pcp"), "1").map_err(|err| format!("drain_pcp: {err}"))
-}
-
-/// Polls `cond` for up to `secs` seconds.
-fn within(secs: u64, mut cond: impl FnMut() -> Result<bool, String>) -> Result<bool, String> {
-    let start = Instant::now();
-    loop {
-        if cond()? {
-            return Ok(true);
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            return Ok(false);
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn as_bytes<T>(v: &T) -> Vec<u8> {

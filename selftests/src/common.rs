@@ -235,6 +235,26 @@ impl Drop for Pipe {
     }
 }
 
+/// `mmap(NULL, len, prot, flags, fd, offset)`: the address of the new mapping.
+pub(crate) fn mmap(fd: i32, offset: u64, len: usize, prot: i32, flags: i32) -> io::Result<usize> {
+    // SAFETY: a new mapping where the kernel chooses; nothing of ours is replaced.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            prot,
+            flags,
+            fd,
+            offset as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(p as usize)
+    }
+}
+
 /// A mapping made with raw `mmap(2)`, whose address the test may move (mremap) or shrink;
 /// whatever `len` bytes are at `addr` at drop are unmapped then.
 #[derive(Debug)]
@@ -246,22 +266,8 @@ pub(crate) struct Area {
 impl Area {
     /// Maps `len` bytes of `fd` at `offset` with `prot` and `flags`.
     pub(crate) fn map(fd: i32, offset: u64, len: usize, prot: i32, flags: i32) -> io::Result<Self> {
-        // SAFETY: a fresh mapping chosen by the kernel; nothing else is at that address.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                prot,
-                flags,
-                fd,
-                offset as libc::off_t,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Self {
-            addr: p as usize,
+            addr: mmap(fd, offset, len, prot, flags)?,
             len,
         })
     }
@@ -275,6 +281,29 @@ impl Area {
             libc::PROT_NONE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
         )
+    }
+
+    /// Moves this mapping onto `target`'s range with `mremap(MREMAP_MAYMOVE | MREMAP_FIXED)`,
+    /// which replaces the reservation; returns the old address, now unmapped.
+    pub(crate) fn move_onto(&mut self, target: Area) -> io::Result<usize> {
+        // SAFETY: moving our own mapping onto our own reservation, which it replaces.
+        let p = unsafe {
+            libc::mremap(
+                self.addr as *mut libc::c_void,
+                self.len,
+                self.len,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                target.addr as *mut libc::c_void,
+            )
+        };
+        if p == libc::MAP_FAILED || p as usize != target.addr {
+            return Err(io::Error::last_os_error());
+        }
+        let old = self.addr;
+        self.addr = target.addr;
+        // The reservation's range is this mapping's now: its guard must not unmap it.
+        std::mem::forget(target);
+        Ok(old)
     }
 
     /// The mapped bytes.
@@ -331,4 +360,21 @@ impl Drop for Watermarks {
 pub(crate) fn write_watermarks(line: &str) -> Result<(), String> {
     std::fs::write(format!("{DEBUGFS}/watermarks"), line)
         .map_err(|err| format!("watermarks {line:?}: {err}"))
+}
+
+/// Polls `cond` every 50 ms for up to `secs` seconds; whether it came true.
+pub(crate) fn within(
+    secs: u64,
+    mut cond: impl FnMut() -> Result<bool, String>,
+) -> Result<bool, String> {
+    let start = std::time::Instant::now();
+    loop {
+        if cond()? {
+            return Ok(true);
+        }
+        if start.elapsed() > std::time::Duration::from_secs(secs) {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

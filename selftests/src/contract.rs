@@ -5,19 +5,15 @@
 //! per-CPU lists drained before ENOMEM; held blocks that come back; module parameters checked
 //! at load.
 
-use std::{
-    io,
-    mem::size_of,
-    time::{Duration, Instant},
-};
+use std::{io, mem::size_of};
 
 use minimm_uapi::{checksum, fill_pattern, page_size, sys, Device};
 
 use crate::{
     common::{
         e, ensure_loaded, free_pages, in_child, info_value, open, reload, stats, validate_ok,
-        vmstat, vmstat_all, write_watermarks, Area, CpuPin, Exit, Pipe, DEBUGFS, DMA, DMA32,
-        NORMAL,
+        vmstat, vmstat_all, within, write_watermarks, Area, CpuPin, Exit, Pipe, DEBUGFS, DMA,
+        DMA32, NORMAL,
     },
     ktap::{expect_errno, pass, skip, TestResult},
 };
@@ -379,20 +375,6 @@ pub fn failed_commands_change_nothing() -> TestResult {
     check!(r.is_ok(), "FREE from read-only memory: {r:?}");
     expect_errno(dev.free(blk.handle).map(|_| 0), libc::EINVAL, "FREE again")?;
     pass()
-}
-
-/// Polls `cond` for up to `secs` seconds.
-fn within(secs: u64, mut cond: impl FnMut() -> Result<bool, String>) -> Result<bool, String> {
-    let start = Instant::now();
-    loop {
-        if cond()? {
-            return Ok(true);
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Maps `a`, puts its first page into a new pipe with vmsplice, unmaps it and frees the

@@ -356,26 +356,11 @@ pub fn faults_in_split_moved_and_freed_mappings() -> TestResult {
     // Moved before any touch: the moved mapping keeps its offset.
     let (a, want) = block(62)?;
     let mut m = rw_shared(&dev, a.mmap_offset, len).map_err(e)?;
-    let mut target = Area::reserve(len).map_err(e)?;
-    // SAFETY: moving our own mapping onto our own reservation, which it replaces.
-    let p = unsafe {
-        libc::mremap(
-            m.addr as *mut libc::c_void,
-            len,
-            len,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            target.addr as *mut libc::c_void,
-        )
-    };
-    check!(
-        p != libc::MAP_FAILED,
-        "mremap: {}",
-        io::Error::last_os_error()
-    );
-    target.len = 0;
-    m.addr = p as usize;
+    let target = Area::reserve(len).map_err(e)?;
+    m.move_onto(target)
+        .map_err(|err| format!("mremap: {err}"))?;
     check!(m.bytes() == &want[..], "moved: the data differs");
-    drop((m, target));
+    drop(m);
     dev.free(a.handle).map_err(e)?;
     // Freed while mapped, then DONTNEED: the refault still finds the buffer's pages.
     let (a, want) = block(63)?;
@@ -524,26 +509,10 @@ pub fn mremap_move_shrink_grow() -> TestResult {
     let len = 4 * page;
     let (a, mut want, mut m) = filled_mapping(&dev, 2, 41)?;
     let z = a.zone_out as usize;
-    let mut target = Area::reserve(len).map_err(e)?;
-    // Move onto the reservation, which the move replaces.
-    // SAFETY: moving our own mapping onto our own reservation.
-    let p = unsafe {
-        libc::mremap(
-            m.addr as *mut libc::c_void,
-            len,
-            len,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            target.addr as *mut libc::c_void,
-        )
-    };
-    check!(
-        p as usize == target.addr,
-        "mremap move: {}",
-        io::Error::last_os_error()
-    );
-    let old = m.addr;
-    // The moved mapping now lives at the target: the guards swap places.
-    (m.addr, target.addr) = (target.addr, m.addr);
+    let target = Area::reserve(len).map_err(e)?;
+    let old = m
+        .move_onto(target)
+        .map_err(|err| format!("mremap move: {err}"))?;
     check!(!is_mapped(old, page), "old address still mapped");
     check!(m.bytes() == &want[..], "moved mapping lost the data");
     want[0] ^= 0xff;
@@ -582,7 +551,6 @@ pub fn mremap_move_shrink_grow() -> TestResult {
     dev.free(a.handle).map_err(e)?;
     check_eq!(free_pages(&dev)?[z], base.free[z] - 4);
     drop(m);
-    drop(target);
     drop(dev);
     base.check()?;
     pass()

@@ -46,7 +46,7 @@ use std::{
 
 use minimm_uapi::{page_size, sys as uapi, Device};
 
-use common::{info_value, validate_ok, vmstat_all, DEBUGFS};
+use common::{info_value, validate_ok, vmstat_all, within, DEBUGFS};
 use ktap::{KSFT_FAIL, KSFT_PASS, KSFT_SKIP};
 use model::{lock, Proc};
 use ops::{errno_name, Ctx, Ran, KINDS};
@@ -368,20 +368,6 @@ fn snapshot(watch: &Device) -> Result<Snapshot, String> {
 
 fn value(v: &[(String, u64)], k: &str) -> Option<u64> {
     v.iter().find(|(n, _)| n == k).map(|(_, x)| *x)
-}
-
-/// Polls `cond` every 100 ms for up to `secs` seconds.
-fn within(secs: u64, mut cond: impl FnMut() -> Result<bool, String>) -> Result<bool, String> {
-    let start = Instant::now();
-    loop {
-        if cond()? {
-            return Ok(true);
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            return Ok(false);
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The KTAP result lines.

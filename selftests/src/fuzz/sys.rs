@@ -17,25 +17,7 @@ fn check(r: i32) -> io::Result<()> {
     }
 }
 
-/// `mmap(NULL, len, prot, flags, fd, offset)`: the address.
-pub(crate) fn mmap(fd: i32, offset: u64, len: usize, prot: i32, flags: i32) -> io::Result<usize> {
-    // SAFETY: a new mapping where the kernel chooses; nothing of ours is replaced.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            prot,
-            flags,
-            fd,
-            offset as libc::off_t,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(p as usize)
-    }
-}
+pub(crate) use crate::common::mmap;
 
 /// An inaccessible anonymous reservation of `len` bytes, a target for `MREMAP_FIXED`.
 pub(crate) fn reserve(len: usize) -> io::Result<usize> {
