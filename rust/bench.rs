@@ -2,96 +2,440 @@
 
 //! In-kernel benchmark: minimm's allocator against the host's, in the same kernel and run.
 //!
-//! Writing `run [ITERATIONS]` to debugfs `minimm/bench` times, for orders 0, 3 and 9, a loop of
-//! allocate-then-free pairs through minimm's in-kernel API (`Pool::alloc_raw` / `free_raw`,
-//! NORMAL zone, falling back as usual) and the same loop through the host's `alloc_pages` /
-//! `__free_pages`, with the monotonic clock.
-//! Reading the file prints the last results as a table with the ratio minimm / host.
+//! Writing `run [ITERATIONS]` to debugfs `minimm/bench` measures, with the monotonic clock:
+//!
+//! - **pairs**: a loop of allocate-then-free pairs of orders 0, 1, 2, 3 and 9 through minimm's
+//!   in-kernel API (`Pool::alloc_raw` / `free_raw`, NORMAL zone, falling back as usual)
+//!   against the same loop through the host's `alloc_pages` / `__free_pages`;
+//! - **bulk64**: 64 order-0 pages at once, `Pool::alloc_bulk` / `free_bulk` against the host's
+//!   `alloc_pages_bulk` and 64 `__free_pages` (the host exports no bulk free to modules);
+//! - **scaling**: the order-0 pair loop in kthreads bound to CPU 0 alone, then to CPUs 0 and 1
+//!   at once, started together; the aggregate pairs per second, for minimm and for the host.
+//!
+//! Every row runs [`ROUNDS`] rounds after a warm-up; a round times minimm and the host once
+//! each, minimm first in even rounds and the host first in odd ones, so that a busy moment of
+//! the machine falls on both sides alike. A row reports the median of the rounds (ns per pair
+//! or per batch, and the ratio minimm / host of each round) and the spread of the ratio.
+//! Reading the file prints the last report. Nothing asserts on time.
 //!
 //! Numbers are only comparable within one run: run it on the non-debug `bench` kernel flavour
 //! (`make bench`), since DEBUG_PAGEALLOC, lockdep and friends slow the two sides unevenly.
 
-use core::fmt;
+use core::{ffi::c_void, fmt};
 
 use kernel::{
     bindings,
+    error::from_err_ptr,
     prelude::*,
-    sync::Arc,
+    sync::atomic::{Acquire, Atomic, Relaxed, Release},
     time::{Instant, Monotonic},
 };
 
-use crate::{pool::Pool, zone};
+use crate::{
+    pool::{Pool, RawBlock},
+    zone::{self, Reserve},
+};
 
-/// Orders the benchmark runs.
-pub(crate) const ORDERS: [u32; 3] = [0, 3, 9];
+/// Orders of the pair rows.
+pub(crate) const ORDERS: [u32; 5] = [0, 1, 2, 3, 9];
+/// Pages a bulk call moves.
+pub(crate) const BULK: usize = 64;
+/// Rounds a row is measured in.
+pub(crate) const ROUNDS: usize = 5;
+/// Rows: the pair orders, then bulk.
+const NR_ROWS: usize = ORDERS.len() + 1;
+/// CPUs the scaling rows run on: 1, then 2.
+const SCALING_CPUS: [u32; 2] = [1, 2];
 
-/// One order's result, in nanoseconds per allocate+free pair.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct OrderResult {
-    pub(crate) order: u32,
-    pub(crate) iterations: u64,
-    pub(crate) minimm_ns: u64,
-    pub(crate) host_ns: u64,
+/// What a row measures.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Case {
+    /// Allocate+free pairs of one order.
+    Pair(u32),
+    /// Allocating [`BULK`] order-0 pages at once, then freeing them at once.
+    Bulk,
 }
 
-/// The last run's results.
-pub(crate) type Results = [Option<OrderResult>; ORDERS.len()];
+/// One row: medians over the rounds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Row {
+    pub(crate) case: Case,
+    /// Pairs (or batches) per round and side.
+    pub(crate) iterations: u64,
+    /// Median ns per pair (or batch).
+    pub(crate) minimm_ns: u64,
+    pub(crate) host_ns: u64,
+    /// The rounds' ratios minimm / host, in thousandths: median, lowest, highest.
+    pub(crate) ratio: [u64; 3],
+}
 
-/// Times `iterations` allocate+free pairs of `order` on both allocators.
+/// One scaling row: aggregate order-0 pairs per second on `cpus` CPUs at once (medians).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scaling {
+    pub(crate) cpus: u32,
+    pub(crate) iterations: u64,
+    pub(crate) minimm_per_s: u64,
+    pub(crate) host_per_s: u64,
+}
+
+/// The last run's report.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Report {
+    pub(crate) rows: [Option<Row>; NR_ROWS],
+    pub(crate) scaling: [Option<Scaling>; SCALING_CPUS.len()],
+    /// Why the scaling rows are missing, if they are.
+    pub(crate) scaling_skipped: Option<&'static str>,
+}
+
+/// Runs every row with `iterations` pairs a round (order 9 a tenth, bulk a sixteenth).
 ///
-/// Context: process context, may sleep; takes zone and per-CPU locks for each pair.
-pub(crate) fn run(pool: &Arc<Pool>, order: u32, iterations: u64) -> Result<OrderResult> {
+/// Context: process context, may sleep; starts and stops kthreads.
+pub(crate) fn run(pool: &Pool, iterations: u64) -> Result<Report> {
     let n = iterations.max(1);
-    // Warm both paths (per-CPU lists, caches) before timing.
-    for _ in 0..64 {
-        pool.free_raw(pool.alloc_raw(order, zone::NORMAL, zone::Reserve::Normal)?);
-        host_pair(order)?;
+    let mut rows = [None; NR_ROWS];
+    for (slot, &order) in rows.iter_mut().zip(ORDERS.iter()) {
+        let k = if order >= 9 { (n / 10).max(1) } else { n };
+        *slot = Some(measure(
+            Case::Pair(order),
+            k,
+            |k| minimm_pairs(pool, order, k),
+            |k| host_pairs(order, k),
+        )?);
     }
-    let t = Instant::<Monotonic>::now();
-    for _ in 0..n {
-        pool.free_raw(pool.alloc_raw(order, zone::NORMAL, zone::Reserve::Normal)?);
-    }
-    let minimm = t.elapsed().as_nanos() as u64;
-    let t = Instant::<Monotonic>::now();
-    for _ in 0..n {
-        host_pair(order)?;
-    }
-    let host = t.elapsed().as_nanos() as u64;
-    Ok(OrderResult {
-        order,
-        iterations: n,
-        minimm_ns: minimm / n,
-        host_ns: host / n,
+    let k = (n / 16).max(1);
+    rows[ORDERS.len()] = Some(measure(Case::Bulk, k, |k| minimm_bulk(pool, k), host_bulk)?);
+    let mut scaling = [None; SCALING_CPUS.len()];
+    let online = |cpu: u32| {
+        // SAFETY: `__cpu_online_mask` is a valid cpumask for the kernel's lifetime; reading a
+        // bit of it is what `cpu_online` does.
+        unsafe { bindings::cpumask_test_cpu(cpu as i32, &raw mut bindings::__cpu_online_mask) }
+    };
+    let scaling_skipped = if (0..2).all(online) {
+        for (slot, &cpus) in scaling.iter_mut().zip(SCALING_CPUS.iter()) {
+            *slot = Some(scale(pool, cpus, n)?);
+        }
+        None
+    } else {
+        Some("CPUs 0 and 1 are not both online")
+    };
+    Ok(Report {
+        rows,
+        scaling,
+        scaling_skipped,
     })
 }
 
-/// One `alloc_pages` + `__free_pages` pair on the host.
-fn host_pair(order: u32) -> Result {
-    // SAFETY: `alloc_pages` may be called with GFP_KERNEL from process context.
-    let p = unsafe { bindings::alloc_pages(bindings::GFP_KERNEL | bindings::__GFP_NOWARN, order) };
-    if p.is_null() {
-        return Err(ENOMEM);
-    }
-    // SAFETY: `p` heads the 2^order pages just allocated, which nobody else has seen.
-    unsafe { bindings::__free_pages(p, order) };
-    Ok(())
+/// The median of `v`, sorting it.
+fn median(v: &mut [u64; ROUNDS]) -> u64 {
+    v.sort_unstable();
+    v[ROUNDS / 2]
 }
 
-/// Prints `results` as a table.
-pub(crate) fn show(results: &Results, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    writeln!(f, "order iterations minimm_ns host_ns ratio")?;
-    for r in results.iter().flatten() {
-        // The ratio with two decimals, in integers.
-        let hundredths = (r.minimm_ns * 100).checked_div(r.host_ns).unwrap_or(0);
+/// Measures one row: `minimm(k)` and `host(k)` give the ns `k` pairs (or batches) took.
+fn measure(
+    case: Case,
+    k: u64,
+    mut minimm: impl FnMut(u64) -> Result<u64>,
+    mut host: impl FnMut(u64) -> Result<u64>,
+) -> Result<Row> {
+    // Warm both paths (per-CPU lists, caches) before timing.
+    minimm(k.min(64))?;
+    host(k.min(64))?;
+    let (mut m, mut h, mut r) = ([0u64; ROUNDS], [0u64; ROUNDS], [0u64; ROUNDS]);
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            m[round] = minimm(k)?;
+            h[round] = host(k)?;
+        } else {
+            h[round] = host(k)?;
+            m[round] = minimm(k)?;
+        }
+        r[round] = m[round].saturating_mul(1000) / h[round].max(1);
+    }
+    let ratio_median = median(&mut r);
+    Ok(Row {
+        case,
+        iterations: k,
+        minimm_ns: median(&mut m) / k,
+        host_ns: median(&mut h) / k,
+        ratio: [ratio_median, r[0], r[ROUNDS - 1]],
+    })
+}
+
+/// Nanoseconds since `t`.
+fn since(t: Instant<Monotonic>) -> u64 {
+    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// `k` allocate+free pairs of `order` through minimm; the ns they took.
+fn minimm_pairs(pool: &Pool, order: u32, k: u64) -> Result<u64> {
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        pool.free_raw(pool.alloc_raw(order, zone::NORMAL, Reserve::Normal)?);
+    }
+    Ok(since(t))
+}
+
+/// `k` `alloc_pages` + `__free_pages` pairs of `order` on the host; the ns they took.
+fn host_pairs(order: u32, k: u64) -> Result<u64> {
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        // SAFETY: `alloc_pages` may be called with GFP_KERNEL from process context.
+        let p =
+            unsafe { bindings::alloc_pages(bindings::GFP_KERNEL | bindings::__GFP_NOWARN, order) };
+        if p.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `p` heads the 2^order pages just allocated, which nobody else has seen.
+        unsafe { bindings::__free_pages(p, order) };
+    }
+    Ok(since(t))
+}
+
+/// `k` batches of [`BULK`] pages through minimm's bulk API; the ns they took.
+fn minimm_bulk(pool: &Pool, k: u64) -> Result<u64> {
+    let mut blocks: [Option<RawBlock>; BULK] = core::array::from_fn(|_| None);
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        let got = pool.alloc_bulk(zone::NORMAL, Reserve::Normal, &mut blocks);
+        pool.free_bulk(&mut blocks);
+        if got < BULK {
+            return Err(ENOMEM);
+        }
+    }
+    Ok(since(t))
+}
+
+/// `k` batches of [`BULK`] pages through the host's `alloc_pages_bulk`, each page freed with
+/// `__free_pages`; the ns they took.
+fn host_bulk(k: u64) -> Result<u64> {
+    let mut pages = [core::ptr::null_mut::<bindings::page>(); BULK];
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        // SAFETY: `pages` holds `BULK` null entries for the call to fill; GFP_KERNEL from
+        // process context. Node 0 is the preferred node (`numa_mem_id()` on a kernel without
+        // NUMA; node 0 exists on every kernel).
+        let got = unsafe {
+            bindings::alloc_pages_bulk_noprof(
+                bindings::GFP_KERNEL,
+                0,
+                core::ptr::null_mut(),
+                BULK as _,
+                pages.as_mut_ptr(),
+            )
+        };
+        for p in pages.iter_mut() {
+            if !p.is_null() {
+                // SAFETY: `*p` is an order-0 page the bulk call just allocated for us.
+                unsafe { bindings::__free_pages(*p, 0) };
+                *p = core::ptr::null_mut();
+            }
+        }
+        if got < BULK as _ {
+            return Err(ENOMEM);
+        }
+    }
+    Ok(since(t))
+}
+
+/// What the lanes of one scaling measurement share.
+struct Race<'a> {
+    pool: &'a Pool,
+    host: bool,
+    iterations: u64,
+    /// Lanes waiting for `go`.
+    ready: Atomic<u32>,
+    go: Atomic<u32>,
+    /// Lanes done.
+    finished: Atomic<u32>,
+}
+
+/// One kthread's part: its time, or 0 if its loop failed.
+struct Lane<'a> {
+    race: &'a Race<'a>,
+    ns: Atomic<u64>,
+}
+
+/// A lane kthread: waits for the start, runs the order-0 pair loop, reports.
+///
+/// # Safety
+///
+/// `data` points to a [`Lane`] that stays valid until this function has counted itself in
+/// `finished`.
+unsafe extern "C" fn lane_main(data: *mut c_void) -> i32 {
+    // SAFETY: The caller's guarantee: `race_on` keeps the lane alive until `finished` counts it.
+    let lane = unsafe { &*data.cast::<Lane<'_>>() };
+    let race = lane.race;
+    race.ready.fetch_add(1, Release);
+    while race.go.load(Acquire) == 0 {
+        // SAFETY: `cpu_relax` has no preconditions.
+        unsafe { bindings::cpu_relax() };
+    }
+    let r = if race.host {
+        host_pairs(0, race.iterations)
+    } else {
+        minimm_pairs(race.pool, 0, race.iterations)
+    };
+    lane.ns.store(r.unwrap_or(0), Relaxed);
+    race.finished.fetch_add(1, Release);
+    0
+}
+
+/// Runs the order-0 loop in kthreads bound to CPUs `0..cpus`, started together; returns the
+/// aggregate pairs per second (all lanes' pairs over the slowest lane's time).
+fn race_on(pool: &Pool, host: bool, cpus: u32, iterations: u64) -> Result<u64> {
+    let race = Race {
+        pool,
+        host,
+        iterations,
+        ready: Atomic::new(0),
+        go: Atomic::new(0),
+        finished: Atomic::new(0),
+    };
+    let lanes: [Lane<'_>; SCALING_CPUS.len()] = core::array::from_fn(|_| Lane {
+        race: &race,
+        ns: Atomic::new(0),
+    });
+    let mut tasks = [core::ptr::null_mut::<bindings::task_struct>(); SCALING_CPUS.len()];
+    let mut started = 0u32;
+    let mut failed = None;
+    for (cpu, lane) in (0..cpus).zip(lanes.iter()) {
+        // SAFETY: `lane_main` matches the thread function type; `lane` outlives the thread's
+        // use of it (we wait for `finished` below before returning); the name is a valid C
+        // format string taking the CPU number, as `kthread_create_on_cpu` passes it.
+        let task = unsafe {
+            bindings::kthread_create_on_cpu(
+                Some(lane_main),
+                core::ptr::from_ref(lane).cast_mut().cast(),
+                cpu,
+                c"minimm_bench/%u".as_char_ptr(),
+            )
+        };
+        match from_err_ptr(task) {
+            Ok(task) => {
+                // SAFETY: `task` is a new kthread, not yet woken: our reference keeps its
+                // task_struct for `kthread_stop_put` even after the thread function returned.
+                unsafe {
+                    bindings::get_task_struct(task);
+                    bindings::wake_up_process(task);
+                }
+                if let Some(slot) = tasks.get_mut(started as usize) {
+                    *slot = task;
+                }
+                started += 1;
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let wait_for = |count: &Atomic<u32>| {
+        while count.load(Acquire) < started {
+            // SAFETY: `msleep` may be called from process context.
+            unsafe { bindings::msleep(1) };
+        }
+    };
+    wait_for(&race.ready);
+    race.go.store(1, Release);
+    wait_for(&race.finished);
+    for task in tasks.iter().take(started as usize) {
+        // SAFETY: `task` is a kthread we hold a reference to; its thread function has run to
+        // the end (it counted itself in `finished`), so stopping it does not wait for long.
+        unsafe { bindings::kthread_stop_put(*task) };
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let mut slowest = 0u64;
+    for lane in lanes.iter().take(started as usize) {
+        match lane.ns.load(Relaxed) {
+            0 => return Err(ENOMEM),
+            ns => slowest = slowest.max(ns),
+        }
+    }
+    let pairs = iterations.saturating_mul(u64::from(started));
+    Ok(pairs.saturating_mul(1_000_000_000) / slowest.max(1))
+}
+
+/// One scaling row: minimm and the host on `cpus` CPUs, [`ROUNDS`] rounds interleaved.
+fn scale(pool: &Pool, cpus: u32, iterations: u64) -> Result<Scaling> {
+    race_on(pool, false, cpus, iterations.min(64))?;
+    race_on(pool, true, cpus, iterations.min(64))?;
+    let (mut m, mut h) = ([0u64; ROUNDS], [0u64; ROUNDS]);
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            m[round] = race_on(pool, false, cpus, iterations)?;
+            h[round] = race_on(pool, true, cpus, iterations)?;
+        } else {
+            h[round] = race_on(pool, true, cpus, iterations)?;
+            m[round] = race_on(pool, false, cpus, iterations)?;
+        }
+    }
+    Ok(Scaling {
+        cpus,
+        iterations,
+        minimm_per_s: median(&mut m),
+        host_per_s: median(&mut h),
+    })
+}
+
+/// `x` thousandths as `x.xx`.
+struct Thousandths(u64);
+
+impl fmt::Display for Thousandths {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hundredths = (self.0 + 5) / 10;
+        write!(f, "{}.{:02}", hundredths / 100, hundredths % 100)
+    }
+}
+
+/// Prints `report` as two tables.
+pub(crate) fn show(report: &Option<Report>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let Some(report) = report else {
+        return writeln!(
+            f,
+            "no report yet: write `run [ITERATIONS]` to run the benchmark"
+        );
+    };
+    writeln!(
+        f,
+        "case   iterations minimm_ns host_ns ratio ratio_min ratio_max  ({ROUNDS} rounds, medians)"
+    )?;
+    for r in report.rows.iter().flatten() {
+        match r.case {
+            Case::Pair(order) => write!(f, "order{order:<2}")?,
+            Case::Bulk => write!(f, "bulk{BULK}")?,
+        }
         writeln!(
             f,
-            "{:5} {:10} {:9} {:7} {}.{:02}",
-            r.order,
+            " {:10} {:9} {:7} {:5} {:9} {:9}",
             r.iterations,
             r.minimm_ns,
             r.host_ns,
-            hundredths / 100,
-            hundredths % 100
+            Thousandths(r.ratio[0]),
+            Thousandths(r.ratio[1]),
+            Thousandths(r.ratio[2]),
+        )?;
+    }
+    if let Some(why) = report.scaling_skipped {
+        return writeln!(f, "scaling skipped: {why}");
+    }
+    writeln!(f, "cpus iterations minimm_pairs_per_s host_pairs_per_s")?;
+    for s in report.scaling.iter().flatten() {
+        writeln!(
+            f,
+            "{:4} {:10} {:18} {:16}",
+            s.cpus, s.iterations, s.minimm_per_s, s.host_per_s
+        )?;
+    }
+    if let [Some(one), Some(two)] = report.scaling {
+        let x = |a: u64, b: u64| Thousandths(b.saturating_mul(1000) / a.max(1));
+        writeln!(
+            f,
+            "scaling 2/1 cpus: minimm {} host {}",
+            x(one.minimm_per_s, two.minimm_per_s),
+            x(one.host_per_s, two.host_per_s)
         )?;
     }
     Ok(())

@@ -366,6 +366,13 @@ where
         self.free_pages -= 1 << order;
     }
 
+    /// The order of the allocated (not held) block headed by `index`, if it is one: what the
+    /// zone's validator checks blocks on the per-CPU lists against.
+    pub(crate) fn allocated_order(&self, index: u32) -> Option<u32> {
+        let m = self.meta(index)?;
+        (m.state == PageState::Allocated).then_some(u32::from(m.order))
+    }
+
     /// Checks every invariant of the module documentation; returns the number of blocks.
     ///
     /// O(table size): for debugfs `validate` and tests, not for hot paths.
@@ -507,15 +514,6 @@ mod tests {
     impl<T, E: core::fmt::Debug> Must<T> for Result<T, E> {
         fn must(self) -> Result<T, String> {
             self.map_err(|e| format!("{e:?}"))
-        }
-    }
-
-    impl<S: core::ops::DerefMut<Target = [PageMeta]>> Buddy<S> {
-        /// The order of the allocated block at `index`, if one is there.
-        fn allocated_order(&self, index: u32) -> Option<u32> {
-            self.meta(index)
-                .filter(|m| m.state == PageState::Allocated)
-                .map(|m| u32::from(m.order))
         }
     }
 

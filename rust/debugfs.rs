@@ -19,6 +19,9 @@
 //! - `bench`: writing `run [ITERATIONS]` times minimm's allocator against the host's (see
 //!   `bench.rs`); reading prints the last results.
 //! - `drain_pcp`: writing `1` empties every per-CPU page list back into the zones.
+//! - `pcp_lists`: what zoneinfo's `pagesets` sum up, by order (Linux has no such file): a line
+//!   per populated zone and possible CPU, `Node 0, zone %8s cpu %3d count %6d blocks` then
+//!   the blocks on the lists of orders 0..3, `%6d` each.
 //! - `validate`: reading runs the buddy invariant checker over every zone and prints the
 //!   verdict; writing `1` runs it and logs the verdict (a failure loudly, with a warning).
 //! - `fail/<point>/{probability,interval,times,verbose,nth}`: fault injection at each failure
@@ -62,6 +65,7 @@ pub(crate) struct Entries {
     watermarks: File<Arc<Shared>>,
     validate: File<Arc<Shared>>,
     drain_pcp: File<Arc<Shared>>,
+    pcp_lists: File<Arc<Shared>>,
     page_owner: File<Arc<Shared>>,
     page_owner_sort: File<Arc<Shared>>,
     bench: File<Bench>,
@@ -78,7 +82,7 @@ struct FailKnob(Point, Knob);
 struct Bench {
     shared: Arc<Shared>,
     #[pin]
-    results: Mutex<bench::Results>,
+    results: Mutex<Option<bench::Report>>,
 }
 
 impl Entries {
@@ -99,13 +103,14 @@ impl Entries {
             vmstat: dir.read_file(c"vmstat", s(), vmstat)?,
             watermarks: dir.read_write_file(c"watermarks", s(), watermarks, set_watermarks)?,
             drain_pcp: dir.write_file(c"drain_pcp", s(), drain_pcp)?,
+            pcp_lists: dir.read_file(c"pcp_lists", s(), pcp_lists)?,
             page_owner: dir.read_file(c"page_owner", s(), |sh, f| sh.registry.page_owner(f))?,
             page_owner_sort: dir.read_file(c"page_owner_sort", s(), |sh, f| {
                 sh.registry.page_owner_sort(f)
             })?,
             bench: dir.read_write_file(
                 c"bench",
-                pin_init!(Bench { shared: s(), results <- new_mutex!([None; bench::ORDERS.len()]) }),
+                pin_init!(Bench { shared: s(), results <- new_mutex!(None) }),
                 bench_show,
                 bench_run,
             )?,
@@ -200,6 +205,31 @@ fn buddyinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             write!(f, "{n:6} ")?;
         }
         writeln!(f)?;
+    }
+    Ok(())
+}
+
+/// `minimm/pcp_lists`.
+fn pcp_lists(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for z in 0..NR_ZONES {
+        let Some(zone) = shared.pool.zone(z).filter(|zone| zone.managed() > 0) else {
+            continue;
+        };
+        for cpu in 0..zone.nr_pcp() {
+            let Some(p) = zone.pcp_info(cpu) else {
+                continue;
+            };
+            write!(
+                f,
+                "Node 0, zone {:>8} cpu {cpu:3} count {:6} blocks",
+                zone::NAMES[z],
+                p.count
+            )?;
+            for b in p.blocks {
+                write!(f, " {b:6}")?;
+            }
+            writeln!(f)?;
+        }
     }
     Ok(())
 }
@@ -435,7 +465,7 @@ fn bench_show(b: &Bench, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     bench::show(&results, f)
 }
 
-/// Writing `run [ITERATIONS]` to `minimm/bench` (default 20000; order 9 runs a tenth).
+/// Writing `run [ITERATIONS]` to `minimm/bench` (default 20000; see `bench.rs`).
 fn bench_run(b: &Bench, reader: &mut UserSliceReader) -> Result {
     let mut buf = [0u8; 128];
     let text = read_text(reader, &mut buf)?;
@@ -447,15 +477,11 @@ fn bench_run(b: &Bench, reader: &mut UserSliceReader) -> Result {
         Some(w) => w.parse().map_err(|_| EINVAL)?,
         None => 20_000,
     };
-    if n == 0 || n > 10_000_000 || words.next().is_some() {
+    if n == 0 || n > 1_000_000 || words.next().is_some() {
         return Err(EINVAL);
     }
-    let mut results = [None; bench::ORDERS.len()];
-    for (slot, &order) in results.iter_mut().zip(bench::ORDERS.iter()) {
-        let iterations = if order >= 9 { (n / 10).max(1) } else { n };
-        *slot = Some(bench::run(&b.shared.pool, order, iterations)?);
-    }
-    *b.results.lock() = results;
+    let report = bench::run(&b.shared.pool, n)?;
+    *b.results.lock() = Some(report);
     Ok(())
 }
 

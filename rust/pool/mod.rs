@@ -24,11 +24,17 @@
 //! requests); below that it counts a *min watermark hit* (where Linux reclaims directly) and
 //! moves on to the next zone. Until the reclaim thread exists, nothing is reclaimed.
 //!
-//! Order-0 requests go through per-CPU lists first (see `pcp.rs`): when the zone is clearly
-//! above its low watermark (checked against lock-free copies of its free count and low
-//! watermark), the page comes from this CPU's list, refilled from the zone a batch at a time;
-//! frees go to the list and drain a batch back once it reaches its high mark. Pages on the
+//! Requests of orders 0..3 go through per-CPU lists first (see `pcp.rs`), one list per order
+//! as in Linux: when the zone is clearly above its low watermark (checked against lock-free
+//! copies of its free count and low watermark), the block comes from this CPU's list of its
+//! order, refilled from the zone about a batch of pages at a time; frees go to the list, and
+//! pages go back to the zone once the lists together reach their high mark. Pages on the
 //! lists count as allocated for the buddy allocator and its watermarks, as in Linux.
+//!
+//! [`Pool::alloc_bulk`] and [`Pool::free_bulk`] move many order-0 pages at once, as Linux's
+//! `alloc_pages_bulk` and `free_pages_bulk`: one per-CPU lock and at most one zone lock round
+//! trip a batch, the watermark checked once for the whole batch, partial success reported as
+//! a count.
 //!
 //! Blocks that leave the pool are [`PoolBlock`]s: they own their pages and give them back to their
 //! zone when dropped, unless a page is still referenced from outside minimm (a get_user_pages
@@ -46,8 +52,8 @@
 //!
 //! # Locks
 //!
-//! See [`zone`]: a per-CPU list lock, then a zone lock, both irq-safe; the pool itself adds
-//! none (the reaper is a work item).
+//! See [`zone`]: a per-CPU list lock (tried, never waited for, outside process context), then
+//! a zone lock (irq-safe); the pool itself adds none (the reaper is a work item).
 
 mod block;
 mod zone;
@@ -244,7 +250,7 @@ impl Pool {
         const REAP_ON_FAILURE: usize = 64;
         let zones = crate::zone::fallback(highest).filter_map(|z| self.zone(z));
         let given_back: usize = zones
-            .map(|z| z.drain() + z.reap_some_held(REAP_ON_FAILURE))
+            .map(|z| z.try_drain() + z.reap_some_held(REAP_ON_FAILURE))
             .sum();
         if given_back > 0 {
             if let Some(r) = self.try_zones(order, highest, class) {
@@ -255,6 +261,78 @@ impl Pool {
             zone.counters.alloc_fail.add(1, Relaxed);
         }
         Err(ENOMEM)
+    }
+
+    /// Fills the empty (`None`) slots of `out` with order-0 pages from `highest` or a lower
+    /// zone, as Linux's `alloc_pages_bulk`; returns how many slots are filled now (those
+    /// filled before included), which is fewer than `out.len()` on partial success. The
+    /// caller gives each page back with [`Pool::free_raw`] or [`Pool::free_bulk`].
+    ///
+    /// The batch comes from the first zone whose low watermark (plus the reserve it is owed)
+    /// stays met with the whole batch taken, through this CPU's list and one trip to the zone.
+    /// When no zone qualifies, or this CPU's list is busy, one page is allocated the usual way
+    /// (with its min-watermark checks, drain and retry), as Linux falls back to a single
+    /// `__alloc_pages`.
+    ///
+    /// Context: any; never sleeps.
+    pub(crate) fn alloc_bulk(
+        &self,
+        highest: usize,
+        class: Reserve,
+        out: &mut [Option<RawBlock>],
+    ) -> usize {
+        let filled = |out: &[Option<RawBlock>]| out.iter().filter(|b| b.is_some()).count();
+        let want = out.len() - filled(out);
+        if want == 0 || highest >= NR_ZONES {
+            return filled(out);
+        }
+        if crate::fail::should_fail(Point::ZoneAlloc) {
+            return filled(out);
+        }
+        let mut empty = out.iter_mut().filter(|b| b.is_none());
+        let mut got = 0;
+        for z in crate::zone::fallback(highest) {
+            let Some(zone) = self.zone(z) else { continue };
+            got = zone.alloc_bulk(want, highest, |index| {
+                if let Some(slot) = empty.next() {
+                    // INVARIANT: `index` heads an order-0 block just allocated in zone `z`.
+                    *slot = Some(RawBlock {
+                        zone: z,
+                        index,
+                        order: 0,
+                    });
+                }
+            });
+            if got > 0 {
+                break;
+            }
+        }
+        if got == 0 {
+            if let (Some(slot), Ok(b)) = (empty.next(), self.alloc_raw(0, highest, class)) {
+                *slot = Some(b);
+            }
+        }
+        filled(out)
+    }
+
+    /// Gives back every block in `blocks` (emptying their slots), as Linux's
+    /// `free_pages_bulk`: order-0 pages a zone at a time through this CPU's list, with at most
+    /// one trip to each zone; other orders one by one, as [`Pool::free_raw`].
+    ///
+    /// Context: any; never sleeps.
+    pub(crate) fn free_bulk(&self, blocks: &mut [Option<RawBlock>]) {
+        for z in 0..NR_ZONES {
+            let Some(zone) = self.zone(z) else { continue };
+            let mut mine = blocks
+                .iter_mut()
+                .filter(|b| matches!(b, Some(r) if r.zone == z && r.order == 0));
+            zone.free_bulk(|| Some(mine.next()?.take()?.index));
+        }
+        for b in blocks.iter_mut() {
+            if let Some(raw) = b.take() {
+                self.free_raw(raw);
+            }
+        }
     }
 
     /// One walk down the zones a request may use.
@@ -321,6 +399,8 @@ impl Pool {
     }
 
     /// Empties every per-CPU list of every zone; returns the pages given back.
+    ///
+    /// Context: process context.
     pub(crate) fn drain(&self) -> usize {
         (0..NR_ZONES)
             .filter_map(|z| self.zone(z))
@@ -502,6 +582,153 @@ mod tests {
         assert!(zone.validate().is_ok());
         // The hold queued the reaper, which holds a reference to the pool.
         pool.stop_reaper();
+        Ok(())
+    }
+
+    /// Orders 0..3 go through the per-CPU lists, counted in pages; every order comes back to
+    /// its own list; draining restores the zone; order 4 bypasses the lists.
+    #[test]
+    fn pcp_lists_for_orders_one_to_three() -> Result {
+        // Large enough for a batch of 3 and a high mark far above what the test frees.
+        let pool = Arc::pin_init(
+            Pool::new(Config {
+                zone_pages: [16, 64, 16384],
+                min_free_kbytes: 0,
+                watermark_scale_factor: 10,
+            }),
+            GFP_KERNEL,
+        )?;
+        // The host may have answered with DMA32 memory: the zone is the one that serves.
+        let mut held = KVec::new();
+        for order in 0..4 {
+            held.push(
+                pool.alloc_raw(order, crate::zone::NORMAL, Reserve::Normal)?,
+                GFP_KERNEL,
+            )?;
+        }
+        let z = held.first().ok_or(EINVAL)?.zone;
+        assert!(held.iter().all(|b| b.zone == z));
+        let zone = pool.zone(z).ok_or(EINVAL)?;
+        let s = zone.snapshot();
+        // Each order's list refilled (`nr_pcp_alloc`: 3, 2, 2 and 2 blocks with the batch of
+        // 3 of a 16384-page zone; the host may give fewer NORMAL pages), one block handed out.
+        let batch = zone.batch();
+        let refill = |o: usize| if batch <= 1 { 1 } else { (batch >> o).max(2) };
+        let refilled: usize = (0..4).map(|o| (refill(o) - 1) << o).sum();
+        assert_eq!(s.pcp_pages, refilled);
+        let out: usize = 1 + 2 + 4 + 8;
+        assert_eq!(s.free + s.pcp_pages + out, s.managed);
+        assert!(zone.validate().is_ok());
+        for b in held.drain_all() {
+            pool.free_raw(b);
+        }
+        let s = zone.snapshot();
+        // Each block went back to its order's list, unless that reached the lists' high mark
+        // (not with a 16384-page zone's).
+        let high = (0..zone.nr_pcp())
+            .filter_map(|cpu| zone.pcp_info(cpu))
+            .map(|p| p.high)
+            .min()
+            .unwrap_or(0);
+        if refilled + out < high {
+            assert_eq!(s.pcp_pages, refilled + out);
+        }
+        assert_eq!(s.free + s.pcp_pages, s.managed);
+        let blocks: usize = (0..zone.nr_pcp())
+            .filter_map(|cpu| zone.pcp_info(cpu))
+            .map(|p| {
+                p.blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(o, n)| n << o)
+                    .sum::<usize>()
+            })
+            .sum();
+        // count is the pages of every order's blocks
+        assert_eq!(blocks, s.pcp_pages);
+        assert!(zone.validate().is_ok());
+        let big = pool.alloc_raw(4, crate::zone::NORMAL, Reserve::Normal)?;
+        // order 4 has no list
+        assert_eq!(zone.snapshot().pcp_pages, s.pcp_pages);
+        pool.free_raw(big);
+        assert_eq!(pool.drain(), s.pcp_pages);
+        let s = zone.snapshot();
+        assert_eq!((s.free, s.pcp_pages), (s.managed, 0));
+        Ok(())
+    }
+
+    fn empty_slots(n: usize) -> Result<KVec<Option<RawBlock>>> {
+        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            v.push(None, GFP_KERNEL)?;
+        }
+        Ok(v)
+    }
+
+    /// The bulk API checks the watermark once for the whole batch: a batch that would take the
+    /// zone down to its low watermark goes to the next zone; one that no zone can give gets
+    /// one page, reported as a count; slots filled before are kept.
+    #[test]
+    fn bulk_honours_the_watermark_once_and_reports_partial_success() -> Result {
+        use crate::zone::{Watermarks, NORMAL};
+        let pool = small_pool()?;
+        // The two highest zones with pages (the host may have answered NORMAL requests with
+        // DMA32 memory): `top` serves NORMAL requests first, `next` after it.
+        let mut populated = (0..NR_ZONES)
+            .rev()
+            .filter(|&z| pool.zone(z).is_some_and(|zone| zone.managed() > 0));
+        let (t, n) = (
+            populated.next().ok_or(EINVAL)?,
+            populated.next().ok_or(EINVAL)?,
+        );
+        let top = pool.zone(t).ok_or(EINVAL)?;
+        // A batch of 8 leaves `top` just above low; 9 would not.
+        let fits = 8;
+        let low = top.managed() - fits - 1;
+        top.set_watermarks(Watermarks {
+            min: low - 1,
+            low,
+            high: low + 1,
+        })?;
+        pool.drain();
+        let free = top.snapshot().free;
+        assert_eq!(free, top.managed());
+        let mut out = empty_slots(fits)?;
+        assert_eq!(pool.alloc_bulk(NORMAL, Reserve::Normal, &mut out), fits);
+        assert!(out
+            .iter()
+            .all(|b| matches!(b, Some(b) if b.zone == t && b.order == 0)));
+        let s = top.snapshot();
+        assert_eq!(s.free + s.pcp_pages + fits, s.managed);
+        assert!(top.validate().is_ok());
+        pool.free_bulk(&mut out);
+        assert!(out.iter().all(|b| b.is_none()));
+        pool.drain();
+        assert_eq!(top.snapshot().free, free);
+        // One page more and `top` refuses the batch: `next` gives it, `top` nothing.
+        let mut out = empty_slots(fits + 1)?;
+        assert_eq!(pool.alloc_bulk(NORMAL, Reserve::Normal, &mut out), fits + 1);
+        assert!(out.iter().all(|b| matches!(b, Some(b) if b.zone == n)));
+        assert_eq!(top.snapshot().free, free);
+        pool.free_bulk(&mut out);
+        // More than any zone can give: one page, the usual way.
+        let mut out = empty_slots(200)?;
+        assert_eq!(pool.alloc_bulk(NORMAL, Reserve::Normal, &mut out), 1);
+        // Slots filled before are kept and counted; only the empty ones are filled.
+        let mut small = empty_slots(4)?;
+        if let (Some(a), Some(b)) = (small.get_mut(1), out.iter_mut().find(|b| b.is_some())) {
+            *a = b.take();
+        }
+        assert_eq!(pool.alloc_bulk(NORMAL, Reserve::Normal, &mut small), 4);
+        pool.free_bulk(&mut small);
+        pool.free_bulk(&mut out);
+        pool.drain();
+        for z in 0..NR_ZONES {
+            let zone = pool.zone(z).ok_or(EINVAL)?;
+            let s = zone.snapshot();
+            assert_eq!((s.free, s.pcp_pages), (s.managed, 0));
+            assert!(zone.validate().is_ok());
+        }
         Ok(())
     }
 

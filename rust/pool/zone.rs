@@ -7,19 +7,26 @@
 //!
 //! # Locks
 //!
-//! - `Zone::pcp[cpu]` (irq-safe spinlock, one per CPU and zone): that CPU's list. Taken for a
-//!   moment by the CPU itself, or by whoever reads or drains the lists.
+//! - `Zone::pcp[cpu]` (spinlock, one per CPU and zone): that CPU's lists. Taken for a moment
+//!   by the CPU itself, or by whoever reads or drains the lists.
 //! - `Zone::inner` (irq-safe spinlock, one per zone): the zone's buddy allocator, its held
-//!   list and watermarks. May be taken under a `pcp` lock of the same zone (refill, drain),
-//!   never the other way round, and never two zones' locks at once.
+//!   list and watermarks. May be taken under a `pcp` lock of the same zone (refill, give-back,
+//!   drain), never the other way round, and never two zones' locks at once.
 //!
-//! Both kinds disable interrupts: as with Linux's allocator, a block may be freed from any
-//! context (an RCU callback in softirq, later), and a free that interrupted a holder of the
-//! same lock on its CPU would deadlock. Each zone index has its own lockdep classes for both
-//! kinds, so lockdep would see two zones' locks nested.
+//! As in Linux 7.3 (`pcp_spin_trylock`), the per-CPU lock does not disable interrupts: the
+//! allocation and free paths only *try* it, and go to the zone (whose lock is irq-safe) when
+//! it is busy. A block may so be freed from any context (an RCU callback in softirq, later):
+//! a free that interrupted a holder of its CPU's list finds the lock taken and frees to the
+//! zone instead of deadlocking. Only process context waits for a `pcp` lock (drains,
+//! debugfs, ioctls reading statistics); lockdep does not count a trylock in interrupt context
+//! as an irq use, so the lock stays irq-unsafe for it, nested outside the irq-safe zone lock
+//! as Linux's are. Each zone index has its own lockdep classes for both kinds, so lockdep
+//! would see two zones' locks nested.
 //!
-//! Nothing allocates memory or touches user memory under either. Counters are atomics. The
-//! chunk table (index to host page) and the lowmem reserves never change after load.
+//! Nothing allocates memory or touches user memory under either. Counters of the per-CPU
+//! paths live in the CPU's own list structure (a cache line of its own) and are summed when
+//! read; the zone's are atomics, touched only on the zone path. The chunk table (index to
+//! host page) and the lowmem reserves never change after load.
 
 use kernel::{
     cpu::{nr_cpu_ids, CpuId},
@@ -28,7 +35,7 @@ use kernel::{
     static_lock_class,
     sync::{
         atomic::{Atomic, Relaxed},
-        LockClassKey, SpinLockIrq,
+        LockClassKey, SpinLock, SpinLockGuard, SpinLockIrq,
     },
 };
 
@@ -36,7 +43,7 @@ use crate::{
     buddy::{self, Buddy, PageMeta, NR_ORDERS},
     fail::Point,
     host_pages::HostChunk,
-    pcp::{self, PcpList},
+    pcp::{self, Backing, PcpLists, NR_PCP_ORDERS, PCP_PAGES, PCP_SLOTS},
     zone::{self, Reserve, Watermarks, NR_ZONES},
 };
 
@@ -103,27 +110,44 @@ pub(crate) struct ZoneInner {
     wmark: Watermarks,
 }
 
-/// Pages one per-CPU list can hold at most.
-const PCP_SLOTS: usize = 512;
-
 /// `high_min` and `high_max` of a zone's per-CPU lists (see `pcp.rs`).
 fn pcp_marks(wmark: Watermarks, managed: usize, cpus: usize, batch: usize) -> (usize, usize) {
     (
-        pcp::high_mark(wmark.low, cpus, batch, PCP_SLOTS),
-        pcp::high_mark(managed / 8, cpus, batch, PCP_SLOTS),
+        pcp::high_mark(wmark.low, cpus, batch, PCP_PAGES),
+        pcp::high_mark(managed / 8, cpus, batch, PCP_PAGES),
     )
 }
 
-/// One CPU's list for one zone, and the events counted on it: like Linux's per-CPU vmstat
+/// One CPU's lists for one zone, and the events counted on them: like Linux's per-CPU vmstat
 /// diffs, they cost no atomic operation on the fast path (the list lock is held anyway).
+///
+/// Aligned to a cache line, so that (boxed, with its lock) it shares no line with another
+/// CPU's: two CPUs allocating at once touch disjoint lines.
+#[repr(align(64))]
 struct PcpCpu {
-    list: PcpList<KVec<u32>>,
+    lists: PcpLists<KVec<u32>>,
     pgalloc: u64,
     pgfree: u64,
     fallback: u64,
 }
 
-type Pcp = SpinLockIrq<PcpCpu>;
+type Pcp = SpinLock<PcpCpu>;
+
+/// The zone's buddy allocator as the per-CPU lists' [`Backing`], under the zone lock.
+struct Lender<'a>(&'a mut Buddy<KVVec<PageMeta>>);
+
+impl Backing for Lender<'_> {
+    #[inline]
+    fn take(&mut self, order: u32) -> Option<u32> {
+        self.0.alloc(order)
+    }
+
+    fn give(&mut self, index: u32, order: u32) {
+        // INVARIANT (of `Zone`): blocks on the lists are allocated in the buddy table, at the
+        // order of their list. Anything else is a bug of minimm's.
+        kernel::warn_on!(self.0.free(index) != Ok(order));
+    }
+}
 
 /// The lockdep names and classes of zone `id`'s locks (the zone's, then its per-CPU lists'):
 /// one class per zone index, so that nesting two zones' locks would not go unseen.
@@ -160,7 +184,10 @@ fn lock_classes(
 /// One CPU's list of a zone, as read at one moment.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PcpInfo {
+    /// Pages on the lists, every order together.
     pub(crate) count: usize,
+    /// Blocks on each order's list.
+    pub(crate) blocks: [usize; NR_PCP_ORDERS],
     pub(crate) high: usize,
     pub(crate) batch: usize,
     pub(crate) high_min: usize,
@@ -267,13 +294,13 @@ impl Zone {
         for _ in 0..cpus {
             let slots = KVec::from_elem(0u32, PCP_SLOTS, GFP_KERNEL)?;
             let cpu = PcpCpu {
-                list: PcpList::new(slots, high_min, high_max, batch),
+                lists: PcpLists::new(slots, high_min, high_max, batch),
                 pgalloc: 0,
                 pgfree: 0,
                 fallback: 0,
             };
             lists.push(
-                KBox::pin_init(SpinLockIrq::new(cpu, pcp_name, pcp_class), GFP_KERNEL)?,
+                KBox::pin_init(SpinLock::new(cpu, pcp_name, pcp_class), GFP_KERNEL)?,
                 GFP_KERNEL,
             )?;
         }
@@ -298,12 +325,14 @@ impl Zone {
     }
 
     /// The zone's state, copied under its lock (the per-CPU lists each under their own).
+    ///
+    /// Context: process context (waits for the per-CPU locks).
     pub(crate) fn snapshot(&self) -> Snapshot {
         let mut counters = self.counters.read();
         let mut pcp_pages = 0;
         for list in self.pcp.iter() {
             let l = list.lock();
-            pcp_pages += l.list.count();
+            pcp_pages += l.lists.count();
             counters.pgalloc += l.pgalloc;
             counters.pgfree += l.pgfree;
             counters.fallback += l.fallback;
@@ -323,16 +352,24 @@ impl Zone {
         }
     }
 
-    /// CPU `cpu`'s list, as Linux's zoneinfo shows a pageset.
+    /// CPU `cpu`'s lists, as Linux's zoneinfo shows a pageset.
+    ///
+    /// Context: process context.
     pub(crate) fn pcp_info(&self, cpu: usize) -> Option<PcpInfo> {
         let l = self.pcp.get(cpu)?.lock();
         Some(PcpInfo {
-            count: l.list.count(),
-            high: l.list.high,
-            batch: l.list.batch,
-            high_min: l.list.high_min,
-            high_max: l.list.high_max,
+            count: l.lists.count(),
+            blocks: core::array::from_fn(|o| l.lists.blocks(o as u32)),
+            high: l.lists.high,
+            batch: l.lists.batch,
+            high_min: l.lists.high_min,
+            high_max: l.lists.high_max,
         })
+    }
+
+    /// Pages the zone manages.
+    pub(crate) fn managed(&self) -> usize {
+        self.managed
     }
 
     /// Number of per-CPU lists (possible CPUs).
@@ -355,8 +392,8 @@ impl Zone {
         let (high_min, high_max) = pcp_marks(w, self.managed, self.pcp.len(), self.batch());
         for list in self.pcp.iter() {
             let mut l = list.lock();
-            let batch = l.list.batch;
-            l.list.set_marks(high_min, high_max, batch);
+            let batch = l.lists.batch;
+            l.lists.set_marks(high_min, high_max, batch);
         }
         Ok(())
     }
@@ -366,26 +403,57 @@ impl Zone {
         pcp::batch_size(self.managed, PAGE_SIZE)
     }
 
-    /// Gives every page on every CPU's list back to the buddy allocator; returns how many.
+    /// Gives every block on every CPU's lists back to the buddy allocator; returns the pages.
     ///
-    /// Context: any; takes each CPU's list lock in turn, then the zone lock.
+    /// Context: process context; takes each CPU's list lock in turn, then the zone lock.
     pub(crate) fn drain(&self) -> usize {
-        let mut n = 0;
-        for list in self.pcp.iter() {
-            let mut l = list.lock();
-            let mut g = self.inner.lock();
-            while let Some(i) = l.list.pop_cold() {
-                // INVARIANT: pages on the list are allocated in the buddy table.
-                kernel::warn_on!(g.buddy.free(i).is_err());
-                n += 1;
-            }
-            self.free.store(g.buddy.free_pages(), Relaxed);
+        self.pcp
+            .iter()
+            .map(|list| self.drain_one(&mut list.lock()))
+            .sum()
+    }
+
+    /// [`Zone::drain`] for any context: lists that are busy (their CPU in the middle of an
+    /// allocation, or interrupted in one) are left alone.
+    pub(super) fn try_drain(&self) -> usize {
+        self.pcp
+            .iter()
+            .filter_map(|list| list.try_lock())
+            .map(|mut l| self.drain_one(&mut l))
+            .sum()
+    }
+
+    fn drain_one(&self, l: &mut PcpCpu) -> usize {
+        if l.lists.count() == 0 {
+            return 0;
         }
+        let mut g = self.inner.lock();
+        let n = l.lists.drain(&mut Lender(&mut g.buddy));
+        self.free.store(g.buddy.free_pages(), Relaxed);
         n
     }
 
-    /// Runs the buddy invariant checker; returns the number of blocks.
+    /// Runs the buddy invariant checker, and checks that every block on a per-CPU list is
+    /// allocated in the buddy table at its list's order; returns the number of blocks.
+    ///
+    /// Context: process context.
     pub(crate) fn validate(&self) -> Result<usize, buddy::Corruption> {
+        for list in self.pcp.iter() {
+            let l = list.lock();
+            let g = self.inner.lock();
+            let mut wrong = None;
+            l.lists.for_each(|i, o| {
+                if g.buddy.allocated_order(i) != Some(o) {
+                    wrong.get_or_insert(i);
+                }
+            });
+            if let Some(index) = wrong {
+                return Err(buddy::Corruption {
+                    index,
+                    what: "a block on a per-CPU list is not allocated at its list's order",
+                });
+            }
+        }
         let g = self.inner.lock();
         if self.free.load(Relaxed) != g.buddy.free_pages() || self.low.load(Relaxed) != g.wmark.low
         {
@@ -405,24 +473,19 @@ impl Zone {
     }
 
     /// Tries to take a block of `order` for a request whose highest zone is `highest`.
+    #[inline]
     pub(super) fn try_alloc(&self, order: u32, highest: usize, class: Reserve) -> Option<u32> {
         let reserve = self.protection.get(highest).copied().unwrap_or(0);
         let fallback = self.id != highest;
-        let index = match (order == 0)
-            .then(|| self.alloc_pcp(reserve, fallback))
-            .flatten()
-        {
-            Some(i) => i,
-            None => {
-                let i = self.alloc_buddy(order, reserve, class)?;
-                self.counters.pgalloc.add(1, Relaxed);
-                if fallback {
-                    self.counters.fallback.add(1, Relaxed);
-                }
-                i
-            }
-        };
-        Some(index)
+        if let Some(i) = self.alloc_pcp(order, reserve, fallback) {
+            return Some(i);
+        }
+        let i = self.alloc_buddy(order, reserve, class)?;
+        self.counters.pgalloc.add(1, Relaxed);
+        if fallback {
+            self.counters.fallback.add(1, Relaxed);
+        }
+        Some(i)
     }
 
     /// Whether a page of the block at `index` of `order` is referenced from outside minimm:
@@ -491,38 +554,49 @@ impl Zone {
         recycled
     }
 
-    /// The per-CPU fast path for order 0: only when the zone is above its low watermark plus
-    /// the reserve (else the buddy path decides, and counts the watermark hits).
-    fn alloc_pcp(&self, reserve: usize, fallback: bool) -> Option<u32> {
-        if self.free.load(Relaxed) <= self.low.load(Relaxed).saturating_add(reserve) {
+    /// This CPU's lists, if their lock is free (`pcp_spin_trylock`). The CPU id may be stale
+    /// by the time the lock is taken (the task moved): the lock keeps another CPU's lists just
+    /// as safe, and the next call finds the right ones.
+    #[inline]
+    fn this_cpu(&self) -> Option<SpinLockGuard<'_, PcpCpu>> {
+        self.pcp.get(CpuId::current().as_u32() as usize)?.try_lock()
+    }
+
+    /// The per-CPU fast path for orders 0..3: only when the zone is clearly above its low
+    /// watermark plus the reserve (else the buddy path decides, and counts the watermark
+    /// hits), and only when this CPU's lists are not busy (an interrupted holder on this CPU,
+    /// or a drain from another).
+    #[inline]
+    fn alloc_pcp(&self, order: u32, reserve: usize, fallback: bool) -> Option<u32> {
+        if order as usize >= NR_PCP_ORDERS
+            || self.free.load(Relaxed) <= self.low.load(Relaxed).saturating_add(reserve)
+        {
             return None;
         }
-        // Any CPU's list will do: the id may be stale once read, the list lock keeps it safe.
-        let mut l = self.pcp.get(CpuId::current().as_u32() as usize)?.lock();
-        if l.list.count() == 0 {
-            // An injected failure is a refill that got nothing (and tuned nothing): the buddy
-            // path serves the request, with its watermark checks.
-            if crate::fail::should_fail(Point::PcpRefill) {
-                return None;
-            }
-            l.list
-                .tune_on_refill(self.free.load(Relaxed) > self.high.load(Relaxed));
-            let mut g = self.inner.lock();
-            for _ in 0..l.list.batch {
-                let Some(i) = g.buddy.alloc(0) else {
-                    break;
-                };
-                if let Err(i) = l.list.push(i) {
-                    kernel::warn_on!(g.buddy.free(i).is_err());
-                    break;
-                }
-            }
-            self.free.store(g.buddy.free_pages(), Relaxed);
-        }
-        let i = l.list.pop()?;
+        let mut l = self.this_cpu()?;
+        let i = match l.lists.pop(order) {
+            Some(i) => i,
+            None => self.refill(&mut l, order)?,
+        };
         l.pgalloc += 1;
         l.fallback += u64::from(fallback);
         Some(i)
+    }
+
+    /// The list of `order` is empty: one trip to the zone for a batch (`rmqueue_bulk`).
+    #[inline(never)]
+    fn refill(&self, l: &mut PcpCpu, order: u32) -> Option<u32> {
+        // An injected failure is a refill that got nothing (and tuned nothing): the buddy
+        // path serves the request, with its watermark checks.
+        if crate::fail::should_fail(Point::PcpRefill) {
+            return None;
+        }
+        let above_high = self.free.load(Relaxed) > self.high.load(Relaxed);
+        let mut g = self.inner.lock();
+        l.lists.refill(order, above_high, &mut Lender(&mut g.buddy));
+        self.free.store(g.buddy.free_pages(), Relaxed);
+        drop(g);
+        l.lists.pop(order)
     }
 
     /// The buddy path, under the zone lock, with Linux's watermark checks.
@@ -543,27 +617,18 @@ impl Zone {
         index
     }
 
-    /// Frees the allocated block at `index` of `order`: order 0 to this CPU's list, draining
-    /// a batch to the buddy allocator when the list reaches its high mark.
+    /// Frees the allocated block at `index` of `order`: orders 0..3 to this CPU's lists, giving
+    /// pages back to the buddy allocator once they reach their high mark; other orders, and
+    /// any order while this CPU's lists are busy, to the buddy allocator.
+    #[inline]
     pub(super) fn free(&self, index: u32, order: u32) -> Result<(), buddy::Error> {
-        if order == 0 {
-            if let Some(list) = self.pcp.get(CpuId::current().as_u32() as usize) {
-                let mut l = list.lock();
+        if (order as usize) < NR_PCP_ORDERS {
+            if let Some(mut l) = self.this_cpu() {
                 l.pgfree += 1;
-                let pushed = l.list.push(index);
-                if pushed.is_err() || l.list.over_high() {
-                    l.list
-                        .tune_on_overflow(self.free.load(Relaxed) < self.high.load(Relaxed));
-                    let mut g = self.inner.lock();
-                    let mut freed = pushed.or_else(|i| g.buddy.free(i).map(|_| ()));
-                    for _ in 0..l.list.batch {
-                        let Some(i) = l.list.pop_cold() else { break };
-                        freed = freed.and(g.buddy.free(i).map(|_| ()));
-                    }
-                    self.free.store(g.buddy.free_pages(), Relaxed);
-                    return freed;
-                }
-                return Ok(());
+                return match l.lists.free(index, order) {
+                    Ok(false) => Ok(()),
+                    pushed => self.give_back(&mut l, pushed, order),
+                };
             }
         }
         self.counters.pgfree.add(1, Relaxed);
@@ -574,6 +639,108 @@ impl Zone {
             Ok(o) if o == order => Ok(()),
             Ok(_) => Err(buddy::Error::NotAllocated),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The lists reached their high mark (`Ok(true)`), or the block's list is full (`Err`):
+    /// one trip to the zone (`free_pcppages_bulk`).
+    #[inline(never)]
+    fn give_back(
+        &self,
+        l: &mut PcpCpu,
+        pushed: Result<bool, u32>,
+        order: u32,
+    ) -> Result<(), buddy::Error> {
+        let below_high = self.free.load(Relaxed) < self.high.load(Relaxed);
+        let mut g = self.inner.lock();
+        let freed = match pushed {
+            Err(i) => g.buddy.free(i).and_then(|o| {
+                if o == order {
+                    Ok(())
+                } else {
+                    Err(buddy::Error::NotAllocated)
+                }
+            }),
+            Ok(_) => Ok(()),
+        };
+        l.lists
+            .give_back(order, below_high, &mut Lender(&mut g.buddy));
+        self.free.store(g.buddy.free_pages(), Relaxed);
+        freed
+    }
+
+    /// Up to `n` order-0 pages for a request whose highest zone is `highest`, each passed to
+    /// `put`; returns how many (`alloc_pages_bulk`). The watermark is checked once for the
+    /// whole batch: the zone must stay above low plus the reserve with `n` pages fewer, or
+    /// the batch gets nothing here. This CPU's list serves first, then the buddy allocator,
+    /// in one trip under the zone lock. Nothing when this CPU's list is busy.
+    pub(super) fn alloc_bulk(&self, n: usize, highest: usize, mut put: impl FnMut(u32)) -> usize {
+        let reserve = self.protection.get(highest).copied().unwrap_or(0);
+        let mark = self
+            .low
+            .load(Relaxed)
+            .saturating_add(reserve)
+            .saturating_add(n);
+        if n == 0 || self.free.load(Relaxed) <= mark {
+            return 0;
+        }
+        let Some(mut l) = self.this_cpu() else {
+            return 0;
+        };
+        let mut got = 0;
+        while got < n {
+            let Some(i) = l.lists.pop(0) else { break };
+            put(i);
+            got += 1;
+        }
+        if got < n {
+            let mut g = self.inner.lock();
+            while got < n {
+                let Some(i) = g.buddy.alloc(0) else { break };
+                put(i);
+                got += 1;
+            }
+            self.free.store(g.buddy.free_pages(), Relaxed);
+        }
+        l.pgalloc += got as u64;
+        if self.id != highest {
+            l.fallback += got as u64;
+        }
+        got
+    }
+
+    /// Frees the order-0 pages `next` yields, allocated in this zone: to this CPU's list, with
+    /// at most one trip to the zone for all the give-backs the batch causes; to the buddy
+    /// allocator in one trip when the list is busy. A page that is not an allocated order-0
+    /// page of the zone is a bug of the caller's, and WARNs.
+    pub(super) fn free_bulk(&self, mut next: impl FnMut() -> Option<u32>) {
+        let Some(mut l) = self.this_cpu() else {
+            let mut g = self.inner.lock();
+            let mut n = 0u64;
+            while let Some(i) = next() {
+                n += 1;
+                kernel::warn_on!(g.buddy.free(i) != Ok(0));
+            }
+            self.free.store(g.buddy.free_pages(), Relaxed);
+            self.counters.pgfree.add(n, Relaxed);
+            return;
+        };
+        let below_high = self.free.load(Relaxed) < self.high.load(Relaxed);
+        let mut zone = None;
+        while let Some(i) = next() {
+            l.pgfree += 1;
+            let pushed = l.lists.free(i, 0);
+            if pushed == Ok(false) {
+                continue;
+            }
+            let g = zone.get_or_insert_with(|| self.inner.lock());
+            if let Err(i) = pushed {
+                kernel::warn_on!(g.buddy.free(i) != Ok(0));
+            }
+            l.lists.give_back(0, below_high, &mut Lender(&mut g.buddy));
+        }
+        if let Some(g) = zone {
+            self.free.store(g.buddy.free_pages(), Relaxed);
         }
     }
 }

@@ -773,6 +773,136 @@ pub fn pcp_lists() -> TestResult {
     pass()
 }
 
+/// Orders 1..3 have per-CPU lists too, counted in pages as Linux does: a block of each order
+/// comes from its own list (refilled from the zone) and goes back to it; `pcp_lists` shows
+/// the blocks by order and zoneinfo's `count` their pages; after every free the lists hold
+/// less than `high` plus a batch; order 4 has no list; drain_pcp empties every order.
+pub fn pcp_lists_every_order() -> TestResult {
+    /// CPU 0's lists in one zone, from `pcp_lists`: (count, blocks of orders 0..3).
+    fn lists(zone: &str) -> Result<(u64, [u64; 4]), String> {
+        let text = debugfs("pcp_lists").map_err(e)?;
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("zone {zone:>8} cpu   0 ")))
+            .ok_or(format!("no cpu 0 line for {zone} in {text:?}"))?;
+        // "... count N blocks B0 B1 B2 B3"
+        let nums: Vec<u64> = line
+            .split(" count ")
+            .nth(1)
+            .unwrap_or("")
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        match nums.as_slice() {
+            [count, b0, b1, b2, b3] => Ok((*count, [*b0, *b1, *b2, *b3])),
+            _ => Err(format!("bad line {line:?}")),
+        }
+    }
+    fn pageset(zone: &str, key: &str) -> Result<u64, String> {
+        let text = debugfs("zoneinfo").map_err(e)?;
+        let z = text
+            .split("Node 0, zone")
+            .find(|z| z.trim_start().starts_with(zone))
+            .ok_or(format!("no {zone} in zoneinfo"))?;
+        let cpu0 = z.split("cpu: ").nth(1).ok_or("no pagesets")?;
+        cpu0.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or(format!("no {key} in {cpu0:?}"))
+    }
+    let _pin = CpuPin::new(0)?;
+    let dev = open()?;
+    let (zone, name) = if stats(&dev, NORMAL)?.managed_pages > 0 {
+        (NORMAL, "Normal")
+    } else {
+        (DMA32, "DMA32")
+    };
+    std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1").map_err(e)?;
+    check_eq!(lists(name)?, (0, [0; 4]));
+    let before = stats(&dev, zone)?;
+    let batch = pageset(name, "batch:")?;
+    let mut handles = Vec::new();
+    for order in 1..4u32 {
+        let free = stats(&dev, zone)?.free_pages;
+        let a = dev.alloc(order, zone, 0).map_err(e)?;
+        check_eq!(a.zone_out, zone);
+        // `nr_pcp_alloc`: max(batch >> order, 2) blocks (1 with a batch of 1), one handed out.
+        let blocks = if batch <= 1 {
+            1
+        } else {
+            (batch >> order).max(2)
+        };
+        check_eq!(free - stats(&dev, zone)?.free_pages, blocks << order);
+        check_eq!(lists(name)?.1[order as usize], blocks - 1);
+        handles.push(a.handle);
+    }
+    for (order, h) in (1..4).zip(handles) {
+        let on_list = lists(name)?.1[order];
+        dev.free(h).map_err(e)?;
+        let (count, blocks) = lists(name)?;
+        let high = pageset(name, "high:")?;
+        check!(
+            count < high + batch,
+            "count {count}, high {high}, batch {batch}"
+        );
+        if count > 0 {
+            check!(blocks[order] <= on_list + 1, "{blocks:?}");
+        }
+        check_eq!(
+            count,
+            blocks.iter().enumerate().map(|(o, b)| b << o).sum::<u64>()
+        );
+        check_eq!(pageset(name, "count:")?, count);
+        check_eq!(stats(&dev, zone)?.pcp_pages, count);
+    }
+    // Order 4 has no list: it leaves the lists as they are.
+    let lists_before = lists(name)?;
+    let a = dev.alloc(4, zone, 0).map_err(e)?;
+    dev.free(a.handle).map_err(e)?;
+    check_eq!(lists(name)?, lists_before);
+    std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1").map_err(e)?;
+    check_eq!(lists(name)?, (0, [0; 4]));
+    check_eq!(stats(&dev, zone)?.free_pages, before.free_pages);
+    validate_ok()?;
+    pass()
+}
+
+/// `bench` runs every row, on the debug kernel too (few iterations: the figures mean nothing
+/// here, only that the pairs, the bulk API and the kthreads of the scaling rows work and
+/// leave the pool as it was).
+pub fn bench_reports_every_row() -> TestResult {
+    let dev = open()?;
+    std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1").map_err(e)?;
+    let before: Vec<u64> = (0..3)
+        .map(|z| stats(&dev, z).map(|s| s.free_pages))
+        .collect::<Result<_, _>>()?;
+    std::fs::write("/sys/kernel/debug/minimm/bench", "run 64").map_err(e)?;
+    let text = debugfs("bench").map_err(e)?;
+    let first: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for row in ["order0", "order1", "order2", "order3", "order9", "bulk64"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(row))
+            .ok_or(format!("no {row} row in {text:?}"))?;
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        check_eq!(fields.len(), 7);
+        // ratio_min <= ratio <= ratio_max
+        let r: Vec<f64> = fields[4..].iter().filter_map(|f| f.parse().ok()).collect();
+        check!(r.len() == 3 && r[1] <= r[0] && r[0] <= r[2], "{line:?}");
+    }
+    check!(first.contains(&"1") && first.contains(&"2"), "{text:?}");
+    check!(text.contains("scaling 2/1 cpus: minimm "), "{text:?}");
+    std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1").map_err(e)?;
+    for (z, free) in before.iter().enumerate() {
+        check_eq!(stats(&dev, z as u32)?.free_pages, *free);
+    }
+    validate_ok()?;
+    pass()
+}
+
 /// The invariant checker passes after all the above, read or triggered.
 pub fn validate_passes() -> TestResult {
     let text = debugfs("validate").map_err(e)?;

@@ -351,6 +351,14 @@ const TESTS: &[Test] = &[
         run: buddy::pcp_lists,
     },
     Test {
+        name: "buddy_pcp_lists_every_order",
+        run: buddy::pcp_lists_every_order,
+    },
+    Test {
+        name: "buddy_bench_reports_every_row",
+        run: buddy::bench_reports_every_row,
+    },
+    Test {
         name: "buddy_concurrent_alloc_free",
         run: buddy::concurrent_alloc_free,
     },

@@ -4,7 +4,7 @@
 
 use crate::{
     buddy::{Buddy, PageMeta},
-    pcp::{self, PcpList},
+    pcp::{self, Backing, PcpLists},
     trace::{Trace, CHUNK_ORDER, MAX_TRACE_ORDER, PAGES},
     zone,
 };
@@ -54,23 +54,37 @@ impl Adapter for MinimmBuddy {
     }
 }
 
-/// Pages a per-CPU list holds at most (`PCP_SLOTS` of rust/pool/zone.rs).
-const PCP_SLOTS: usize = 512;
 /// CPUs of the VM the module runs in (`make run`: 2 vCPUs).
 const CPUS: usize = 2;
 /// The module's default zone sizes (DMA, DMA32, NORMAL), for its default watermarks.
 const ZONE_PAGES: [usize; zone::NR_ZONES] = [512, 16384, 16384];
 
+/// The buddy allocator as the lists' zone (the module's `Lender`, without its warning).
+struct Lender(Buddy<Vec<PageMeta>>);
+
+impl Backing for Lender {
+    #[inline]
+    fn take(&mut self, order: u32) -> Option<u32> {
+        self.0.alloc(order)
+    }
+
+    #[inline]
+    fn give(&mut self, index: u32, order: u32) {
+        let freed = self.0.free(index);
+        debug_assert_eq!(freed, Ok(order));
+    }
+}
+
 /// The page path as the module's `Zone` runs it (rust/pool/zone.rs `alloc_pcp`, `free`,
 /// `drain`; rust/pool/mod.rs `alloc_raw`), on one CPU, without its locks, counters,
-/// watermark checks and fault injection: order 0 through a per-CPU list in front of the
-/// buddy allocator, with the module's batch and high for a 16384-page zone; other orders
-/// straight to the buddy allocator; when the buddy allocator refuses, the list is drained into
-/// it and the request tried once more.
+/// watermark checks and fault injection: orders 0..3 through per-CPU lists in front of the
+/// buddy allocator, with the module's batch and high for a 16384-page zone; order 4 straight
+/// to the buddy allocator; when the buddy allocator refuses, the lists are drained into it and
+/// the request tried once more.
 pub struct PagePath {
-    buddy: Buddy<Vec<PageMeta>>,
-    list: PcpList<Vec<u32>>,
-    /// The zone's high watermark, which tunes the list's `high`.
+    zone: Lender,
+    lists: PcpLists<Vec<u32>>,
+    /// The zone's high watermark, which tunes the lists' `high`.
     wmark_high: usize,
 }
 
@@ -81,85 +95,63 @@ impl PagePath {
         let w =
             zone::watermarks(ZONE_PAGES, zone::min_free_kbytes(total, kib) / kib, 10)[zone::NORMAL];
         let batch = pcp::batch_size(PAGES, 4096);
-        let high_min = pcp::high_mark(w.low, CPUS, batch, PCP_SLOTS);
-        let high_max = pcp::high_mark(PAGES / 8, CPUS, batch, PCP_SLOTS);
+        let high_min = pcp::high_mark(w.low, CPUS, batch, pcp::PCP_PAGES);
+        let high_max = pcp::high_mark(PAGES / 8, CPUS, batch, pcp::PCP_PAGES);
         Self {
-            buddy: arena_buddy(),
-            list: PcpList::new(vec![0; PCP_SLOTS], high_min, high_max, batch),
+            zone: Lender(arena_buddy()),
+            lists: PcpLists::new(vec![0; pcp::PCP_SLOTS], high_min, high_max, batch),
             wmark_high: w.high,
         }
     }
 
-    /// (batch, high_min, high_max) of the list.
+    /// (batch, high_min, high_max) of the lists.
     pub fn marks(&self) -> (usize, usize, usize) {
-        (self.list.batch, self.list.high_min, self.list.high_max)
+        (self.lists.batch, self.lists.high_min, self.lists.high_max)
     }
 
     pub fn buddy(&self) -> &Buddy<Vec<PageMeta>> {
-        &self.buddy
+        &self.zone.0
     }
 
     pub fn pcp_pages(&self) -> usize {
-        self.list.count()
+        self.lists.count()
     }
 
-    /// `Zone::alloc_pcp`: pop the list, refilling a batch first when it is empty.
-    #[inline]
-    fn alloc_pcp(&mut self) -> Option<u32> {
-        if self.list.count() == 0 {
-            self.refill();
-        }
-        self.list.pop()
-    }
-
+    /// The empty-list half of `Zone::alloc_pcp`.
     #[inline(never)]
-    fn refill(&mut self) {
-        self.list
-            .tune_on_refill(self.buddy.free_pages() > self.wmark_high);
-        for _ in 0..self.list.batch {
-            let Some(i) = self.buddy.alloc(0) else {
-                break;
-            };
-            if let Err(i) = self.list.push(i) {
-                let _ = self.buddy.free(i);
-                break;
-            }
-        }
+    fn refill(&mut self, order: u32) -> Option<u32> {
+        let above = self.zone.0.free_pages() > self.wmark_high;
+        self.lists.refill(order, above, &mut self.zone);
+        self.lists.pop(order)
     }
 
     #[inline]
     fn try_alloc(&mut self, order: u32) -> Option<u32> {
-        if order == 0 {
-            if let Some(i) = self.alloc_pcp() {
+        if (order as usize) < pcp::NR_PCP_ORDERS {
+            if let Some(i) = self.lists.pop(order) {
+                return Some(i);
+            }
+            if let Some(i) = self.refill(order) {
                 return Some(i);
             }
         }
-        self.buddy.alloc(order)
+        self.zone.0.alloc(order)
     }
 
-    /// `Zone::drain`: every page of the list back to the buddy allocator.
+    /// `Zone::drain`: every block on the lists back to the buddy allocator.
     #[inline(never)]
     fn drain(&mut self) -> usize {
-        let mut n = 0;
-        while let Some(i) = self.list.pop_cold() {
-            let _ = self.buddy.free(i);
-            n += 1;
-        }
-        n
+        self.lists.drain(&mut self.zone)
     }
 
-    /// The overflow half of `Zone::free`: the list reached high (or is full).
+    /// The give-back half of `Zone::free`: the lists reached high, or the block's list is full.
     #[inline(never)]
-    fn overflow(&mut self, pushed: Result<(), u32>) {
-        self.list
-            .tune_on_overflow(self.buddy.free_pages() < self.wmark_high);
+    fn overflow(&mut self, pushed: Result<bool, u32>, order: u32) {
         if let Err(i) = pushed {
-            let _ = self.buddy.free(i);
+            self.zone.give(i, order);
         }
-        for _ in 0..self.list.batch {
-            let Some(i) = self.list.pop_cold() else { break };
-            let _ = self.buddy.free(i);
-        }
+        let below = self.zone.0.free_pages() < self.wmark_high;
+        self.lists.give_back(order, below, &mut self.zone);
     }
 }
 
@@ -175,15 +167,14 @@ impl Adapter for PagePath {
 
     #[inline]
     fn free(&mut self, index: u32, order: u32) {
-        if order == 0 {
-            let pushed = self.list.push(index);
-            if pushed.is_err() || self.list.over_high() {
-                self.overflow(pushed);
+        if (order as usize) < pcp::NR_PCP_ORDERS {
+            match self.lists.free(index, order) {
+                Ok(false) => {}
+                r => self.overflow(r, order),
             }
             return;
         }
-        let freed = self.buddy.free(index);
-        debug_assert_eq!(freed, Ok(order));
+        self.zone.give(index, order);
     }
 }
 

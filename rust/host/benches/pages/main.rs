@@ -208,7 +208,7 @@ fn check() {
         b.buddy().validate().expect("buddy invariants");
         let p = run(adapters::PagePath::new(t), t);
         p.buddy().validate().expect("page path's buddy invariants");
-        assert!(p.pcp_pages() <= 512);
+        assert!(p.pcp_pages() <= 4 * pcp::PCP_PAGES);
         run(adapters::BuddySystem::new(t), t);
         run(adapters::Bitmap::new(t), t);
         let mut s = Checked {
