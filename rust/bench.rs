@@ -85,6 +85,22 @@ pub(crate) struct Report {
     pub(crate) scaling: [Option<Scaling>; SCALING_CPUS.len()],
     /// Why the scaling rows are missing, if they are.
     pub(crate) scaling_skipped: Option<&'static str>,
+    /// The order-0 fast path's parts, ns each (medians): see [`Profile`].
+    pub(crate) profile: Profile,
+}
+
+/// Where an order-0 pair's time goes, measured apart in the same run (medians of
+/// [`ROUNDS`]): TCG has no performance counters for `perf`, so the parts are timed alone.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Profile {
+    /// The timing loop itself, per iteration.
+    pub(crate) loop_ns: u64,
+    /// Reading the CPU id (`raw_smp_processor_id`, a C helper call).
+    pub(crate) cpu_id_ns: u64,
+    /// Taking and releasing this CPU's list lock (two exported C calls).
+    pub(crate) lock_ns: u64,
+    /// That with a pop and a push of a page on the list.
+    pub(crate) lock_pop_push_ns: u64,
 }
 
 /// Runs every row with `iterations` pairs a round (order 9 a tenth, bulk a sixteenth).
@@ -122,6 +138,28 @@ pub(crate) fn run(pool: &Pool, iterations: u64) -> Result<Report> {
         rows,
         scaling,
         scaling_skipped,
+        profile: profile(pool, n)?,
+    })
+}
+
+/// The order-0 fast path's parts (see [`Profile`]), on the NORMAL zone's lists, with one page
+/// on this CPU's list (a pair leaves it there).
+fn profile(pool: &Pool, k: u64) -> Result<Profile> {
+    let zone = pool.zone(zone::NORMAL).ok_or(EINVAL)?;
+    pool.free_raw(pool.alloc_raw(0, zone::NORMAL, Reserve::Normal)?);
+    let mut parts = [[0u64; ROUNDS]; 4];
+    for round in 0..ROUNDS {
+        let t = zone.time_fast_path_parts(k);
+        for (p, ns) in parts.iter_mut().zip(t) {
+            p[round] = ns;
+        }
+    }
+    let [a, b, c, d] = parts.map(|mut p| median(&mut p) / k);
+    Ok(Profile {
+        loop_ns: a,
+        cpu_id_ns: b.saturating_sub(a),
+        lock_ns: c.saturating_sub(a),
+        lock_pop_push_ns: d.saturating_sub(a),
     })
 }
 
@@ -418,6 +456,12 @@ pub(crate) fn show(report: &Option<Report>, f: &mut fmt::Formatter<'_>) -> fmt::
             Thousandths(r.ratio[2]),
         )?;
     }
+    let p = report.profile;
+    writeln!(
+        f,
+        "order0 fast path parts, ns: loop {} cpu_id {} lock+unlock {} lock+pop+push+unlock {}",
+        p.loop_ns, p.cpu_id_ns, p.lock_ns, p.lock_pop_push_ns
+    )?;
     if let Some(why) = report.scaling_skipped {
         return writeln!(f, "scaling skipped: {why}");
     }

@@ -22,7 +22,8 @@
 //! - [`host_pages`]: pages borrowed from the host kernel (the unsafe part).
 //! - [`pool`]: the pool: borrowing at load, the walk down the zones, the held-block reaper
 //!   (`pool/mod.rs`); one zone's locked state, per-CPU lists, held list and counters
-//!   (`pool/zone.rs`); blocks handed out (`pool/block.rs`).
+//!   (`pool/zone.rs`); blocks handed out (`pool/block.rs`); the per-CPU lists' thin lock
+//!   over C's spinlock calls (`pool/pcp_lock.rs`, an unsafe part).
 //! - [`device`]: the misc device: open files, the ioctl dispatcher and struct copying
 //!   (`device/mod.rs`); buffers, their ioctls and mmap with faults (`device/blocks.rs`); the
 //!   module-wide mmap offset space and buffer owners (`device/registry.rs`).
@@ -41,13 +42,16 @@
 //!    space and owner records. Never two of these at once. The kernel's mmap lock may be held
 //!    above the registry's (a buffer dropped in `vma_close`), and a seq_file's lock (reading
 //!    `page_owner`).
-//! 2. `pool::Zone::pcp[cpu]` (irq-safe spinlock, one per CPU and zone, one lockdep class per
-//!    zone): a per-CPU page list. Never two at once.
+//! 2. `pool::Zone::pcp[cpu]` (spinlock, `pool/pcp_lock.rs`, one per CPU and zone, one lockdep
+//!    class per zone): a CPU's per-CPU page lists. Never two at once. Outside process context
+//!    only ever *tried* (Linux's `pcp_spin_trylock`): a busy list sends the request to the zone.
 //! 3. `pool::Zone::inner` (irq-safe spinlock, one per zone and lockdep class per zone): the
 //!    zone's buddy allocator, held list and watermarks. Never two at once.
 //!
-//! The spinlocks disable interrupts because a block may be freed from any context, as into
-//! Linux's allocator. No allocation and no user copy happens under a spinlock.
+//! A block may be freed from any context, as into Linux's allocator: the zone lock disables
+//! interrupts, and the per-CPU lock need not, since an interrupt that finds it taken (by the
+//! task it interrupted) frees to the zone instead of waiting. No allocation and no user copy
+//! happens under a spinlock.
 //!
 //! Fault injection takes no lock: its knobs are atomics, and `fail::should_fail` may run under
 //! any of the locks above (`pcp_refill` runs under a per-CPU list lock) and only logs

@@ -6,11 +6,7 @@
 
 use core::ops::Range;
 
-use kernel::{
-    page::BorrowedPage,
-    prelude::*,
-    sync::{atomic::Relaxed, Arc},
-};
+use kernel::{page::BorrowedPage, prelude::*, sync::Arc};
 
 use super::Pool;
 use crate::pattern;
@@ -138,7 +134,7 @@ impl Drop for PoolBlock {
             order: self.raw.order,
         });
         // A free is a good moment to look at the oldest held block.
-        if zone.held.load(Relaxed) > 0 {
+        if zone.held.load(core::sync::atomic::Ordering::Relaxed) > 0 {
             zone.reap_held(1);
         }
     }

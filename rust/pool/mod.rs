@@ -56,6 +56,7 @@
 //! a zone lock (irq-safe); the pool itself adds none (the reaper is a work item).
 
 mod block;
+mod pcp_lock;
 mod zone;
 
 pub(crate) use block::{PoolBlock, RawBlock};
@@ -234,6 +235,7 @@ impl Pool {
     /// 64 held blocks a zone looked at, and the zones are tried once more.
     ///
     /// Context: any; takes a per-CPU list lock or one zone lock at a time; never sleeps.
+    #[inline]
     pub(crate) fn alloc_raw(&self, order: u32, highest: usize, class: Reserve) -> Result<RawBlock> {
         if order > MAX_ORDER || highest >= NR_ZONES {
             return Err(EINVAL);
@@ -246,6 +248,12 @@ impl Pool {
         if let Some(r) = self.try_zones(order, highest, class) {
             return Ok(r);
         }
+        self.alloc_slow(order, highest, class)
+    }
+
+    /// [`Pool::alloc_raw`] when no zone gave the block at once: drain, reap, retry.
+    #[inline(never)]
+    fn alloc_slow(&self, order: u32, highest: usize, class: Reserve) -> Result<RawBlock> {
         // Bounded, since an allocation never sleeps: the delayed work looks at the rest.
         const REAP_ON_FAILURE: usize = 64;
         let zones = crate::zone::fallback(highest).filter_map(|z| self.zone(z));
@@ -335,17 +343,25 @@ impl Pool {
         }
     }
 
-    /// One walk down the zones a request may use.
+    /// One walk down the zones a request may use (`crate::zone::fallback`, written out as a
+    /// loop: this is the fast path, and the iterator adapters are not all inlined).
+    #[inline]
     fn try_zones(&self, order: u32, highest: usize, class: Reserve) -> Option<RawBlock> {
-        crate::zone::fallback(highest).find_map(|z| {
-            let index = self.zone(z)?.try_alloc(order, highest, class)?;
-            // INVARIANT: `index` heads a block of `order` just allocated in zone `z`.
-            Some(RawBlock {
-                zone: z,
-                index,
-                order,
-            })
-        })
+        let mut z = highest.min(NR_ZONES - 1);
+        loop {
+            if let Some(index) = self
+                .zone(z)
+                .and_then(|zone| zone.try_alloc(order, highest, class))
+            {
+                // INVARIANT: `index` heads a block of `order` just allocated in zone `z`.
+                return Some(RawBlock {
+                    zone: z,
+                    index,
+                    order,
+                });
+            }
+            z = z.checked_sub(1)?;
+        }
     }
 
     /// Queues the reaper if any zone holds blocks. Once [`Pool::stop_reaper`] disabled it,
@@ -355,7 +371,7 @@ impl Pool {
     fn schedule_reaper(self: &Arc<Self>) {
         let held = (0..NR_ZONES)
             .filter_map(|z| self.zone(z))
-            .any(|z| z.held.load(Relaxed) > 0);
+            .any(|z| z.held.load(core::sync::atomic::Ordering::Relaxed) > 0);
         if held {
             let delay = kernel::time::msecs_to_jiffies(REAP_INTERVAL_MS);
             // Already queued, or disabled: `Err` gives our reference back (and a queued reaper
@@ -392,6 +408,7 @@ impl Pool {
     /// Gives a block from [`Pool::alloc_raw`] back.
     ///
     /// Context: any; never sleeps.
+    #[inline]
     pub(crate) fn free_raw(&self, raw: RawBlock) {
         let freed = self.zone(raw.zone).map(|z| z.free(raw.index, raw.order));
         // By `RawBlock`'s invariant the block is allocated and ours: anything else is a bug.

@@ -2,12 +2,12 @@
 
 //! Host-native benchmark of minimm's page allocator core (`make bench-host`).
 //!
-//! Replays the same seeded traces (trace.rs) on minimm's buddy allocator, on the page path as
-//! the module runs it (a per-CPU list in front of the buddy allocator), on two published Rust
-//! frame allocators, on per-order stacks that never split or merge, and on no allocator at
-//! all, and prints ns per operation as a markdown table: the median of `--runs` timed runs
-//! (after one warm-up), with the min-max spread. Each run starts from a fresh allocator; runs
-//! of the allocators are interleaved so that a busy moment of the machine hits them alike.
+//! Replays the same seeded traces (trace.rs) on minimm's buddy allocator, on the page path as the
+//! module runs it (per-CPU lists of orders 0-3 in front of the buddy allocator), on two published
+//! Rust frame allocators, on per-order stacks that never split or merge, and on no allocator at
+//! all, and prints ns per operation as a markdown table: the median of `--runs` timed runs (after
+//! one warm-up), with the min-max spread. Each run starts from a fresh allocator; runs of the
+//! allocators are interleaved so that a busy moment of the machine hits them alike.
 //!
 //! `--instructions` adds instructions per operation, counted by callgrind (each allocator and
 //! trace replayed once, in a child process under `valgrind --tool=callgrind`, counting only
@@ -61,7 +61,7 @@ const ROWS: &[Row] = &[
     },
     Row {
         name: "minimm page path",
-        what: "per-CPU list (order 0) in front of rust/buddy.rs",
+        what: "per-CPU lists (orders 0-3) in front of rust/buddy.rs",
         run: |t, s| timed(adapters::PagePath::new, t, s),
     },
     Row {
