@@ -27,7 +27,10 @@ use kernel::{
     bindings,
     error::from_err_ptr,
     prelude::*,
-    sync::atomic::{Acquire, Atomic, Relaxed, Release},
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        Completion,
+    },
     time::{Instant, Monotonic},
 };
 
@@ -69,13 +72,14 @@ pub(crate) struct Row {
     pub(crate) ratio: [u64; 3],
 }
 
-/// One scaling row: aggregate order-0 pairs per second on `cpus` CPUs at once (medians).
+/// One scaling row: aggregate order-0 pairs per second on `cpus` CPUs at once: the median,
+/// lowest and highest of the rounds, for minimm and for the host.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Scaling {
     pub(crate) cpus: u32,
     pub(crate) iterations: u64,
-    pub(crate) minimm_per_s: u64,
-    pub(crate) host_per_s: u64,
+    pub(crate) minimm_per_s: [u64; 3],
+    pub(crate) host_per_s: [u64; 3],
 }
 
 /// The last run's report.
@@ -97,9 +101,9 @@ pub(crate) struct Profile {
     pub(crate) loop_ns: u64,
     /// Reading the CPU id (`raw_smp_processor_id`, a C helper call).
     pub(crate) cpu_id_ns: u64,
-    /// Taking and releasing this CPU's list lock (two exported C calls).
+    /// Taking and releasing this CPU's list lock (two exported C calls), the CPU id apart.
     pub(crate) lock_ns: u64,
-    /// That with a pop and a push of a page on the list.
+    /// That with a pop and a push of a page on the list, the CPU id apart.
     pub(crate) lock_pop_push_ns: u64,
 }
 
@@ -142,11 +146,14 @@ pub(crate) fn run(pool: &Pool, iterations: u64) -> Result<Report> {
     })
 }
 
-/// The order-0 fast path's parts (see [`Profile`]), on the NORMAL zone's lists, with one page
-/// on this CPU's list (a pair leaves it there).
+/// The order-0 fast path's parts (see [`Profile`]), on the lists of the zone that serves the
+/// pair rows, with one page on this CPU's list (a pair leaves it there; should the thread move
+/// to another CPU meanwhile, `lock+pop+push` finds that CPU's list and may time the lock
+/// alone).
 fn profile(pool: &Pool, k: u64) -> Result<Profile> {
-    let zone = pool.zone(zone::NORMAL).ok_or(EINVAL)?;
-    pool.free_raw(pool.alloc_raw(0, zone::NORMAL, Reserve::Normal)?);
+    let block = pool.alloc_raw(0, zone::NORMAL, Reserve::Normal)?;
+    let zone = pool.zone(block.zone()).ok_or(EINVAL)?;
+    pool.free_raw(block);
     let mut parts = [[0u64; ROUNDS]; 4];
     for round in 0..ROUNDS {
         let t = zone.time_fast_path_parts(k);
@@ -155,11 +162,13 @@ fn profile(pool: &Pool, k: u64) -> Result<Profile> {
         }
     }
     let [a, b, c, d] = parts.map(|mut p| median(&mut p) / k);
+    // Each part after the first includes the ones before it: the loop, then the CPU id, which
+    // the lock's part reads to find this CPU's lists.
     Ok(Profile {
         loop_ns: a,
         cpu_id_ns: b.saturating_sub(a),
-        lock_ns: c.saturating_sub(a),
-        lock_pop_push_ns: d.saturating_sub(a),
+        lock_ns: c.saturating_sub(b),
+        lock_pop_push_ns: d.saturating_sub(b),
     })
 }
 
@@ -281,9 +290,10 @@ struct Race<'a> {
     pool: &'a Pool,
     host: bool,
     iterations: u64,
-    /// Lanes waiting for `go`.
+    /// Lanes about to wait for `go`.
     ready: Atomic<u32>,
-    go: Atomic<u32>,
+    /// Completed once every lane waits: they start together.
+    go: &'a Completion,
     /// Lanes done.
     finished: Atomic<u32>,
 }
@@ -294,7 +304,8 @@ struct Lane<'a> {
     ns: Atomic<u64>,
 }
 
-/// A lane kthread: waits for the start, runs the order-0 pair loop, reports.
+/// A lane kthread: waits for the start (sleeping, so that the CPU stays free for the
+/// controller and the other lane's start), runs the order-0 pair loop, reports.
 ///
 /// # Safety
 ///
@@ -305,10 +316,7 @@ unsafe extern "C" fn lane_main(data: *mut c_void) -> i32 {
     let lane = unsafe { &*data.cast::<Lane<'_>>() };
     let race = lane.race;
     race.ready.fetch_add(1, Release);
-    while race.go.load(Acquire) == 0 {
-        // SAFETY: `cpu_relax` has no preconditions.
-        unsafe { bindings::cpu_relax() };
-    }
+    race.go.wait_for_completion();
     let r = if race.host {
         host_pairs(0, race.iterations)
     } else {
@@ -322,12 +330,13 @@ unsafe extern "C" fn lane_main(data: *mut c_void) -> i32 {
 /// Runs the order-0 loop in kthreads bound to CPUs `0..cpus`, started together; returns the
 /// aggregate pairs per second (all lanes' pairs over the slowest lane's time).
 fn race_on(pool: &Pool, host: bool, cpus: u32, iterations: u64) -> Result<u64> {
+    pin_init::stack_pin_init!(let go = Completion::new());
     let race = Race {
         pool,
         host,
         iterations,
         ready: Atomic::new(0),
-        go: Atomic::new(0),
+        go: &go,
         finished: Atomic::new(0),
     };
     let lanes: [Lane<'_>; SCALING_CPUS.len()] = core::array::from_fn(|_| Lane {
@@ -374,8 +383,10 @@ fn race_on(pool: &Pool, host: bool, cpus: u32, iterations: u64) -> Result<u64> {
             unsafe { bindings::msleep(1) };
         }
     };
+    // Every lane counted itself in `ready` just before waiting: a lane woken by
+    // `complete_all` before it slept does not wait at all.
     wait_for(&race.ready);
-    race.go.store(1, Release);
+    race.go.complete_all();
     wait_for(&race.finished);
     for task in tasks.iter().take(started as usize) {
         // SAFETY: `task` is a kthread we hold a reference to; its thread function has run to
@@ -410,11 +421,12 @@ fn scale(pool: &Pool, cpus: u32, iterations: u64) -> Result<Scaling> {
             m[round] = race_on(pool, false, cpus, iterations)?;
         }
     }
+    let spread = |v: &mut [u64; ROUNDS]| [median(v), v[0], v[ROUNDS - 1]];
     Ok(Scaling {
         cpus,
         iterations,
-        minimm_per_s: median(&mut m),
-        host_per_s: median(&mut h),
+        minimm_per_s: spread(&mut m),
+        host_per_s: spread(&mut h),
     })
 }
 
@@ -465,21 +477,26 @@ pub(crate) fn show(report: &Option<Report>, f: &mut fmt::Formatter<'_>) -> fmt::
     if let Some(why) = report.scaling_skipped {
         return writeln!(f, "scaling skipped: {why}");
     }
-    writeln!(f, "cpus iterations minimm_pairs_per_s host_pairs_per_s")?;
+    writeln!(
+        f,
+        "cpus iterations minimm_pairs_per_s (min max) host_pairs_per_s (min max)"
+    )?;
     for s in report.scaling.iter().flatten() {
+        let [m, m0, m1] = s.minimm_per_s;
+        let [h, h0, h1] = s.host_per_s;
         writeln!(
             f,
-            "{:4} {:10} {:18} {:16}",
-            s.cpus, s.iterations, s.minimm_per_s, s.host_per_s
+            "{:4} {:10} {m:9} ({m0} {m1}) {h:9} ({h0} {h1})",
+            s.cpus, s.iterations
         )?;
     }
     if let [Some(one), Some(two)] = report.scaling {
         let x = |a: u64, b: u64| Thousandths(b.saturating_mul(1000) / a.max(1));
         writeln!(
             f,
-            "scaling 2/1 cpus: minimm {} host {}",
-            x(one.minimm_per_s, two.minimm_per_s),
-            x(one.host_per_s, two.host_per_s)
+            "scaling 2/1 cpus (medians): minimm {} host {}",
+            x(one.minimm_per_s[0], two.minimm_per_s[0]),
+            x(one.host_per_s[0], two.host_per_s[0])
         )?;
     }
     Ok(())

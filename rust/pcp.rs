@@ -19,8 +19,9 @@
 //!
 //! Give-backs follow Linux's `free_pcppages_bulk` and `nr_pcp_free`: the list just freed to
 //! goes first, then the others round-robin, coldest blocks first; and the amount grows with a
-//! run of frees: `free_count` counts the pages freed since the last allocation halved it, and a
-//! give-back returns `clamp(free_count, batch, high - batch)` pages. A burst of frees (a bulk
+//! run of frees: `free_count` counts the pages freed (up to `batch << 5`, as Linux's
+//! `CONFIG_PCP_BATCH_SCALE_MAX` default) and each allocation halves it, and a give-back
+//! returns `clamp(free_count, batch, high - batch)` pages. A burst of frees (a bulk
 //! free, a process exiting) so gives back in a few large trips rather than many small ones.
 //!
 //! Sizing follows Linux 7.3 (mm/page_alloc.c): `batch` is `zone_batchsize` (~0.025% of the
@@ -42,6 +43,9 @@ pub(crate) const PCP_SLOTS: usize = 960;
 
 /// Pages one order's ring holds with [`PCP_SLOTS`] slots: the ceiling of the high marks.
 pub(crate) const PCP_PAGES: usize = 512;
+
+/// Linux's `CONFIG_PCP_BATCH_SCALE_MAX` default: `free_count` counts up to `batch` times 2^5.
+const PCP_BATCH_SCALE_MAX: u32 = 5;
 
 /// Where the lists' blocks come from and go back to: the zone's buddy allocator, under the
 /// zone lock.
@@ -103,8 +107,10 @@ pub(crate) struct PcpLists<S> {
     slots: S,
     rings: [Ring; NR_PCP_ORDERS],
     count: usize,
-    /// Pages freed since allocations last halved it (Linux's `free_count`).
+    /// Pages freed since allocations last halved it (Linux's `free_count`), counted while
+    /// below `free_count_max`, `batch << PCP_BATCH_SCALE_MAX`.
     free_count: usize,
+    free_count_max: usize,
     pub(crate) high: usize,
     pub(crate) high_min: usize,
     pub(crate) high_max: usize,
@@ -137,6 +143,7 @@ where
             rings,
             count: 0,
             free_count: 0,
+            free_count_max: batch.saturating_mul(1 << PCP_BATCH_SCALE_MAX),
             high: high_min,
             high_min,
             high_max: high_max.max(high_min),
@@ -149,6 +156,7 @@ where
         self.high_min = high_min;
         self.high_max = high_max.max(high_min);
         self.batch = batch;
+        self.free_count_max = batch.saturating_mul(1 << PCP_BATCH_SCALE_MAX);
         self.high = self.high.clamp(self.high_min, self.high_max);
     }
 
@@ -208,8 +216,12 @@ where
     /// the block back when its list is full.
     #[inline]
     pub(crate) fn free(&mut self, index: u32, order: u32) -> Result<bool, u32> {
-        self.free_count = self.free_count.saturating_add(1 << order);
         self.push(index, order)?;
+        // Linux stops counting at `batch << CONFIG_PCP_BATCH_SCALE_MAX` (5 by default), so
+        // that a few allocations undo a long run of frees. (`push` took only orders 0..3.)
+        if self.free_count < self.free_count_max {
+            self.free_count += 1 << order;
+        }
         Ok(self.count >= self.high)
     }
 
@@ -244,7 +256,7 @@ where
         if self.batch <= 1 {
             1
         } else {
-            (self.batch >> order).max(2)
+            self.batch.checked_shr(order).unwrap_or(0).max(2)
         }
     }
 
@@ -508,6 +520,19 @@ mod tests {
         }
         assert_eq!(z.0.free_pages(), 4096);
         assert_eq!(z.0.validate(), Ok(4));
+    }
+
+    #[test]
+    fn free_count_stops_at_batch_times_32() {
+        let mut l = PcpLists::new(vec![0u32; PCP_SLOTS], 400, 400, 2);
+        for i in 0..200 {
+            assert_eq!(l.free(i, 0), Ok(false));
+        }
+        // Counted while below 2 << 5 = 64, as Linux checks before adding.
+        assert_eq!(l.give_back_pages(), 64);
+        assert!(l.pop(0).is_some());
+        assert_eq!(l.give_back_pages(), 32, "one allocation halves the run");
+        assert_eq!(l.free(1000, 4), Err(1000), "no list above order 3");
     }
 
     #[test]

@@ -24,6 +24,13 @@ pub(crate) struct RawBlock {
     pub(super) order: u32,
 }
 
+impl RawBlock {
+    /// The zone the block came from.
+    pub(crate) fn zone(&self) -> usize {
+        self.zone
+    }
+}
+
 /// A [`RawBlock`] that keeps the pool alive and gives the block back when dropped (or holds it,
 /// while its pages are referenced from outside): what a file's [`crate::device::blocks::Buffer`] owns.
 pub(crate) struct PoolBlock {

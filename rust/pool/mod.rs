@@ -301,19 +301,27 @@ impl Pool {
         let mut got = 0;
         for z in crate::zone::fallback(highest) {
             let Some(zone) = self.zone(z) else { continue };
-            got = zone.alloc_bulk(want, highest, |index| {
-                if let Some(slot) = empty.next() {
-                    // INVARIANT: `index` heads an order-0 block just allocated in zone `z`.
+            // `put` is called at most `want` times, the empty slots there are.
+            let served = zone.alloc_bulk(want, highest, |index| match empty.next() {
+                // INVARIANT: `index` heads an order-0 block just allocated in zone `z`.
+                Some(slot) => {
                     *slot = Some(RawBlock {
                         zone: z,
                         index,
                         order: 0,
-                    });
+                    })
+                }
+                None => {
+                    kernel::warn_on!(true);
                 }
             });
-            if got > 0 {
-                break;
+            match served {
+                Some(0) => continue,
+                Some(n) => got = n,
+                // This CPU's list is busy (an interrupted holder): one page the usual way.
+                None => {}
             }
+            break;
         }
         if got == 0 {
             if let (Some(slot), Ok(b)) = (empty.next(), self.alloc_raw(0, highest, class)) {
@@ -324,16 +332,20 @@ impl Pool {
     }
 
     /// Gives back every block in `blocks` (emptying their slots), as Linux's
-    /// `free_pages_bulk`: order-0 pages a zone at a time through this CPU's list, with at most
-    /// one trip to each zone; other orders one by one, as [`Pool::free_raw`].
+    /// `free_pages_bulk`: order-0 pages a zone at a time through this CPU's list, a trip to
+    /// the zone only for the give-backs the batch causes; other orders one by one, as
+    /// [`Pool::free_raw`].
     ///
     /// Context: any; never sleeps.
     pub(crate) fn free_bulk(&self, blocks: &mut [Option<RawBlock>]) {
+        let order0_of =
+            |z: usize, b: &Option<RawBlock>| matches!(b, Some(r) if r.zone == z && r.order == 0);
         for z in 0..NR_ZONES {
             let Some(zone) = self.zone(z) else { continue };
-            let mut mine = blocks
-                .iter_mut()
-                .filter(|b| matches!(b, Some(r) if r.zone == z && r.order == 0));
+            if !blocks.iter().any(|b| order0_of(z, b)) {
+                continue;
+            }
+            let mut mine = blocks.iter_mut().filter(|b| order0_of(z, b));
             zone.free_bulk(|| Some(mine.next()?.take()?.index));
         }
         for b in blocks.iter_mut() {

@@ -2,7 +2,9 @@
 
 //! The per-CPU lists' lock: a `spinlock_t` taken and released with the very calls C's
 //! `spin_trylock`, `spin_lock` and `spin_unlock` compile to (`_raw_spin_trylock`,
-//! `_raw_spin_lock`, `_raw_spin_unlock`, all exported).
+//! `_raw_spin_lock`, `_raw_spin_unlock`, exported functions on kernels that do not inline
+//! them: every x86_64 kernel with preemption, which 7.3 always has there; other
+//! configurations are refused at build time below).
 //!
 //! Why not `kernel::sync::SpinLock`: on a gcc-built kernel the Rust helpers are not inlined,
 //! and its lock and unlock cost six calls together (two helpers, each wrapping the exported
@@ -10,7 +12,7 @@
 //! per-CPU lists are the allocator's hottest path, taken twice per allocate+free pair, and
 //! under TCG every call and return costs a translation-block lookup: with the zone's
 //! lock-free copies read as plain loads (`pool/zone.rs`), the thin lock took an order-0 pair
-//! from 548 ns to 256 ns in the benchmark VM (see README). Lockdep sees the lock as
+//! from 548 ns to 224 ns in the benchmark VM (see README). Lockdep sees the lock as
 //! it sees any spinlock: initialised with its class by `__spin_lock_init`, acquired and
 //! released by the `_raw_spin_*` functions.
 //!
@@ -31,6 +33,15 @@ use kernel::{
 
 #[cfg(CONFIG_PREEMPT_RT)]
 compile_error!("minimm's per-CPU list lock (pool/pcp_lock.rs) supports non-RT kernels only");
+#[cfg(any(
+    CONFIG_INLINE_SPIN_TRYLOCK,
+    CONFIG_INLINE_SPIN_LOCK,
+    not(CONFIG_UNINLINE_SPIN_UNLOCK)
+))]
+compile_error!(
+    "minimm's per-CPU list lock (pool/pcp_lock.rs) needs _raw_spin_trylock, _raw_spin_lock and \
+     _raw_spin_unlock as functions (CONFIG_UNINLINE_SPIN_UNLOCK, no CONFIG_INLINE_SPIN_*)"
+);
 
 /// A spinlock protecting a `T`, with C's calls (see the module documentation).
 ///
@@ -75,9 +86,9 @@ impl<T> PcpLock<T> {
         // `Opaque<T>` is `repr(transparent)` over `UnsafeCell<MaybeUninit<T>>`: a pointer to
         // it is a pointer to the `T` inside, which may be written through (`UnsafeCell`); a
         // cast rather than `Opaque::get`, which is not inlined across crates. Without
-        // PREEMPT_RT, `spinlock_t` is a union whose member `rlock`, the `raw_spinlock_t`, sits
-        // at offset 0 (bindgen keeps the union opaque when lockdep is on, so the cast is the
-        // only way to name it).
+        // PREEMPT_RT, `spinlock_t` is a struct whose first member is a union whose member
+        // `rlock`, the `raw_spinlock_t`, sits at offset 0, with lockdep or without (the
+        // kernel's bindgen keeps `spinlock_t` opaque, so the cast is the only way to name it).
         core::ptr::from_ref(&self.lock)
             .cast::<bindings::raw_spinlock_t>()
             .cast_mut()

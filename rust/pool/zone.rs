@@ -114,6 +114,10 @@ pub(crate) struct ZoneInner {
     wmark: Watermarks,
 }
 
+/// Pages a bulk call moves to or from the buddy allocator in one zone lock hold: bounds the
+/// time with interrupts off whatever the caller's batch.
+pub(super) const BULK_PER_TRIP: usize = 256;
+
 /// `high_min` and `high_max` of a zone's per-CPU lists (see `pcp.rs`).
 fn pcp_marks(wmark: Watermarks, managed: usize, cpus: usize, batch: usize) -> (usize, usize) {
     (
@@ -222,8 +226,9 @@ pub(crate) struct Snapshot {
 ///   of the zone's buddy table, and chunks do not overlap. It does not change after load.
 /// - `free` and `low` equal the buddy's free pages and the low watermark whenever the zone
 ///   lock is released.
-/// - Pages on the `pcp` lists are allocated in the buddy table. (Who owns a block handed out
-///   is recorded by its owner: `device/registry.rs` for user buffers.)
+/// - Blocks on the `pcp` lists are allocated in the buddy table, at the order of their list.
+///   (Who owns a block handed out is recorded by its owner: `device/registry.rs` for user
+///   buffers.)
 #[pin_data]
 pub(crate) struct Zone {
     id: usize,
@@ -590,7 +595,8 @@ impl Zone {
         let cpu = ns(t);
         let t = Instant::<Monotonic>::now();
         for _ in 0..k {
-            core::hint::black_box(self.this_cpu());
+            // Taken and released within the statement.
+            core::hint::black_box(self.this_cpu().is_some());
         }
         let lock = ns(t);
         let t = Instant::<Monotonic>::now();
@@ -713,11 +719,17 @@ impl Zone {
     }
 
     /// Up to `n` order-0 pages for a request whose highest zone is `highest`, each passed to
-    /// `put`; returns how many (`alloc_pages_bulk`). The watermark is checked once for the
-    /// whole batch: the zone must stay above low plus the reserve with `n` pages fewer, or
-    /// the batch gets nothing here. This CPU's list serves first, then the buddy allocator,
-    /// in one trip under the zone lock. Nothing when this CPU's list is busy.
-    pub(super) fn alloc_bulk(&self, n: usize, highest: usize, mut put: impl FnMut(u32)) -> usize {
+    /// `put` (at most `n` calls); returns how many (`alloc_pages_bulk`), or `None` when this
+    /// CPU's list is busy. The watermark is checked once for the whole batch: the zone must
+    /// stay above low plus the reserve with `n` pages fewer, or the batch gets nothing here
+    /// (`Some(0)`). This CPU's list serves first, then the buddy allocator, in one trip under
+    /// the zone lock for up to [`BULK_PER_TRIP`] pages (interrupts are off meanwhile).
+    pub(super) fn alloc_bulk(
+        &self,
+        n: usize,
+        highest: usize,
+        mut put: impl FnMut(u32),
+    ) -> Option<usize> {
         let reserve = self.protection.get(highest).copied().unwrap_or(0);
         let mark = self
             .low
@@ -725,65 +737,70 @@ impl Zone {
             .saturating_add(reserve)
             .saturating_add(n);
         if n == 0 || self.free.load(Ordering::Relaxed) <= mark {
-            return 0;
+            return Some(0);
         }
-        let Some(mut l) = self.this_cpu() else {
-            return 0;
-        };
+        let mut l = self.this_cpu()?;
         let mut got = 0;
         while got < n {
             let Some(i) = l.lists.pop(0) else { break };
             put(i);
             got += 1;
         }
-        if got < n {
+        while got < n {
             let mut g = self.inner.lock();
-            while got < n {
+            let trip = got.saturating_add(BULK_PER_TRIP).min(n);
+            while got < trip {
                 let Some(i) = g.buddy.alloc(0) else { break };
                 put(i);
                 got += 1;
             }
             self.free.store(g.buddy.free_pages(), Ordering::Relaxed);
+            if got < trip {
+                break;
+            }
         }
         l.pgalloc += got as u64;
         if self.id != highest {
             l.fallback += got as u64;
         }
-        got
+        Some(got)
     }
 
-    /// Frees the order-0 pages `next` yields, allocated in this zone: to this CPU's list, with
-    /// at most one trip to the zone for all the give-backs the batch causes; to the buddy
-    /// allocator in one trip when the list is busy. A page that is not an allocated order-0
-    /// page of the zone is a bug of the caller's, and WARNs.
+    /// Frees the order-0 pages `next` yields, allocated in this zone: to this CPU's list, one
+    /// trip to the zone for each give-back the batch causes (few: each grows with the run of
+    /// frees, `nr_pcp_free`); to the buddy allocator, [`BULK_PER_TRIP`] pages a trip, when the
+    /// list is busy. A page that is not an allocated order-0 page of the zone is a bug of the
+    /// caller's, and WARNs.
     pub(super) fn free_bulk(&self, mut next: impl FnMut() -> Option<u32>) {
         let Some(mut l) = self.this_cpu() else {
-            let mut g = self.inner.lock();
-            let mut n = 0u64;
-            while let Some(i) = next() {
-                n += 1;
-                kernel::warn_on!(g.buddy.free(i) != Ok(0));
+            let mut more = true;
+            while more {
+                let mut g = self.inner.lock();
+                let mut n = 0u64;
+                more = false;
+                while let Some(i) = next() {
+                    n += 1;
+                    kernel::warn_on!(g.buddy.free(i) != Ok(0));
+                    if n as usize >= BULK_PER_TRIP {
+                        more = true;
+                        break;
+                    }
+                }
+                self.free.store(g.buddy.free_pages(), Ordering::Relaxed);
+                drop(g);
+                self.counters.pgfree.add(n, Relaxed);
             }
-            self.free.store(g.buddy.free_pages(), Ordering::Relaxed);
-            self.counters.pgfree.add(n, Relaxed);
             return;
         };
-        let below_high = self.free.load(Ordering::Relaxed) < self.high.load(Ordering::Relaxed);
-        let mut zone = None;
         while let Some(i) = next() {
             l.pgfree += 1;
             let pushed = l.lists.free(i, 0);
-            if pushed == Ok(false) {
-                continue;
+            if pushed != Ok(false) {
+                // A free's give-back (`Zone::give_back`), the page itself included when its
+                // list was full.
+                let freed = self.give_back(&mut l, pushed, 0);
+                kernel::warn_on!(freed.is_err());
             }
-            let g = zone.get_or_insert_with(|| self.inner.lock());
-            if let Err(i) = pushed {
-                kernel::warn_on!(g.buddy.free(i) != Ok(0));
-            }
-            l.lists.give_back(0, below_high, &mut Lender(&mut g.buddy));
-        }
-        if let Some(g) = zone {
-            self.free.store(g.buddy.free_pages(), Ordering::Relaxed);
         }
     }
 }

@@ -1113,6 +1113,7 @@ pub fn threads_churn_while_descriptors_close() -> TestResult {
         "page_owner",
         "page_owner_sort",
         "bench",
+        "pcp_lists",
     ];
     let dup = dev.try_clone().map_err(e)?;
     thread::scope(|s| {
@@ -2007,6 +2008,7 @@ pub fn debugfs_reads_while_churning() -> TestResult {
         "page_owner",
         "page_owner_sort",
         "bench",
+        "pcp_lists",
     ];
     let mut wrong = Vec::new();
     thread::scope(|s| {

@@ -1875,6 +1875,7 @@ const DEBUGFS_FILES: &[(&str, u32)] = &[
     ("watermarks", 2),
     ("validate", 1),
     ("bench", 1),
+    ("pcp_lists", 2),
 ];
 
 const ZONE_NAMES: [&str; 3] = ["DMA", "DMA32", "Normal"];
@@ -1976,6 +1977,24 @@ fn op_debugfs(ctx: &mut Ctx<'_>) -> Step {
                 text.lines().filter(|l| l.contains(": ok,")).count() == 3,
                 "validate: {text:?}"
             );
+        }
+        "pcp_lists" => {
+            // "Node 0, zone NAME cpu C count N blocks B0 B1 B2 B3", each line read under its
+            // CPU's lock: the count is the pages of the four orders' blocks.
+            for l in text.lines() {
+                let (_, rest) = l.split_once(" count ").ok_or(format!("line {l:?}"))?;
+                let v: Vec<u64> = rest
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                check!(v.len() == 5, "pcp_lists line {l:?}");
+                let pages: u64 = v[1..].iter().enumerate().map(|(o, b)| b << o).sum();
+                check!(
+                    v[0] == pages,
+                    "pcp_lists line {l:?}: count is not the blocks' pages"
+                );
+            }
+            check!(text.lines().count() >= 2, "pcp_lists: {text:?}");
         }
         _ => {}
     }
