@@ -161,7 +161,7 @@ fn profile(pool: &Pool, k: u64) -> Result<Profile> {
             p[round] = ns;
         }
     }
-    let [a, b, c, d] = parts.map(|mut p| median(&mut p) / k);
+    let [a, b, c, d] = parts.map(|mut p| median(&mut p).checked_div(k).unwrap_or(0));
     // Each part after the first includes the ones before it: the loop, then the CPU id, which
     // the lock's part reads to find this CPU's lists.
     Ok(Profile {
@@ -203,8 +203,8 @@ fn measure(
     Ok(Row {
         case,
         iterations: k,
-        minimm_ns: median(&mut m) / k,
-        host_ns: median(&mut h) / k,
+        minimm_ns: median(&mut m).checked_div(k).unwrap_or(0),
+        host_ns: median(&mut h).checked_div(k).unwrap_or(0),
         ratio: [ratio_median, r[0], r[ROUNDS - 1]],
     })
 }
