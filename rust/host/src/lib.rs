@@ -22,6 +22,9 @@ pub mod pcp;
 #[path = "../../pattern.rs"]
 pub mod pattern;
 
+#[path = "../../slab.rs"]
+pub mod slab;
+
 #[path = "../../uapi.rs"]
 pub mod uapi;
 

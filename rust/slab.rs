@@ -1,0 +1,649 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Slab caches, pure part: a cache's geometry and a slab's free list.
+//!
+//! **Geometry** ([`Geometry::new`]) decides, for objects of one size and alignment, how a slab
+//! is laid out, as Linux does:
+//!
+//! - the alignment as SLUB's `calculate_alignment`: at least 8 bytes; with `HWCACHE_ALIGN`,
+//!   the cache line, halved while the object fits in half of it;
+//! - the *slot* of an object: its size rounded up to the alignment, plus a red zone of one
+//!   alignment unit (at least 8 bytes) on either side when the cache has red zones;
+//! - the slab order as SLUB's `calculate_order`: at least `4 * (fls(cpus) + 1)` objects when
+//!   an order-3 slab holds that many, then the smallest order from there whose leftover is at
+//!   most 1/16 of the slab (then 1/8, 1/4, 1/2), never above order 3 (`slub_max_order`,
+//!   `PAGE_ALLOC_COSTLY_ORDER`) unless a single object needs more;
+//! - the slab descriptor (in-use count, free-list top and one free-list entry, an object
+//!   index, per object) as the classic SLAB (mm/slab.c before 6.8) placed it: on the slab, at
+//!   its start, for objects below `PAGE_SIZE / 8`; in a separate allocation for larger ones,
+//!   whose slabs then hold objects only;
+//! - **colouring** as the classic SLAB: the slab's leftover bytes, in units of the cache line
+//!   (or of the alignment, if larger), are spread between the slabs: each new slab starts its
+//!   objects one colour further on, wrapping around, so that the same object of consecutive
+//!   slabs falls on different cache lines. (The classic SLAB left the last colour that fits
+//!   unused; here every offset up to the leftover is a colour.)
+//!
+//! **Free list** ([`Freelist`]): a slab's free objects as a stack of object indices over
+//! caller-provided storage (on the slab itself or beside it), with the checks SLUB's debugging
+//! makes on a free (an index outside the slab, a double free) and a validator.
+//!
+//! The kernel side (the cache's slab lists, per-CPU object arrays, locks and pages) is
+//! `rust/slab_*.rs`, when it lands; this file has no `kernel::` imports and is tested by the
+//! host crate.
+
+/// The smallest alignment and object slot (x86_64's `ARCH_SLAB_MINALIGN`, a pointer).
+pub(crate) const MIN_ALIGN: usize = 8;
+
+/// The cache line (x86_64's `cache_line_size()`): `HWCACHE_ALIGN` and colouring use it.
+pub(crate) const CACHE_LINE: usize = 64;
+
+/// The largest slab order a cache chooses (`slub_max_order`, `PAGE_ALLOC_COSTLY_ORDER`),
+/// unless a single object needs a larger one.
+pub(crate) const MAX_SLAB_ORDER: u32 = 3;
+
+/// The most objects a slab holds (SLUB's `MAX_OBJS_PER_PAGE`): an index fits in 15 bits.
+pub(crate) const MAX_OBJECTS: usize = 32767;
+
+/// Bytes of one free-list entry, an object index.
+pub(crate) const FREE_ENTRY_BYTES: usize = 2;
+
+/// Bytes of the descriptor's header (in-use count, free-list top, colour, links), before
+/// its free-list entries.
+pub(crate) const DESCRIPTOR_HEADER: usize = 16;
+
+/// Linux's generic `kmalloc` size classes (`kmalloc_info`, up to `KMALLOC_MAX_CACHE_SIZE`
+/// with 4 KiB pages).
+pub(crate) const KMALLOC_SIZES: [usize; 13] = [
+    8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192,
+];
+
+/// What a cache's geometry depends on besides its object size and alignment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// `SLAB_HWCACHE_ALIGN`: align objects to the cache line (halved for small objects).
+    pub(crate) hwcache_align: bool,
+    /// `SLAB_RED_ZONE`: a red zone on either side of every object.
+    pub(crate) red_zone: bool,
+}
+
+/// Why a geometry cannot be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GeometryError {
+    /// An object size of 0.
+    ZeroSize,
+    /// An alignment that is not a power of two, or above a page.
+    BadAlign,
+    /// An object larger than an order-[`MAX_SLAB_ORDER`] slab, or a page size that is not a
+    /// power of two.
+    TooLarge,
+}
+
+/// How a cache lays out its slabs.
+///
+/// # Invariants
+///
+/// `objects >= 1`; `descriptor + objects * slot + leftover == page_size << order`; `slot` and
+/// `descriptor` are multiples of `align`, a power of two; `colour_off` is a multiple of
+/// `align`; `colours >= 1` and `(colours - 1) * colour_off <= leftover`, so that with any
+/// colour every object lies inside the slab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// The object size asked for.
+    pub(crate) object_size: usize,
+    /// The objects' alignment.
+    pub(crate) align: usize,
+    /// Bytes of each of the two red zones (0 without red zones).
+    pub(crate) red_zone: usize,
+    /// Bytes from one object's slot to the next: red zones, object, padding.
+    pub(crate) slot: usize,
+    /// The slab's order: 2^order pages.
+    pub(crate) order: u32,
+    /// Objects per slab.
+    pub(crate) objects: usize,
+    /// Whether the descriptor is at the start of the slab (else beside it).
+    pub(crate) on_slab: bool,
+    /// Bytes the descriptor takes in the slab, aligned (0 when off-slab).
+    pub(crate) descriptor: usize,
+    /// Bytes of the slab used by nothing (before colouring).
+    pub(crate) leftover: usize,
+    /// One colour's offset.
+    pub(crate) colour_off: usize,
+    /// Distinct colours: the offsets `0, colour_off, ..` up to the leftover.
+    pub(crate) colours: usize,
+}
+
+const fn align_up(x: usize, align: usize) -> usize {
+    (x + align - 1) & !(align - 1)
+}
+
+/// The smallest order whose slab holds `bytes` (Linux's `get_order`).
+fn get_order(bytes: usize, page_size: usize) -> u32 {
+    let mut order = 0;
+    while (page_size << order) < bytes && order < usize::BITS - 1 {
+        order += 1;
+    }
+    order
+}
+
+/// SLUB's `calc_slab_order`: the smallest order from `min_order` up to `max_order` whose slab
+/// leaves at most `1 / fraction` of itself over with objects of `size`; `max_order + 1` if
+/// none does.
+fn calc_slab_order(size: usize, page_size: usize, min_order: u32, fraction: usize) -> u32 {
+    let mut order = min_order;
+    while order <= MAX_SLAB_ORDER {
+        let slab = page_size << order;
+        if slab % size <= slab / fraction {
+            break;
+        }
+        order += 1;
+    }
+    order
+}
+
+/// SLUB's `calculate_order` for slots of `size` bytes on a machine of `cpus` CPUs.
+pub(crate) fn calculate_order(size: usize, page_size: usize, cpus: usize) -> u32 {
+    let size = size.max(1);
+    let fls = usize::BITS - cpus.max(1).leading_zeros();
+    let max_objects = ((page_size << MAX_SLAB_ORDER) / size).max(1);
+    let min_objects = (4 * (fls as usize + 1)).min(max_objects);
+    let min_order = get_order(min_objects.saturating_mul(size), page_size);
+    if (page_size << min_order) / size > MAX_OBJECTS {
+        return get_order(size.saturating_mul(MAX_OBJECTS), page_size).saturating_sub(1);
+    }
+    let mut fraction = 16;
+    while fraction > 1 {
+        let order = calc_slab_order(size, page_size, min_order, fraction);
+        if order <= MAX_SLAB_ORDER {
+            return order;
+        }
+        fraction /= 2;
+    }
+    get_order(size, page_size)
+}
+
+/// SLUB's `calculate_alignment`: `align` (at least [`MIN_ALIGN`]), raised to the cache line,
+/// halved while the object fits in half of it, for `HWCACHE_ALIGN`.
+pub(crate) fn calculate_alignment(hwcache_align: bool, align: usize, size: usize) -> usize {
+    let mut align = align.max(MIN_ALIGN);
+    if hwcache_align {
+        let mut line = CACHE_LINE;
+        while size <= line / 2 && line > MIN_ALIGN {
+            line /= 2;
+        }
+        align = align.max(line);
+    }
+    align
+}
+
+impl Geometry {
+    /// The geometry of a cache of `object_size`-byte objects aligned to `align` (a power of
+    /// two, at most a page; 0 means the minimum), on `page_size`-byte pages and `cpus` CPUs.
+    pub(crate) fn new(
+        object_size: usize,
+        align: usize,
+        opts: Options,
+        page_size: usize,
+        cpus: usize,
+    ) -> Result<Self, GeometryError> {
+        if !page_size.is_power_of_two() || page_size < 4 * CACHE_LINE {
+            return Err(GeometryError::TooLarge);
+        }
+        if object_size == 0 {
+            return Err(GeometryError::ZeroSize);
+        }
+        if align != 0 && (!align.is_power_of_two() || align > page_size) {
+            return Err(GeometryError::BadAlign);
+        }
+        let max_slab = page_size << MAX_SLAB_ORDER;
+        if object_size > max_slab {
+            return Err(GeometryError::TooLarge);
+        }
+        let align = calculate_alignment(opts.hwcache_align, align, object_size);
+        let red_zone = if opts.red_zone { align } else { 0 };
+        let slot = align_up(object_size, align) + 2 * red_zone;
+        if slot > max_slab {
+            return Err(GeometryError::TooLarge);
+        }
+        let on_slab = slot < page_size / 8;
+        // On the slab, each object also costs its free-list entry.
+        let per_object = slot + if on_slab { FREE_ENTRY_BYTES } else { 0 };
+        let order = calculate_order(per_object, page_size, cpus);
+        let bytes = page_size << order;
+        let descriptor_for = |n: usize| {
+            if on_slab {
+                align_up(DESCRIPTOR_HEADER + n * FREE_ENTRY_BYTES, align)
+            } else {
+                0
+            }
+        };
+        // The classic SLAB's `cache_estimate`: as many objects as fit beside their descriptor.
+        let mut objects = (bytes / per_object).min(MAX_OBJECTS);
+        while objects > 0 && descriptor_for(objects) + objects * slot > bytes {
+            objects -= 1;
+        }
+        if objects == 0 {
+            return Err(GeometryError::TooLarge);
+        }
+        let descriptor = descriptor_for(objects);
+        let leftover = bytes - descriptor - objects * slot;
+        let colour_off = CACHE_LINE.max(align);
+        // INVARIANT: `objects >= 1` fit beside the descriptor; the colours stay within the
+        // leftover; slot, descriptor and colour_off are multiples of the power of two `align`.
+        Ok(Self {
+            object_size,
+            align,
+            red_zone,
+            slot,
+            order,
+            objects,
+            on_slab,
+            descriptor,
+            leftover,
+            colour_off,
+            colours: leftover / colour_off + 1,
+        })
+    }
+
+    /// Bytes of a slab.
+    pub(crate) fn slab_bytes(&self, page_size: usize) -> usize {
+        page_size << self.order
+    }
+
+    /// The colour after `colour`, wrapping around (the classic SLAB's `colour_next`).
+    pub(crate) fn next_colour(&self, colour: usize) -> usize {
+        if colour + 1 >= self.colours {
+            0
+        } else {
+            colour + 1
+        }
+    }
+
+    /// Offset in the slab of the descriptor, for a slab of `colour` (on-slab only).
+    pub(crate) fn descriptor_offset(&self, colour: usize) -> usize {
+        (colour % self.colours) * self.colour_off
+    }
+
+    /// Offset in the slab of object `index`'s first byte, for a slab of `colour`.
+    pub(crate) fn object_offset(&self, colour: usize, index: usize) -> Option<usize> {
+        (index < self.objects).then(|| {
+            self.descriptor_offset(colour) + self.descriptor + index * self.slot + self.red_zone
+        })
+    }
+
+    /// The object whose first byte is at `offset` in a slab of `colour`; `None` for an offset
+    /// that is not an object's start (SLUB's "pointer not at the start of an object").
+    pub(crate) fn object_index(&self, colour: usize, offset: usize) -> Option<usize> {
+        let first = self.object_offset(colour, 0)?;
+        let from = offset.checked_sub(first)?;
+        if from % self.slot != 0 {
+            return None;
+        }
+        let index = from / self.slot;
+        (index < self.objects).then_some(index)
+    }
+}
+
+/// Why a free was refused, or what the validator found. None of them changes the list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FreeError {
+    /// An index outside the slab.
+    BadIndex,
+    /// The object is free already.
+    DoubleFree,
+}
+
+/// A slab's free objects: a stack of object indices over caller-provided storage of one
+/// entry per object. Allocation pops, free pushes: the object freed last is handed out first.
+///
+/// # Invariants
+///
+/// `objects <= entries.len()` and `objects <= MAX_OBJECTS`; `entries[..free]` are the free
+/// objects' indices, each below `objects` and each once; `free <= objects`.
+pub(crate) struct Freelist<S> {
+    entries: S,
+    objects: usize,
+    free: usize,
+}
+
+impl<S> Freelist<S>
+where
+    S: core::ops::DerefMut<Target = [u16]>,
+{
+    /// A new slab's list, every one of `objects` objects free, handed out in address order;
+    /// `None` if the storage is too small or `objects` above [`MAX_OBJECTS`].
+    pub(crate) fn new_full(mut entries: S, objects: usize) -> Option<Self> {
+        if objects > MAX_OBJECTS || entries.len() < objects {
+            return None;
+        }
+        for (k, e) in entries.iter_mut().take(objects).enumerate() {
+            // Popped from the top: index 0 last in, first out.
+            *e = (objects - 1 - k) as u16;
+        }
+        // INVARIANT: entries[..objects] hold each index below `objects` once.
+        Some(Self {
+            entries,
+            objects,
+            free: objects,
+        })
+    }
+
+    /// Objects in the slab.
+    pub(crate) fn objects(&self) -> usize {
+        self.objects
+    }
+
+    /// Objects free.
+    pub(crate) fn free(&self) -> usize {
+        self.free
+    }
+
+    /// Objects allocated (SLUB's `inuse`).
+    pub(crate) fn inuse(&self) -> usize {
+        self.objects - self.free
+    }
+
+    /// Takes a free object.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<usize> {
+        let k = self.free.checked_sub(1)?;
+        let i = *self.entries.get(k)?;
+        self.free = k;
+        Some(usize::from(i))
+    }
+
+    /// Whether object `index` is free: a scan of the free entries (the debug path).
+    pub(crate) fn is_free(&self, index: usize) -> bool {
+        self.entries
+            .get(..self.free)
+            .is_some_and(|f| f.iter().any(|&e| usize::from(e) == index))
+    }
+
+    /// Gives object `index` back. A double free is caught when every object is already free
+    /// or when it is the object freed last (SLUB's cheap check); `checked` also scans the
+    /// free entries (SLUB's `on_freelist`, with consistency checks on).
+    pub(crate) fn push(&mut self, index: usize, checked: bool) -> Result<(), FreeError> {
+        if index >= self.objects {
+            return Err(FreeError::BadIndex);
+        }
+        let top = self.free.checked_sub(1).and_then(|k| self.entries.get(k));
+        if self.free >= self.objects
+            || top.is_some_and(|&t| usize::from(t) == index)
+            || (checked && self.is_free(index))
+        {
+            return Err(FreeError::DoubleFree);
+        }
+        let e = self.entries.get_mut(self.free).ok_or(FreeError::BadIndex)?;
+        // `index < objects <= MAX_OBJECTS` fits in 16 bits.
+        *e = index as u16;
+        self.free += 1;
+        Ok(())
+    }
+
+    /// Checks the invariants with `seen`, a scratch bitmap of at least `objects` bits (the
+    /// kernel has no room for one on its stack for large slabs, so the caller provides it).
+    pub(crate) fn validate(&self, seen: &mut [u64]) -> Result<(), FreeError> {
+        if seen.len() * 64 < self.objects || self.free > self.objects {
+            return Err(FreeError::BadIndex);
+        }
+        seen.iter_mut().for_each(|w| *w = 0);
+        for &e in self.entries.get(..self.free).unwrap_or(&[]) {
+            let i = usize::from(e);
+            if i >= self.objects {
+                return Err(FreeError::BadIndex);
+            }
+            let (w, bit) = (i / 64, 1u64 << (i % 64));
+            let word = seen.get_mut(w).ok_or(FreeError::BadIndex)?;
+            if *word & bit != 0 {
+                return Err(FreeError::DoubleFree);
+            }
+            *word |= bit;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{collections::BTreeSet, vec, vec::Vec};
+
+    const PAGE: usize = 4096;
+
+    fn geometry(size: usize) -> Geometry {
+        Geometry::new(size, 0, Options::default(), PAGE, 2).expect("a generic size")
+    }
+
+    /// Orders as SLUB chooses them for the generic sizes on a 2-CPU machine (what
+    /// /proc/slabinfo shows as `pagesperslab`), and objects per slab as SLUB for the sizes
+    /// whose descriptor is off the slab (512 bytes up) and as the classic SLAB's
+    /// `cache_estimate` for those whose descriptor is on it.
+    #[test]
+    fn generic_sizes_follow_linux() {
+        let slub_order = [0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 3, 3];
+        let slub_objects = [512, 256, 128, 64, 42, 32, 21, 16, 16, 16, 16, 8, 4];
+        for (k, &size) in KMALLOC_SIZES.iter().enumerate() {
+            let g = geometry(size);
+            assert_eq!(g.order, slub_order[k], "order of kmalloc-{size}");
+            assert_eq!(g.on_slab, size < PAGE / 8, "descriptor of kmalloc-{size}");
+            if g.on_slab {
+                // (slab - header) / (size + 2), less any that the aligned descriptor crowds out.
+                let mut n = (PAGE - DESCRIPTOR_HEADER) / (size + FREE_ENTRY_BYTES);
+                while align_up(DESCRIPTOR_HEADER + 2 * n, 8) + n * size > PAGE {
+                    n -= 1;
+                }
+                assert_eq!(g.objects, n, "objects of kmalloc-{size}");
+            } else {
+                assert_eq!(g.objects, slub_objects[k], "objects of kmalloc-{size}");
+            }
+        }
+        // Worked by hand: 256-byte objects, 15 of them beside a 48-byte descriptor, 208 bytes
+        // over: colours at 0, 64, 128 and 192.
+        let g = geometry(256);
+        assert_eq!(
+            (g.objects, g.descriptor, g.leftover, g.colours),
+            (15, 48, 208, 4)
+        );
+        // 8-byte objects: 408 and a 832-byte descriptor fill the page exactly.
+        let g = geometry(8);
+        assert_eq!(
+            (g.objects, g.descriptor, g.leftover, g.colours),
+            (408, 832, 0, 1)
+        );
+    }
+
+    #[test]
+    fn slub_order_choice() {
+        // More CPUs ask for more objects a slab: 64 CPUs, 4 * (7 + 1) = 32 objects.
+        assert_eq!(calculate_order(256, PAGE, 64), 1);
+        assert_eq!(calculate_order(256, PAGE, 1), 0);
+        // 700-byte slots: 12 objects need order 2 (8400 bytes > 8192), whose 16384 % 700 = 284
+        // is within 1/16; with 64 CPUs, 32 objects need order 3.
+        assert_eq!(calculate_order(700, PAGE, 2), 2);
+        assert_eq!(calculate_order(700, PAGE, 64), 3);
+        // 3000 bytes: 12 would need order 4; an order-3 slab holds 10, at most 1/16 over.
+        assert_eq!(calculate_order(3000, PAGE, 2), 3);
+        // An object larger than an order-3 slab takes the order it needs.
+        assert_eq!(calculate_order(40000, PAGE, 2), 4);
+    }
+
+    #[test]
+    fn alignment_follows_slub() {
+        assert_eq!(calculate_alignment(false, 0, 1), 8);
+        assert_eq!(calculate_alignment(false, 32, 1), 32);
+        // HWCACHE_ALIGN: a 20-byte object gets 32, a 33-byte one the whole line.
+        assert_eq!(calculate_alignment(true, 0, 20), 32);
+        assert_eq!(calculate_alignment(true, 0, 33), 64);
+        assert_eq!(calculate_alignment(true, 0, 4), 8);
+        assert_eq!(calculate_alignment(true, 128, 33), 128);
+        let g = Geometry::new(
+            100,
+            0,
+            Options {
+                hwcache_align: true,
+                red_zone: false,
+            },
+            PAGE,
+            2,
+        );
+        assert_eq!(g.map(|g| (g.align, g.slot)), Ok((64, 128)));
+    }
+
+    #[test]
+    fn bad_requests_are_refused() {
+        let new = |size, align| Geometry::new(size, align, Options::default(), PAGE, 2);
+        assert_eq!(new(0, 0), Err(GeometryError::ZeroSize));
+        assert_eq!(new(8, 3), Err(GeometryError::BadAlign));
+        assert_eq!(new(8, 2 * PAGE), Err(GeometryError::BadAlign));
+        assert_eq!(new(PAGE * 8 + 1, 0), Err(GeometryError::TooLarge));
+        assert!(new(PAGE * 8, 0).is_ok(), "one object fills an order-3 slab");
+        assert!(new(PAGE, PAGE).is_ok());
+        assert_eq!(
+            Geometry::new(8, 0, Options::default(), 1000, 2),
+            Err(GeometryError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn red_zones_surround_each_object() {
+        let g = Geometry::new(
+            24,
+            0,
+            Options {
+                hwcache_align: false,
+                red_zone: true,
+            },
+            PAGE,
+            2,
+        )
+        .expect("geometry");
+        assert_eq!((g.red_zone, g.slot), (8, 40));
+        let first = g.object_offset(0, 0).expect("object 0");
+        assert_eq!(first, g.descriptor + 8);
+        assert_eq!(g.object_index(0, first), Some(0));
+        assert_eq!(g.object_index(0, first + 40), Some(1));
+        assert_eq!(g.object_index(0, first - 8), None, "the left red zone");
+        assert_eq!(g.object_index(0, first + 24), None, "the right red zone");
+    }
+
+    #[test]
+    fn colours_shift_objects_by_a_cache_line_and_wrap() {
+        let g = geometry(256);
+        assert_eq!(g.colours, 4);
+        let mut c = 0;
+        let mut offsets = Vec::new();
+        for _ in 0..6 {
+            offsets.push(g.object_offset(c, 0).expect("object 0"));
+            c = g.next_colour(c);
+        }
+        assert_eq!(offsets, [48, 112, 176, 240, 48, 112]);
+        assert_eq!(g.object_index(1, 112 + 256), Some(1));
+        assert_eq!(
+            g.object_index(1, 48),
+            None,
+            "colour 0's first object is not colour 1's"
+        );
+        assert_eq!(g.object_offset(0, g.objects), None);
+    }
+
+    /// Every geometry of random sizes, alignments and options keeps its invariants, and with
+    /// every colour every object lies inside the slab, aligned, without overlapping the
+    /// descriptor or another object.
+    #[test]
+    fn random_geometries_keep_their_invariants() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let size = 1 + (x % 20_000) as usize;
+            let align = [0, 1, 8, 16, 64, 256, 4096][(x >> 20) as usize % 7];
+            let opts = Options {
+                hwcache_align: x >> 30 & 1 == 1,
+                red_zone: x >> 31 & 1 == 1,
+            };
+            let cpus = 1 + (x >> 40) as usize % 64;
+            let Ok(g) = Geometry::new(size, align, opts, PAGE, cpus) else {
+                assert!(size + 2 * align.max(8) > PAGE * 8 || align > PAGE);
+                continue;
+            };
+            let bytes = g.slab_bytes(PAGE);
+            assert!(g.objects >= 1 && g.objects <= MAX_OBJECTS);
+            assert_eq!(g.descriptor + g.objects * g.slot + g.leftover, bytes);
+            assert!(g.align.is_power_of_two() && g.align >= align.max(8));
+            assert_eq!(g.slot % g.align, 0);
+            assert!(g.slot >= size + 2 * g.red_zone);
+            assert!(g.order <= MAX_SLAB_ORDER);
+            assert!((g.colours - 1) * g.colour_off <= g.leftover);
+            for c in [0, g.colours - 1] {
+                let last = g.object_offset(c, g.objects - 1).expect("last object");
+                assert!(last + size + g.red_zone <= bytes);
+                let first = g.object_offset(c, 0).expect("first object");
+                assert_eq!(first % g.align, 0);
+                assert!(first >= g.descriptor_offset(c) + g.descriptor + g.red_zone);
+                assert_eq!(g.object_index(c, last), Some(g.objects - 1));
+            }
+        }
+    }
+
+    #[test]
+    fn freelist_hands_out_in_address_order_and_catches_double_frees() {
+        let mut f = Freelist::new_full(vec![0u16; 4], 4).expect("list");
+        assert_eq!((f.pop(), f.pop()), (Some(0), Some(1)));
+        assert_eq!(f.inuse(), 2);
+        assert_eq!(f.push(1, false), Ok(()));
+        assert_eq!(
+            f.push(1, false),
+            Err(FreeError::DoubleFree),
+            "the last freed"
+        );
+        assert_eq!(
+            f.push(2, false),
+            Ok(()),
+            "2 was never allocated: only a scan sees it"
+        );
+        let mut f = Freelist::new_full(vec![0u16; 4], 4).expect("list");
+        assert_eq!(f.pop(), Some(0));
+        assert_eq!(f.push(3, true), Err(FreeError::DoubleFree), "scanned");
+        assert_eq!(f.push(4, true), Err(FreeError::BadIndex));
+        assert_eq!(f.push(0, true), Ok(()));
+        assert_eq!(f.push(0, false), Err(FreeError::DoubleFree), "all free");
+        assert!(Freelist::new_full(vec![0u16; 3], 4).is_none());
+        assert!(Freelist::new_full(vec![0u16; MAX_OBJECTS + 1], MAX_OBJECTS + 1).is_none());
+    }
+
+    /// Random allocations and checked frees (some of them bad) against a set, with the
+    /// validator after every step.
+    #[test]
+    fn freelist_agrees_with_a_model() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for objects in [1usize, 2, 7, 64, 65, 408] {
+            let mut f = Freelist::new_full(vec![0u16; objects], objects).expect("list");
+            let mut allocated: BTreeSet<usize> = BTreeSet::new();
+            let mut seen = vec![0u64; objects.div_ceil(64)];
+            for _ in 0..5000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if x % 2 == 0 {
+                    match f.pop() {
+                        Some(i) => assert!(allocated.insert(i), "object {i} handed out twice"),
+                        None => assert_eq!(allocated.len(), objects),
+                    }
+                } else {
+                    let i = (x >> 8) as usize % (objects + 2);
+                    let r = f.push(i, true);
+                    if i >= objects {
+                        assert_eq!(r, Err(FreeError::BadIndex));
+                    } else if allocated.remove(&i) {
+                        assert_eq!(r, Ok(()));
+                    } else {
+                        assert_eq!(r, Err(FreeError::DoubleFree));
+                    }
+                }
+                assert_eq!(f.inuse(), allocated.len());
+                assert_eq!(f.validate(&mut seen), Ok(()));
+                assert!(allocated.iter().all(|&i| !f.is_free(i)));
+            }
+        }
+    }
+}
