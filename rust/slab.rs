@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Slab caches, pure part: a cache's geometry and a slab's free list.
+//! Slab caches, pure part: a cache's geometry, a slab's free list, a cache's slab lists.
 //!
 //! **Geometry** ([`Geometry::new`]) decides, for objects of one size and alignment, how a slab
 //! is laid out, as Linux does:
@@ -26,6 +26,10 @@
 //! **Free list** ([`Freelist`]): a slab's free objects as a stack of object indices over
 //! caller-provided storage (on the slab itself or beside it), with the checks SLUB's debugging
 //! makes on a free (an index outside the slab, a double free) and a validator.
+//!
+//! **Lists** ([`SlabLists`]): a cache's full, partial and empty slabs, doubly linked through
+//! the slabs' records, with a validator that also checks each slab is on the list its objects
+//! in use call for.
 //!
 //! The kernel side (the cache's slab lists, per-CPU object arrays, locks and pages) is
 //! `rust/slab_*.rs`, when it lands; this file has no `kernel::` imports and is tested by the
@@ -327,6 +331,27 @@ where
         })
     }
 
+    /// A list over storage that already holds one (`entries`, `objects`, `free` as
+    /// [`Freelist::into_parts`] gave them), checked as far as is cheap: the kernel side keeps
+    /// the entries in the slab's own memory and the count in the slab's record.
+    pub(crate) fn from_parts(entries: S, objects: usize, free: usize) -> Option<Self> {
+        if objects > MAX_OBJECTS || entries.len() < objects || free > objects {
+            return None;
+        }
+        // INVARIANT: the entries are the caller's, as `into_parts` left them; `validate`
+        // checks them.
+        Some(Self {
+            entries,
+            objects,
+            free,
+        })
+    }
+
+    /// The storage, the objects and the free count, for [`Freelist::from_parts`].
+    pub(crate) fn into_parts(self) -> (S, usize, usize) {
+        (self.entries, self.objects, self.free)
+    }
+
     /// Objects in the slab.
     pub(crate) fn objects(&self) -> usize {
         self.objects
@@ -397,6 +422,219 @@ where
                 return Err(FreeError::DoubleFree);
             }
             *word |= bit;
+        }
+        Ok(())
+    }
+}
+
+/// Which of a cache's lists a slab is on (SLUB's `partial` and `full`, the classic SLAB's
+/// `slabs_empty` too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Which {
+    /// On no list (being set up or torn down).
+    None,
+    /// Every object allocated.
+    Full,
+    /// Some objects allocated, some free.
+    Partial,
+    /// No object allocated.
+    Empty,
+}
+
+impl Which {
+    /// The list a slab with `inuse` of `objects` objects allocated belongs on.
+    pub(crate) fn for_inuse(inuse: usize, objects: usize) -> Self {
+        if inuse == 0 {
+            Which::Empty
+        } else if inuse >= objects {
+            Which::Full
+        } else {
+            Which::Partial
+        }
+    }
+
+    fn list(self) -> Option<usize> {
+        match self {
+            Which::None => None,
+            Which::Full => Some(0),
+            Which::Partial => Some(1),
+            Which::Empty => Some(2),
+        }
+    }
+}
+
+/// End of a list.
+const NIL: u32 = u32::MAX;
+
+/// A slab's links on its cache's lists (a field of the slab's record, wherever the kernel
+/// side keeps it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Links {
+    next: u32,
+    prev: u32,
+    which: Which,
+}
+
+impl Links {
+    /// On no list.
+    pub(crate) const NONE: Self = Self {
+        next: NIL,
+        prev: NIL,
+        which: Which::None,
+    };
+
+    /// The list the slab is on.
+    pub(crate) fn which(&self) -> Which {
+        self.which
+    }
+}
+
+/// A broken invariant of a cache's lists, found by [`SlabLists::validate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ListCorruption {
+    /// The slab where it was found (`u32::MAX`: a list head or count).
+    pub(crate) slab: u32,
+    /// What is wrong.
+    pub(crate) what: &'static str,
+}
+
+/// A cache's full, partial and empty lists of slabs, doubly linked through the [`Links`] of
+/// slab records `0..links.len()` (the caller's storage, indexed by slab id). New and freed-to
+/// slabs go to the front of their list, so that allocation takes the partial slab used
+/// last.
+///
+/// # Invariants
+///
+/// Each list is a consistent doubly linked list from `head[l]`, `len[l]` long, of exactly the
+/// records whose `which` names it; records on no list have `Which::None` and no links.
+pub(crate) struct SlabLists<S> {
+    links: S,
+    head: [u32; 3],
+    len: [usize; 3],
+}
+
+impl<S> SlabLists<S>
+where
+    S: core::ops::DerefMut<Target = [Links]>,
+{
+    /// Empty lists over `links` (every record set to [`Links::NONE`]).
+    pub(crate) fn new(mut links: S) -> Self {
+        links.iter_mut().for_each(|l| *l = Links::NONE);
+        Self {
+            links,
+            head: [NIL; 3],
+            len: [0; 3],
+        }
+    }
+
+    /// Slabs on `which`.
+    pub(crate) fn len(&self, which: Which) -> usize {
+        which.list().map_or(0, |l| self.len[l])
+    }
+
+    /// The slab at the front of `which`.
+    pub(crate) fn first(&self, which: Which) -> Option<u32> {
+        let h = self.head[which.list()?];
+        (h != NIL).then_some(h)
+    }
+
+    /// The list slab `id` is on (`None` for an id outside the storage).
+    pub(crate) fn which(&self, id: u32) -> Option<Which> {
+        self.links.get(id as usize).map(|l| l.which)
+    }
+
+    /// Moves slab `id` to the front of `to` (off its list for [`Which::None`]); returns
+    /// `false` for an id outside the storage.
+    pub(crate) fn move_to(&mut self, id: u32, to: Which) -> bool {
+        let Some(&at) = self.links.get(id as usize) else {
+            return false;
+        };
+        if at.which == to {
+            return true;
+        }
+        // Unlink.
+        if let Some(l) = at.which.list() {
+            match self.links.get_mut(at.prev as usize) {
+                Some(p) => p.next = at.next,
+                None => self.head[l] = at.next,
+            }
+            if let Some(n) = self.links.get_mut(at.next as usize) {
+                n.prev = at.prev;
+            }
+            self.len[l] -= 1;
+        }
+        let mut links = Links::NONE;
+        // Link at the front.
+        if let Some(l) = to.list() {
+            let old = self.head[l];
+            if let Some(n) = self.links.get_mut(old as usize) {
+                n.prev = id;
+            }
+            links = Links {
+                next: old,
+                prev: NIL,
+                which: to,
+            };
+            self.head[l] = id;
+            self.len[l] += 1;
+        }
+        if let Some(me) = self.links.get_mut(id as usize) {
+            *me = links;
+        }
+        true
+    }
+
+    /// Checks every invariant, and that each slab is on the list its allocated objects call
+    /// for: `inuse(id)` gives a slab's (allocated, objects), `None` for a record in no use.
+    pub(crate) fn validate(
+        &self,
+        inuse: impl Fn(u32) -> Option<(usize, usize)>,
+    ) -> Result<(), ListCorruption> {
+        let bad = |slab: u32, what: &'static str| Err(ListCorruption { slab, what });
+        for (l, which) in [Which::Full, Which::Partial, Which::Empty]
+            .into_iter()
+            .enumerate()
+        {
+            let (mut at, mut prev, mut n) = (self.head[l], NIL, 0usize);
+            while at != NIL {
+                let Some(me) = self.links.get(at as usize) else {
+                    return bad(at, "a list link points outside the records");
+                };
+                if me.which != which {
+                    return bad(at, "a slab on a list it does not name");
+                }
+                if me.prev != prev {
+                    return bad(at, "a back link does not point to the previous slab");
+                }
+                n += 1;
+                if n > self.links.len() {
+                    return bad(at, "a list loops");
+                }
+                (prev, at) = (at, me.next);
+            }
+            if n != self.len[l] {
+                return bad(NIL, "a list's count is not its length");
+            }
+        }
+        let listed: usize = self.len.iter().sum();
+        let mut named = 0;
+        for (id, me) in self.links.iter().enumerate() {
+            let id = id as u32;
+            match (me.which, inuse(id)) {
+                (Which::None, None) => {}
+                (Which::None, Some(_)) => return bad(id, "a slab in use on no list"),
+                (_, None) => return bad(id, "a record in no use on a list"),
+                (w, Some((used, objects))) => {
+                    named += 1;
+                    if w != Which::for_inuse(used, objects) {
+                        return bad(id, "a slab on the wrong list for its objects in use");
+                    }
+                }
+            }
+        }
+        if named != listed {
+            return bad(NIL, "records naming a list are not the lists' slabs");
         }
         Ok(())
     }
@@ -585,6 +823,76 @@ mod tests {
         }
     }
 
+    /// A cache's slabs as the kernel side will run them: each slab a free list, on the list
+    /// its objects in use call for; random allocations (from the front partial slab, else an
+    /// empty one, else a new slab), frees and shrinks (empty slabs beyond a floor go), against
+    /// a model, with both validators after every step.
+    #[test]
+    fn slab_lists_follow_the_slabs() {
+        const SLABS: usize = 16;
+        const OBJECTS: usize = 5;
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut lists = SlabLists::new(vec![Links::NONE; SLABS]);
+        let mut slabs: Vec<Option<Freelist<Vec<u16>>>> = (0..SLABS).map(|_| None).collect();
+        let mut live: Vec<(u32, usize)> = Vec::new();
+        let mut seen = [0u64; 1];
+        for step in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 7 {
+                0..=3 => {
+                    let id = lists
+                        .first(Which::Partial)
+                        .or_else(|| lists.first(Which::Empty))
+                        .or_else(|| {
+                            let id = slabs.iter().position(|s| s.is_none())? as u32;
+                            slabs[id as usize] = Freelist::new_full(vec![0; OBJECTS], OBJECTS);
+                            assert!(lists.move_to(id, Which::Empty));
+                            Some(id)
+                        });
+                    let Some(id) = id else {
+                        assert_eq!(live.len(), SLABS * OBJECTS, "step {step}");
+                        continue;
+                    };
+                    let f = slabs[id as usize].as_mut().expect("a slab");
+                    let i = f.pop().expect("a free object on a partial or empty slab");
+                    assert!(lists.move_to(id, Which::for_inuse(f.inuse(), OBJECTS)));
+                    live.push((id, i));
+                }
+                4 | 5 if !live.is_empty() => {
+                    let (id, i) = live.swap_remove((x >> 16) as usize % live.len());
+                    let f = slabs[id as usize].as_mut().expect("a slab");
+                    assert_eq!(f.push(i, true), Ok(()));
+                    assert!(lists.move_to(id, Which::for_inuse(f.inuse(), OBJECTS)));
+                }
+                _ => {
+                    // Shrink to a floor of one empty slab.
+                    while lists.len(Which::Empty) > 1 {
+                        let id = lists.first(Which::Empty).expect("an empty slab");
+                        assert!(lists.move_to(id, Which::None));
+                        slabs[id as usize] = None;
+                    }
+                }
+            }
+            let inuse = |id: u32| slabs[id as usize].as_ref().map(|f| (f.inuse(), OBJECTS));
+            assert_eq!(lists.validate(inuse), Ok(()), "step {step}");
+            for f in slabs.iter().flatten() {
+                assert_eq!(f.validate(&mut seen), Ok(()));
+            }
+            let allocated: usize = slabs.iter().flatten().map(|f| f.inuse()).sum();
+            assert_eq!(allocated, live.len());
+        }
+        // A corrupted list is caught.
+        let mut broken = SlabLists::new(vec![Links::NONE; 2]);
+        broken.move_to(0, Which::Full);
+        assert!(
+            broken.validate(|_| Some((1, 2))).is_err(),
+            "wrong list, and 1 unlisted"
+        );
+        assert!(!broken.move_to(5, Which::Full));
+    }
+
     #[test]
     fn freelist_hands_out_in_address_order_and_catches_double_frees() {
         let mut f = Freelist::new_full(vec![0u16; 4], 4).expect("list");
@@ -607,6 +915,11 @@ mod tests {
         assert_eq!(f.push(4, true), Err(FreeError::BadIndex));
         assert_eq!(f.push(0, true), Ok(()));
         assert_eq!(f.push(0, false), Err(FreeError::DoubleFree), "all free");
+        // Kept apart and rebuilt, as the kernel side keeps the entries in the slab's memory.
+        let (entries, objects, free) = f.into_parts();
+        let mut f = Freelist::from_parts(entries, objects, free).expect("rebuilt");
+        assert_eq!((f.free(), f.pop()), (4, Some(0)));
+        assert!(Freelist::from_parts(vec![0u16; 4], 4, 5).is_none());
         assert!(Freelist::new_full(vec![0u16; 3], 4).is_none());
         assert!(Freelist::new_full(vec![0u16; MAX_OBJECTS + 1], MAX_OBJECTS + 1).is_none());
     }
