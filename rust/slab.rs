@@ -31,6 +31,10 @@
 //! the slabs' records, with a validator that also checks each slab is on the list its objects
 //! in use call for.
 //!
+//! Also: the generic caches' size classes ([`kmalloc_class`], Linux's `kmalloc_index`), SLUB's
+//! debugging bytes (red zones, poison) and their checks over one object's slot, and the lines
+//! of /proc/slabinfo version 2.1.
+//!
 //! The kernel side (the cache's slab lists, per-CPU object arrays, locks and pages) is
 //! `rust/slab_*.rs`, when it lands; this file has no `kernel::` imports and is tested by the
 //! host crate.
@@ -640,6 +644,179 @@ where
     }
 }
 
+/// The generic cache serving a `kmalloc` of `size` bytes: its index in [`KMALLOC_SIZES`]
+/// (Linux's `kmalloc_index`: 72..96 bytes go to the 96-byte cache, 136..192 to the 192-byte
+/// one); `None` for 0 bytes or above the largest class, which go to the buddy pool
+/// (`kmalloc_large`).
+pub(crate) fn kmalloc_class(size: usize) -> Option<usize> {
+    if size == 0 {
+        return None;
+    }
+    KMALLOC_SIZES.iter().position(|&c| size <= c)
+}
+
+/// The buddy order of a `kmalloc` above the largest class (`kmalloc_large`: `get_order`).
+pub(crate) fn kmalloc_large_order(size: usize, page_size: usize) -> u32 {
+    get_order(size, page_size)
+}
+
+/// SLUB's debugging bytes (include/linux/poison.h).
+pub(crate) mod debug_bytes {
+    /// A red zone around a free object.
+    pub(crate) const RED_INACTIVE: u8 = 0xbb;
+    /// A red zone around an allocated object.
+    pub(crate) const RED_ACTIVE: u8 = 0xcc;
+    /// A free object's bytes.
+    pub(crate) const POISON_FREE: u8 = 0x6b;
+    /// A free object's last byte.
+    pub(crate) const POISON_END: u8 = 0xa5;
+}
+
+/// Damage found by a debug check: the first wrong byte's offset in the slot and its value,
+/// and what it should have been.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Damage {
+    pub(crate) offset: usize,
+    pub(crate) found: u8,
+    pub(crate) expected: u8,
+}
+
+/// The first byte of `bytes` (at `base` in the slot) that differs from `expected(k)`.
+fn first_wrong(bytes: &[u8], base: usize, expected: impl Fn(usize) -> u8) -> Result<(), Damage> {
+    match bytes.iter().enumerate().find(|&(k, &b)| b != expected(k)) {
+        Some((k, &found)) => Err(Damage {
+            offset: base + k,
+            found,
+            expected: expected(k),
+        }),
+        None => Ok(()),
+    }
+}
+
+impl Geometry {
+    /// The object's bytes within its slot: `red_zone..red_zone + object_size`.
+    fn object_range(&self) -> core::ops::Range<usize> {
+        self.red_zone..self.red_zone + self.object_size
+    }
+
+    /// Fills the red zones of `slot` (one object's slot, `self.slot` bytes): the bytes before
+    /// the object and all after it to the slot's end, [`debug_bytes::RED_ACTIVE`] for an
+    /// allocated object, [`debug_bytes::RED_INACTIVE`] for a free one.
+    pub(crate) fn fill_red_zones(&self, slot: &mut [u8], active: bool) {
+        let v = if active {
+            debug_bytes::RED_ACTIVE
+        } else {
+            debug_bytes::RED_INACTIVE
+        };
+        let object = self.object_range();
+        for (k, b) in slot.iter_mut().enumerate().take(self.slot) {
+            if !object.contains(&k) {
+                *b = v;
+            }
+        }
+    }
+
+    /// Checks the red zones of `slot` as [`Geometry::fill_red_zones`] left them (a cache
+    /// without red zones still has the padding after the object, which it checks alike).
+    pub(crate) fn check_red_zones(&self, slot: &[u8], active: bool) -> Result<(), Damage> {
+        let v = if active {
+            debug_bytes::RED_ACTIVE
+        } else {
+            debug_bytes::RED_INACTIVE
+        };
+        let object = self.object_range();
+        let before = slot.get(..object.start).unwrap_or(&[]);
+        first_wrong(before, 0, |_| v)?;
+        let after = slot.get(object.end..self.slot).unwrap_or(&[]);
+        first_wrong(after, object.end, |_| v)
+    }
+
+    /// Poisons the object in `slot` as SLUB poisons a free object: every byte
+    /// [`debug_bytes::POISON_FREE`], the last [`debug_bytes::POISON_END`].
+    pub(crate) fn poison(&self, slot: &mut [u8]) {
+        let object = self.object_range();
+        let last = object.end - 1;
+        for (k, b) in slot
+            .iter_mut()
+            .enumerate()
+            .take(object.end)
+            .skip(object.start)
+        {
+            *b = if k == last {
+                debug_bytes::POISON_END
+            } else {
+                debug_bytes::POISON_FREE
+            };
+        }
+    }
+
+    /// Checks a free object's poison (a write after free changes it).
+    pub(crate) fn check_poison(&self, slot: &[u8]) -> Result<(), Damage> {
+        let object = self.object_range();
+        let last = self.object_size - 1;
+        let bytes = slot.get(object.clone()).unwrap_or(&[]);
+        first_wrong(bytes, object.start, |k| {
+            if k == last {
+                debug_bytes::POISON_END
+            } else {
+                debug_bytes::POISON_FREE
+            }
+        })
+    }
+}
+
+/// One line of /proc/slabinfo (version 2.1) for a cache.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlabInfo<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) active_objs: usize,
+    pub(crate) num_objs: usize,
+    /// Bytes an object takes in the slab (SLUB's `s->size`: the slot).
+    pub(crate) objsize: usize,
+    pub(crate) objperslab: usize,
+    pub(crate) pagesperslab: usize,
+    /// The per-CPU arrays' `limit` and `batchcount` (SLUB prints 0; the classic SLAB, its
+    /// array caches' tunables, as minimm does).
+    pub(crate) limit: usize,
+    pub(crate) batchcount: usize,
+    pub(crate) active_slabs: usize,
+    pub(crate) num_slabs: usize,
+}
+
+/// /proc/slabinfo's two header lines (mm/slab_common.c `print_slabinfo_header`).
+pub(crate) fn write_slabinfo_header(f: &mut impl core::fmt::Write) -> core::fmt::Result {
+    f.write_str("slabinfo - version: 2.1\n")?;
+    f.write_str(
+        "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab>",
+    )?;
+    f.write_str(" : tunables <limit> <batchcount> <sharedfactor>")?;
+    f.write_str(" : slabdata <active_slabs> <num_slabs> <sharedavail>\n")
+}
+
+/// A cache's /proc/slabinfo line (mm/slab_common.c `cache_show`); no shared arrays, so
+/// `sharedfactor` and `sharedavail` are 0.
+pub(crate) fn write_slabinfo_line(
+    f: &mut impl core::fmt::Write,
+    s: &SlabInfo<'_>,
+) -> core::fmt::Result {
+    writeln!(
+        f,
+        "{:<17} {:6} {:6} {:6} {:4} {:4} : tunables {:4} {:4} {:4} : slabdata {:6} {:6} {:6}",
+        s.name,
+        s.active_objs,
+        s.num_objs,
+        s.objsize,
+        s.objperslab,
+        s.pagesperslab,
+        s.limit,
+        s.batchcount,
+        0,
+        s.active_slabs,
+        s.num_slabs,
+        0
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -891,6 +1068,119 @@ mod tests {
             "wrong list, and 1 unlisted"
         );
         assert!(!broken.move_to(5, Which::Full));
+    }
+
+    #[test]
+    fn kmalloc_sizes_map_as_linux() {
+        let class = |n| kmalloc_class(n).map(|k| KMALLOC_SIZES[k]);
+        assert_eq!(class(0), None);
+        assert_eq!(class(1), Some(8));
+        assert_eq!(class(24), Some(32));
+        assert_eq!(class(65), Some(96), "72..96 bytes share the 96-byte cache");
+        assert_eq!(class(97), Some(128));
+        assert_eq!(class(136), Some(192));
+        assert_eq!(class(193), Some(256));
+        assert_eq!(class(8192), Some(8192));
+        assert_eq!(class(8193), None, "kmalloc_large");
+        assert_eq!(kmalloc_large_order(8193, PAGE), 2);
+        assert_eq!(kmalloc_large_order(PAGE << 10, PAGE), 10);
+    }
+
+    /// Red zones and poison catch a write on either side of an object and a write after
+    /// free, naming the first damaged byte.
+    #[test]
+    fn red_zones_and_poison_catch_stray_writes() {
+        let opts = Options {
+            hwcache_align: false,
+            red_zone: true,
+        };
+        let g = Geometry::new(20, 0, opts, PAGE, 2).expect("geometry");
+        // Red zone 8, object 20 padded to 24, red zone 8.
+        assert_eq!(g.slot, 40);
+        let mut slot = vec![0u8; g.slot];
+        g.fill_red_zones(&mut slot, true);
+        assert_eq!(g.check_red_zones(&slot, true), Ok(()));
+        assert!(
+            g.check_red_zones(&slot, false).is_err(),
+            "active, not inactive"
+        );
+        slot[7] = 0;
+        assert_eq!(
+            g.check_red_zones(&slot, true),
+            Err(Damage {
+                offset: 7,
+                found: 0,
+                expected: debug_bytes::RED_ACTIVE
+            }),
+            "a write just before the object"
+        );
+        g.fill_red_zones(&mut slot, true);
+        slot[8 + 20] = 1;
+        assert_eq!(
+            g.check_red_zones(&slot, true).map_err(|d| d.offset),
+            Err(28),
+            "a write just past the object, in its padding"
+        );
+        g.fill_red_zones(&mut slot, false);
+        g.poison(&mut slot);
+        assert_eq!(g.check_poison(&slot), Ok(()));
+        assert_eq!(
+            g.check_red_zones(&slot, false),
+            Ok(()),
+            "poison stays in the object"
+        );
+        assert_eq!(slot[8 + 19], debug_bytes::POISON_END);
+        slot[8 + 3] = 0x42;
+        assert_eq!(
+            g.check_poison(&slot),
+            Err(Damage {
+                offset: 11,
+                found: 0x42,
+                expected: debug_bytes::POISON_FREE
+            }),
+            "a write after free"
+        );
+    }
+
+    #[test]
+    fn slabinfo_lines_are_linux_2_1() {
+        let mut out = String::new();
+        write_slabinfo_header(&mut out).expect("header");
+        write_slabinfo_line(
+            &mut out,
+            &SlabInfo {
+                name: "minimm-kmalloc-64",
+                active_objs: 50,
+                num_objs: 64,
+                objsize: 64,
+                objperslab: 60,
+                pagesperslab: 1,
+                limit: 120,
+                batchcount: 60,
+                active_slabs: 1,
+                num_slabs: 2,
+            },
+        )
+        .expect("line");
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("slabinfo - version: 2.1"));
+        assert_eq!(
+            lines.next(),
+            Some(
+                "# name            <active_objs> <num_objs> <objsize> <objperslab> \
+                 <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata \
+                 <active_slabs> <num_slabs> <sharedavail>"
+            )
+        );
+        // As Linux's "%-17s %6lu %6lu %6u %4u %4d : tunables %4u %4u %4u : slabdata %6lu %6lu
+        // %6lu".
+        assert_eq!(
+            lines.next(),
+            Some(
+                "minimm-kmalloc-64     50     64     64   60    1 : tunables  120   60    0 \
+                 : slabdata      1      2      0"
+            )
+        );
     }
 
     #[test]
