@@ -48,7 +48,9 @@
 //! 3. `pool::Zone::inner` (irq-safe spinlock, one per zone and lockdep class per zone): the
 //!    zone's buddy allocator, held list and watermarks. Never two at once.
 //!
-//! A block may be freed from any context, as into Linux's allocator: the zone lock disables
+//! A block may be freed from softirq context (an RCU callback, a timer) as into Linux's
+//! allocator (not from a hard interrupt handler: the locks are `spinlock_t`, which lockdep's
+//! raw-lock nesting check forbids there, as for the host's zone lock): the zone lock disables
 //! interrupts, and the per-CPU lock need not, since an interrupt that finds it taken (by the
 //! task it interrupted) frees to the zone instead of waiting. No allocation and no user copy
 //! happens under a spinlock.

@@ -123,7 +123,7 @@ impl PoolBlock {
 }
 
 impl Drop for PoolBlock {
-    /// Context: any.
+    /// Context: as for [`Pool::alloc_raw`].
     fn drop(&mut self) {
         let Some(zone) = self.pool.zone(self.raw.zone) else {
             return;

@@ -215,7 +215,7 @@ impl Pool {
     /// Allocates a block of 2^`order` pages from `highest` or a lower zone, as an owned
     /// [`PoolBlock`] that gives it back when dropped.
     ///
-    /// Context: any; never sleeps.
+    /// Context: as for [`Pool::alloc_raw`]; never sleeps.
     pub(crate) fn alloc(
         self: &Arc<Self>,
         order: u32,
@@ -234,7 +234,10 @@ impl Pool {
     /// When no zone can give the block, the per-CPU lists are emptied into the zones and up to
     /// 64 held blocks a zone looked at, and the zones are tried once more.
     ///
-    /// Context: any; takes a per-CPU list lock or one zone lock at a time; never sleeps.
+    /// Context: any that may take a `spinlock_t`, as for the host's `alloc_pages` (process,
+    /// softirq; not a hard interrupt handler, where lockdep's raw-lock nesting check, on in
+    /// the test kernel, forbids it as it would the host's zone lock); takes a per-CPU list
+    /// lock or one zone lock at a time; never sleeps.
     #[inline]
     pub(crate) fn alloc_raw(&self, order: u32, highest: usize, class: Reserve) -> Result<RawBlock> {
         if order > MAX_ORDER || highest >= NR_ZONES {
@@ -282,7 +285,7 @@ impl Pool {
     /// (with its min-watermark checks, drain and retry), as Linux falls back to a single
     /// `__alloc_pages`.
     ///
-    /// Context: any; never sleeps.
+    /// Context: as for [`Pool::alloc_raw`]; never sleeps.
     pub(crate) fn alloc_bulk(
         &self,
         highest: usize,
@@ -336,7 +339,7 @@ impl Pool {
     /// the zone only for the give-backs the batch causes; other orders one by one, as
     /// [`Pool::free_raw`].
     ///
-    /// Context: any; never sleeps.
+    /// Context: as for [`Pool::alloc_raw`]; never sleeps.
     pub(crate) fn free_bulk(&self, blocks: &mut [Option<RawBlock>]) {
         let order0_of =
             |z: usize, b: &Option<RawBlock>| matches!(b, Some(r) if r.zone == z && r.order == 0);
@@ -379,7 +382,7 @@ impl Pool {
     /// Queues the reaper if any zone holds blocks. Once [`Pool::stop_reaper`] disabled it,
     /// queueing fails and gives the reference back.
     ///
-    /// Context: any.
+    /// Context: as for [`Pool::alloc_raw`].
     fn schedule_reaper(self: &Arc<Self>) {
         let held = (0..NR_ZONES)
             .filter_map(|z| self.zone(z))
@@ -419,7 +422,7 @@ impl Pool {
 
     /// Gives a block from [`Pool::alloc_raw`] back.
     ///
-    /// Context: any; never sleeps.
+    /// Context: as for [`Pool::alloc_raw`]; never sleeps.
     #[inline]
     pub(crate) fn free_raw(&self, raw: RawBlock) {
         let freed = self.zone(raw.zone).map(|z| z.free(raw.index, raw.order));

@@ -14,14 +14,14 @@
 //!   drain), never the other way round, and never two zones' locks at once.
 //!
 //! As in Linux 7.3 (`pcp_spin_trylock`), the per-CPU lock does not disable interrupts: the
-//! allocation and free paths only *try* it, and go to the zone (whose lock is irq-safe) when
-//! it is busy. A block may so be freed from any context (an RCU callback in softirq, later):
-//! a free that interrupted a holder of its CPU's list finds the lock taken and frees to the
-//! zone instead of deadlocking. Only process context waits for a `pcp` lock (drains,
-//! debugfs, ioctls reading statistics); lockdep does not count a trylock in interrupt context
-//! as an irq use, so the lock stays irq-unsafe for it, nested outside the irq-safe zone lock
-//! as Linux's are. Each zone index has its own lockdep classes for both kinds, so lockdep
-//! would see two zones' locks nested.
+//! allocation and free paths only *try* it, and go to the zone (whose lock is irq-safe) when it is
+//! busy. A block may so be freed from softirq context (an RCU callback, a timer): a free that
+//! interrupted a holder of its CPU's list finds the lock taken and frees to the zone instead of
+//! deadlocking (KUnit `minimm_pcp_irq` does it from a softirq timer on the CPU whose list the
+//! interrupted test holds). Only process context waits for a `pcp` lock (drains, debugfs, ioctls
+//! reading statistics); lockdep does not count a trylock in interrupt context as an irq use, so the
+//! lock stays irq-unsafe for it, nested outside the irq-safe zone lock as Linux's are. Each zone
+//! index has its own lockdep classes for both kinds, so lockdep would see two zones' locks nested.
 //!
 //! Nothing allocates memory or touches user memory under either. Counters of the per-CPU
 //! paths live in the CPU's own list structure (a cache line of its own) and are summed when
@@ -523,7 +523,8 @@ impl Zone {
     /// references any more go back to the buddy allocator, the others to the back of the
     /// list. Returns the pages given back.
     ///
-    /// Context: any; takes the zone lock, once, for at most `limit` blocks.
+    /// Context: as for `Pool::alloc_raw`; takes the zone lock, once, for at most `limit`
+    /// blocks.
     pub(super) fn reap_held(&self, limit: usize) -> usize {
         let mut g = self.inner.lock();
         let mut recycled = 0usize;
@@ -802,5 +803,141 @@ impl Zone {
                 kernel::warn_on!(freed.is_err());
             }
         }
+    }
+}
+
+#[kunit_tests(minimm_pcp_irq)]
+mod tests {
+    use super::*;
+    use crate::pool::{Config, Pool, RawBlock};
+    use kernel::{
+        impl_has_hr_timer, new_spinlock_irq,
+        sync::{
+            atomic::{Acquire, Release},
+            Arc, ArcBorrow,
+        },
+        time::{
+            hrtimer::{
+                HrTimer, HrTimerCallback, HrTimerCallbackContext, HrTimerPointer, HrTimerRestart,
+                RelativePinnedSoftMode,
+            },
+            Delta, Monotonic,
+        },
+    };
+
+    /// A softirq timer that frees the blocks it is given, then allocates and frees a block of
+    /// each order 0..3: what a free from an RCU callback or a timer, or an atomic allocation
+    /// in softirq, does.
+    #[pin_data]
+    struct InIrq {
+        #[pin]
+        timer: HrTimer<Self>,
+        pool: Arc<Pool>,
+        #[pin]
+        blocks: SpinLockIrq<KVec<RawBlock>>,
+        /// Blocks the handler allocated (and freed).
+        allocated: Atomic<u32>,
+        done: Atomic<u32>,
+    }
+
+    impl HrTimerCallback for InIrq {
+        type Pointer<'a> = Arc<Self>;
+
+        fn run(
+            this: ArcBorrow<'_, Self>,
+            _ctx: HrTimerCallbackContext<'_, Self>,
+        ) -> HrTimerRestart {
+            let mut blocks = this.blocks.lock();
+            while let Some(b) = blocks.pop() {
+                this.pool.free_raw(b);
+            }
+            drop(blocks);
+            let mut n = 0;
+            for order in 0..NR_PCP_ORDERS as u32 {
+                if let Ok(b) = this.pool.alloc_raw(order, zone::NORMAL, Reserve::Atomic) {
+                    n += 1;
+                    this.pool.free_raw(b);
+                }
+            }
+            this.allocated.store(n, Relaxed);
+            this.done.store(1, Release);
+            HrTimerRestart::NoRestart
+        }
+    }
+
+    impl_has_hr_timer! {
+        impl HasHrTimer<Self> for InIrq {
+            mode: RelativePinnedSoftMode<Monotonic>, field: self.timer
+        }
+    }
+
+    /// Frees and atomic allocations in softirq context (a timer), on the CPU whose per-CPU
+    /// list the interrupted task holds (as an allocation interrupted in the middle would; the
+    /// softirq runs on the interrupt's exit, since a spinlock does not disable them): the
+    /// handler's trylock fails, it goes to the zone instead of deadlocking, and nothing is
+    /// lost. Lockdep, on in the test kernel, sees the per-CPU lock only tried in softirq.
+    #[test]
+    fn frees_from_softirq_while_the_list_is_held() -> Result {
+        let pool = Arc::pin_init(
+            Pool::new(Config {
+                zone_pages: [16, 64, 1024],
+                min_free_kbytes: 0,
+                watermark_scale_factor: 10,
+            }),
+            GFP_KERNEL,
+        )?;
+        let mut blocks = KVec::with_capacity(NR_PCP_ORDERS, GFP_KERNEL)?;
+        for order in 0..NR_PCP_ORDERS as u32 {
+            blocks.push(
+                pool.alloc_raw(order, zone::NORMAL, Reserve::Normal)?,
+                GFP_KERNEL,
+            )?;
+        }
+        let z = blocks.first().ok_or(EINVAL)?.zone;
+        let zone = pool.zone(z).ok_or(EINVAL)?;
+        let for_irq = pool.clone();
+        let t = Arc::pin_init(
+            pin_init!(InIrq {
+                timer <- HrTimer::new(),
+                pool: for_irq,
+                blocks <- new_spinlock_irq!(blocks),
+                allocated: Atomic::new(0),
+                done: Atomic::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        // This CPU's list, taken as process context takes it; holding it keeps the task on
+        // this CPU (no preemption), where the pinned timer fires.
+        let (guard, cpu) = loop {
+            let cpu = CpuId::current().as_u32() as usize;
+            let g = zone.pcp.get(cpu).ok_or(EINVAL)?.lock();
+            if CpuId::current().as_u32() as usize == cpu {
+                break (g, cpu);
+            }
+        };
+        let listed = guard.lists.count();
+        let zone_frees = zone.counters.pgfree.load(Relaxed);
+        let handle = t.clone().start(Delta::from_micros(100));
+        while t.done.load(Acquire) == 0 {
+            // SAFETY: `cpu_relax` has no preconditions.
+            unsafe { kernel::bindings::cpu_relax() };
+        }
+        // The handler, on this CPU, could not touch its lists: its frees went to the zone
+        // (the zone path's own counter), at least the four blocks it was given.
+        assert_eq!(guard.lists.count(), listed);
+        assert!(zone.counters.pgfree.load(Relaxed) >= zone_frees + NR_PCP_ORDERS as u64);
+        drop(guard);
+        drop(handle);
+        assert_eq!(t.allocated.load(Relaxed), NR_PCP_ORDERS as u32);
+        assert!(t.blocks.lock().is_empty());
+        assert!(cpu < zone.nr_pcp());
+        pool.drain();
+        for z in 0..NR_ZONES {
+            let zone = pool.zone(z).ok_or(EINVAL)?;
+            let s = zone.snapshot();
+            assert_eq!((s.free, s.pcp_pages), (s.managed, 0));
+            assert!(zone.validate().is_ok());
+        }
+        Ok(())
     }
 }
