@@ -435,7 +435,7 @@ struct Thousandths(u64);
 
 impl fmt::Display for Thousandths {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hundredths = (self.0 + 5) / 10;
+        let hundredths = self.0.saturating_add(5) / 10;
         write!(f, "{}.{:02}", hundredths / 100, hundredths % 100)
     }
 }
