@@ -122,7 +122,7 @@ pub(crate) enum Error {
 /// A broken invariant, found by [`Buddy::validate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Corruption {
-    /// The page where it was found.
+    /// The page where it was found (for `slab.rs`'s lists, the slab's id).
     pub(crate) index: u32,
     /// What is wrong.
     pub(crate) what: &'static str,
@@ -542,25 +542,34 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::{collections::BTreeMap, vec, vec::Vec};
 
     /// Turns a test step's `Option` or `Result` into an error that `?` carries out of the test,
-    /// so the test fails with what went wrong instead of unwinding.
-    trait Must<T> {
+    /// so the test fails with what went wrong instead of unwinding (the pure files' tests
+    /// share it).
+    pub(crate) trait Must<T> {
         fn must(self) -> Result<T, String>;
+        /// The same, naming the step that failed.
+        fn must_be(self, what: &str) -> Result<T, String>;
     }
 
     impl<T> Must<T> for Option<T> {
         fn must(self) -> Result<T, String> {
             self.ok_or_else(|| "got None".into())
         }
+        fn must_be(self, what: &str) -> Result<T, String> {
+            self.ok_or_else(|| format!("no {what}"))
+        }
     }
 
     impl<T, E: core::fmt::Debug> Must<T> for Result<T, E> {
         fn must(self) -> Result<T, String> {
             self.map_err(|e| format!("{e:?}"))
+        }
+        fn must_be(self, what: &str) -> Result<T, String> {
+            self.map_err(|e| format!("{what}: {e:?}"))
         }
     }
 

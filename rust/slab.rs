@@ -39,6 +39,8 @@
 //! `rust/slab_*.rs`, when it lands; this file has no `kernel::` imports and is tested by the
 //! host crate.
 
+use crate::buddy::Corruption;
+
 /// The smallest alignment and object slot (x86_64's `ARCH_SLAB_MINALIGN`, a pointer).
 pub(crate) const MIN_ALIGN: usize = 8;
 
@@ -494,15 +496,6 @@ impl Links {
     }
 }
 
-/// A broken invariant of a cache's lists, found by [`SlabLists::validate`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ListCorruption {
-    /// The slab where it was found (`u32::MAX`: a list head or count).
-    pub(crate) slab: u32,
-    /// What is wrong.
-    pub(crate) what: &'static str,
-}
-
 /// A cache's full, partial and empty lists of slabs, doubly linked through the [`Links`] of
 /// slab records `0..links.len()` (the caller's storage, indexed by slab id). New and freed-to
 /// slabs go to the front of their list, so that allocation takes the partial slab used
@@ -594,8 +587,9 @@ where
     pub(crate) fn validate(
         &self,
         inuse: impl Fn(u32) -> Option<(usize, usize)>,
-    ) -> Result<(), ListCorruption> {
-        let bad = |slab: u32, what: &'static str| Err(ListCorruption { slab, what });
+    ) -> Result<(), Corruption> {
+        // `index` is the slab's id (`u32::MAX`: a list head or count).
+        let bad = |index: u32, what: &'static str| Err(Corruption { index, what });
         for (l, which) in [Which::Full, Which::Partial, Which::Empty]
             .into_iter()
             .enumerate()
@@ -820,12 +814,13 @@ pub(crate) fn write_slabinfo_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::{collections::BTreeSet, vec, vec::Vec};
+    use crate::buddy::tests::Must;
+    use std::{collections::BTreeSet, string::String, vec, vec::Vec};
 
     const PAGE: usize = 4096;
 
-    fn geometry(size: usize) -> Geometry {
-        Geometry::new(size, 0, Options::default(), PAGE, 2).expect("a generic size")
+    fn geometry(size: usize) -> Result<Geometry, String> {
+        Geometry::new(size, 0, Options::default(), PAGE, 2).must_be("a generic size's geometry")
     }
 
     /// Orders as SLUB chooses them for the generic sizes on a 2-CPU machine (what
@@ -833,11 +828,11 @@ mod tests {
     /// whose descriptor is off the slab (512 bytes up) and as the classic SLAB's
     /// `cache_estimate` for those whose descriptor is on it.
     #[test]
-    fn generic_sizes_follow_linux() {
+    fn generic_sizes_follow_linux() -> Result<(), String> {
         let slub_order = [0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 3, 3];
         let slub_objects = [512, 256, 128, 64, 42, 32, 21, 16, 16, 16, 16, 8, 4];
         for (k, &size) in KMALLOC_SIZES.iter().enumerate() {
-            let g = geometry(size);
+            let g = geometry(size)?;
             assert_eq!(g.order, slub_order[k], "order of kmalloc-{size}");
             assert_eq!(g.on_slab, size < PAGE / 8, "descriptor of kmalloc-{size}");
             if g.on_slab {
@@ -853,21 +848,22 @@ mod tests {
         }
         // Worked by hand: 256-byte objects, 15 of them beside a 48-byte descriptor, 208 bytes
         // over: colours at 0, 64, 128 and 192.
-        let g = geometry(256);
+        let g = geometry(256)?;
         assert_eq!(
             (g.objects, g.descriptor, g.leftover, g.colours),
             (15, 48, 208, 4)
         );
         // 8-byte objects: 408 and a 832-byte descriptor fill the page exactly.
-        let g = geometry(8);
+        let g = geometry(8)?;
         assert_eq!(
             (g.objects, g.descriptor, g.leftover, g.colours),
             (408, 832, 0, 1)
         );
+        Ok(())
     }
 
     #[test]
-    fn slub_order_choice() {
+    fn slub_order_choice() -> Result<(), String> {
         // More CPUs ask for more objects a slab: 64 CPUs, 4 * (7 + 1) = 32 objects.
         assert_eq!(calculate_order(256, PAGE, 64), 1);
         assert_eq!(calculate_order(256, PAGE, 1), 0);
@@ -879,10 +875,11 @@ mod tests {
         assert_eq!(calculate_order(3000, PAGE, 2), 3);
         // An object larger than an order-3 slab takes the order it needs.
         assert_eq!(calculate_order(40000, PAGE, 2), 4);
+        Ok(())
     }
 
     #[test]
-    fn alignment_follows_slub() {
+    fn alignment_follows_slub() -> Result<(), String> {
         assert_eq!(calculate_alignment(false, 0, 1), 8);
         assert_eq!(calculate_alignment(false, 32, 1), 32);
         // HWCACHE_ALIGN: a 20-byte object gets 32, a 33-byte one the whole line.
@@ -901,10 +898,11 @@ mod tests {
             2,
         );
         assert_eq!(g.map(|g| (g.align, g.slot)), Ok((64, 128)));
+        Ok(())
     }
 
     #[test]
-    fn bad_requests_are_refused() {
+    fn bad_requests_are_refused() -> Result<(), String> {
         let new = |size, align| Geometry::new(size, align, Options::default(), PAGE, 2);
         assert_eq!(new(0, 0), Err(GeometryError::ZeroSize));
         assert_eq!(new(8, 3), Err(GeometryError::BadAlign));
@@ -916,10 +914,11 @@ mod tests {
             Geometry::new(8, 0, Options::default(), 1000, 2),
             Err(GeometryError::TooLarge)
         );
+        Ok(())
     }
 
     #[test]
-    fn red_zones_surround_each_object() {
+    fn red_zones_surround_each_object() -> Result<(), String> {
         let g = Geometry::new(
             24,
             0,
@@ -930,24 +929,25 @@ mod tests {
             PAGE,
             2,
         )
-        .expect("geometry");
+        .must_be("geometry")?;
         assert_eq!((g.red_zone, g.slot), (8, 40));
-        let first = g.object_offset(0, 0).expect("object 0");
+        let first = g.object_offset(0, 0).must_be("object 0")?;
         assert_eq!(first, g.descriptor + 8);
         assert_eq!(g.object_index(0, first), Some(0));
         assert_eq!(g.object_index(0, first + 40), Some(1));
         assert_eq!(g.object_index(0, first - 8), None, "the left red zone");
         assert_eq!(g.object_index(0, first + 24), None, "the right red zone");
+        Ok(())
     }
 
     #[test]
-    fn colours_shift_objects_by_a_cache_line_and_wrap() {
-        let g = geometry(256);
+    fn colours_shift_objects_by_a_cache_line_and_wrap() -> Result<(), String> {
+        let g = geometry(256)?;
         assert_eq!(g.colours, 4);
         let mut c = 0;
         let mut offsets = Vec::new();
         for _ in 0..6 {
-            offsets.push(g.object_offset(c, 0).expect("object 0"));
+            offsets.push(g.object_offset(c, 0).must_be("object 0")?);
             c = g.next_colour(c);
         }
         assert_eq!(offsets, [48, 112, 176, 240, 48, 112]);
@@ -958,13 +958,14 @@ mod tests {
             "colour 0's first object is not colour 1's"
         );
         assert_eq!(g.object_offset(0, g.objects), None);
+        Ok(())
     }
 
     /// Every geometry of random sizes, alignments and options keeps its invariants, and with
     /// every colour every object lies inside the slab, aligned, without overlapping the
     /// descriptor or another object.
     #[test]
-    fn random_geometries_keep_their_invariants() {
+    fn random_geometries_keep_their_invariants() -> Result<(), String> {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..20_000 {
             x ^= x << 13;
@@ -990,14 +991,15 @@ mod tests {
             assert!(g.order <= MAX_SLAB_ORDER);
             assert!((g.colours - 1) * g.colour_off <= g.leftover);
             for c in [0, g.colours - 1] {
-                let last = g.object_offset(c, g.objects - 1).expect("last object");
+                let last = g.object_offset(c, g.objects - 1).must_be("last object")?;
                 assert!(last + size + g.red_zone <= bytes);
-                let first = g.object_offset(c, 0).expect("first object");
+                let first = g.object_offset(c, 0).must_be("first object")?;
                 assert_eq!(first % g.align, 0);
                 assert!(first >= g.descriptor_offset(c) + g.descriptor + g.red_zone);
                 assert_eq!(g.object_index(c, last), Some(g.objects - 1));
             }
         }
+        Ok(())
     }
 
     /// A cache's slabs as the kernel side will run them: each slab a free list, on the list
@@ -1005,7 +1007,7 @@ mod tests {
     /// empty one, else a new slab), frees and shrinks (empty slabs beyond a floor go), against
     /// a model, with both validators after every step.
     #[test]
-    fn slab_lists_follow_the_slabs() {
+    fn slab_lists_follow_the_slabs() -> Result<(), String> {
         const SLABS: usize = 16;
         const OBJECTS: usize = 5;
         let mut x = 0x1234_5678_9abc_def1u64;
@@ -1023,8 +1025,9 @@ mod tests {
                         .first(Which::Partial)
                         .or_else(|| lists.first(Which::Empty))
                         .or_else(|| {
-                            let id = slabs.iter().position(|s| s.is_none())? as u32;
-                            slabs[id as usize] = Freelist::new_full(vec![0; OBJECTS], OBJECTS);
+                            let id = slabs.iter().position(|s| s.is_none())?;
+                            *slabs.get_mut(id)? = Freelist::new_full(vec![0; OBJECTS], OBJECTS);
+                            let id = id as u32;
                             assert!(lists.move_to(id, Which::Empty));
                             Some(id)
                         });
@@ -1032,27 +1035,38 @@ mod tests {
                         assert_eq!(live.len(), SLABS * OBJECTS, "step {step}");
                         continue;
                     };
-                    let f = slabs[id as usize].as_mut().expect("a slab");
-                    let i = f.pop().expect("a free object on a partial or empty slab");
+                    let f = slabs
+                        .get_mut(id as usize)
+                        .and_then(|s| s.as_mut())
+                        .must_be("slab")?;
+                    let i = f
+                        .pop()
+                        .must_be("a free object on a partial or empty slab")?;
                     assert!(lists.move_to(id, Which::for_inuse(f.inuse(), OBJECTS)));
                     live.push((id, i));
                 }
                 4 | 5 if !live.is_empty() => {
                     let (id, i) = live.swap_remove((x >> 16) as usize % live.len());
-                    let f = slabs[id as usize].as_mut().expect("a slab");
+                    let f = slabs
+                        .get_mut(id as usize)
+                        .and_then(|s| s.as_mut())
+                        .must_be("slab")?;
                     assert_eq!(f.push(i, true), Ok(()));
                     assert!(lists.move_to(id, Which::for_inuse(f.inuse(), OBJECTS)));
                 }
                 _ => {
                     // Shrink to a floor of one empty slab.
                     while lists.len(Which::Empty) > 1 {
-                        let id = lists.first(Which::Empty).expect("an empty slab");
+                        let id = lists.first(Which::Empty).must_be("an empty slab")?;
                         assert!(lists.move_to(id, Which::None));
-                        slabs[id as usize] = None;
+                        *slabs.get_mut(id as usize).must_be("slab")? = None;
                     }
                 }
             }
-            let inuse = |id: u32| slabs[id as usize].as_ref().map(|f| (f.inuse(), OBJECTS));
+            let inuse = |id: u32| {
+                let f = slabs.get(id as usize)?.as_ref()?;
+                Some((f.inuse(), OBJECTS))
+            };
             assert_eq!(lists.validate(inuse), Ok(()), "step {step}");
             for f in slabs.iter().flatten() {
                 assert_eq!(f.validate(&mut seen), Ok(()));
@@ -1068,10 +1082,11 @@ mod tests {
             "wrong list, and 1 unlisted"
         );
         assert!(!broken.move_to(5, Which::Full));
+        Ok(())
     }
 
     #[test]
-    fn kmalloc_sizes_map_as_linux() {
+    fn kmalloc_sizes_map_as_linux() -> Result<(), String> {
         let class = |n| kmalloc_class(n).map(|k| KMALLOC_SIZES[k]);
         assert_eq!(class(0), None);
         assert_eq!(class(1), Some(8));
@@ -1084,17 +1099,18 @@ mod tests {
         assert_eq!(class(8193), None, "kmalloc_large");
         assert_eq!(kmalloc_large_order(8193, PAGE), 2);
         assert_eq!(kmalloc_large_order(PAGE << 10, PAGE), 10);
+        Ok(())
     }
 
     /// Red zones and poison catch a write on either side of an object and a write after
     /// free, naming the first damaged byte.
     #[test]
-    fn red_zones_and_poison_catch_stray_writes() {
+    fn red_zones_and_poison_catch_stray_writes() -> Result<(), String> {
         let opts = Options {
             hwcache_align: false,
             red_zone: true,
         };
-        let g = Geometry::new(20, 0, opts, PAGE, 2).expect("geometry");
+        let g = Geometry::new(20, 0, opts, PAGE, 2).must_be("geometry")?;
         // Red zone 8, object 20 padded to 24, red zone 8.
         assert_eq!(g.slot, 40);
         let mut slot = vec![0u8; g.slot];
@@ -1140,12 +1156,13 @@ mod tests {
             }),
             "a write after free"
         );
+        Ok(())
     }
 
     #[test]
-    fn slabinfo_lines_are_linux_2_1() {
+    fn slabinfo_lines_are_linux_2_1() -> Result<(), String> {
         let mut out = String::new();
-        write_slabinfo_header(&mut out).expect("header");
+        write_slabinfo_header(&mut out).must_be("header")?;
         write_slabinfo_line(
             &mut out,
             &SlabInfo {
@@ -1161,7 +1178,7 @@ mod tests {
                 num_slabs: 2,
             },
         )
-        .expect("line");
+        .must_be("line")?;
         let mut lines = out.lines();
         assert_eq!(lines.next(), Some("slabinfo - version: 2.1"));
         assert_eq!(
@@ -1181,11 +1198,12 @@ mod tests {
                  : slabdata      1      2      0"
             )
         );
+        Ok(())
     }
 
     #[test]
-    fn freelist_hands_out_in_address_order_and_catches_double_frees() {
-        let mut f = Freelist::new_full(vec![0u16; 4], 4).expect("list");
+    fn freelist_hands_out_in_address_order_and_catches_double_frees() -> Result<(), String> {
+        let mut f = Freelist::new_full(vec![0u16; 4], 4).must_be("list")?;
         assert_eq!((f.pop(), f.pop()), (Some(0), Some(1)));
         assert_eq!(f.inuse(), 2);
         assert_eq!(f.push(1, false), Ok(()));
@@ -1199,7 +1217,7 @@ mod tests {
             Ok(()),
             "2 was never allocated: only a scan sees it"
         );
-        let mut f = Freelist::new_full(vec![0u16; 4], 4).expect("list");
+        let mut f = Freelist::new_full(vec![0u16; 4], 4).must_be("list")?;
         assert_eq!(f.pop(), Some(0));
         assert_eq!(f.push(3, true), Err(FreeError::DoubleFree), "scanned");
         assert_eq!(f.push(4, true), Err(FreeError::BadIndex));
@@ -1207,20 +1225,21 @@ mod tests {
         assert_eq!(f.push(0, false), Err(FreeError::DoubleFree), "all free");
         // Kept apart and rebuilt, as the kernel side keeps the entries in the slab's memory.
         let (entries, objects, free) = f.into_parts();
-        let mut f = Freelist::from_parts(entries, objects, free).expect("rebuilt");
+        let mut f = Freelist::from_parts(entries, objects, free).must_be("rebuilt")?;
         assert_eq!((f.free(), f.pop()), (4, Some(0)));
         assert!(Freelist::from_parts(vec![0u16; 4], 4, 5).is_none());
         assert!(Freelist::new_full(vec![0u16; 3], 4).is_none());
         assert!(Freelist::new_full(vec![0u16; MAX_OBJECTS + 1], MAX_OBJECTS + 1).is_none());
+        Ok(())
     }
 
     /// Random allocations and checked frees (some of them bad) against a set, with the
     /// validator after every step.
     #[test]
-    fn freelist_agrees_with_a_model() {
+    fn freelist_agrees_with_a_model() -> Result<(), String> {
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for objects in [1usize, 2, 7, 64, 65, 408] {
-            let mut f = Freelist::new_full(vec![0u16; objects], objects).expect("list");
+            let mut f = Freelist::new_full(vec![0u16; objects], objects).must_be("list")?;
             let mut allocated: BTreeSet<usize> = BTreeSet::new();
             let mut seen = vec![0u64; objects.div_ceil(64)];
             for _ in 0..5000 {
@@ -1248,5 +1267,6 @@ mod tests {
                 assert!(allocated.iter().all(|&i| !f.is_free(i)));
             }
         }
+        Ok(())
     }
 }
