@@ -525,15 +525,30 @@ mod tests {
     use super::*;
     use kernel::sync::atomic::Atomic;
 
-    fn small_pool() -> Result<Arc<Pool>> {
+    /// A pool of its own for a test, of `zone_pages` (the pool's tests and `zone.rs`'s).
+    pub(super) fn pool_of(zone_pages: [usize; NR_ZONES]) -> Result<Arc<Pool>> {
         Arc::pin_init(
             Pool::new(Config {
-                zone_pages: [16, 64, 64],
+                zone_pages,
                 min_free_kbytes: 0,
                 watermark_scale_factor: 10,
             }),
             GFP_KERNEL,
         )
+    }
+
+    fn small_pool() -> Result<Arc<Pool>> {
+        pool_of([16, 64, 64])
+    }
+
+    /// Whether, once the per-CPU lists are drained, every zone has all its pages free and
+    /// passes the checker: a test gave everything back.
+    pub(super) fn all_back(pool: &Pool) -> bool {
+        pool.drain();
+        (0..NR_ZONES).filter_map(|z| pool.zone(z)).all(|zone| {
+            let s = zone.snapshot();
+            s.free == s.managed && s.pcp_pages == 0 && zone.validate().is_ok()
+        })
     }
 
     /// Every borrowed page lies in the zone it was filed under, and the page table's layout
@@ -622,14 +637,7 @@ mod tests {
     #[test]
     fn pcp_lists_for_orders_one_to_three() -> Result {
         // Large enough for a batch of 3 and a high mark far above what the test frees.
-        let pool = Arc::pin_init(
-            Pool::new(Config {
-                zone_pages: [16, 64, 16384],
-                min_free_kbytes: 0,
-                watermark_scale_factor: 10,
-            }),
-            GFP_KERNEL,
-        )?;
+        let pool = pool_of([16, 64, 16384])?;
         // The host may have answered with DMA32 memory: the zone is the one that serves.
         let mut held = KVec::new();
         for order in 0..4 {
@@ -754,13 +762,7 @@ mod tests {
         assert_eq!(pool.alloc_bulk(NORMAL, Reserve::Normal, &mut small), 4);
         pool.free_bulk(&mut small);
         pool.free_bulk(&mut out);
-        pool.drain();
-        for z in 0..NR_ZONES {
-            let zone = pool.zone(z).ok_or(EINVAL)?;
-            let s = zone.snapshot();
-            assert_eq!((s.free, s.pcp_pages), (s.managed, 0));
-            assert!(zone.validate().is_ok());
-        }
+        assert!(all_back(&pool));
         Ok(())
     }
 

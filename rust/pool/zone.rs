@@ -809,7 +809,7 @@ impl Zone {
 #[kunit_tests(minimm_pcp_irq)]
 mod tests {
     use super::*;
-    use crate::pool::{Config, Pool, RawBlock};
+    use crate::pool::{Pool, RawBlock};
     use kernel::{
         impl_has_hr_timer, new_spinlock_irq,
         sync::{
@@ -878,14 +878,7 @@ mod tests {
     /// lost. Lockdep, on in the test kernel, sees the per-CPU lock only tried in softirq.
     #[test]
     fn frees_from_softirq_while_the_list_is_held() -> Result {
-        let pool = Arc::pin_init(
-            Pool::new(Config {
-                zone_pages: [16, 64, 1024],
-                min_free_kbytes: 0,
-                watermark_scale_factor: 10,
-            }),
-            GFP_KERNEL,
-        )?;
+        let pool = crate::pool::tests::pool_of([16, 64, 1024])?;
         let mut blocks = KVec::with_capacity(NR_PCP_ORDERS, GFP_KERNEL)?;
         for order in 0..NR_PCP_ORDERS as u32 {
             blocks.push(
@@ -931,13 +924,7 @@ mod tests {
         assert_eq!(t.allocated.load(Relaxed), NR_PCP_ORDERS as u32);
         assert!(t.blocks.lock().is_empty());
         assert!(cpu < zone.nr_pcp());
-        pool.drain();
-        for z in 0..NR_ZONES {
-            let zone = pool.zone(z).ok_or(EINVAL)?;
-            let s = zone.snapshot();
-            assert_eq!((s.free, s.pcp_pages), (s.managed, 0));
-            assert!(zone.validate().is_ok());
-        }
+        assert!(crate::pool::tests::all_back(&pool));
         Ok(())
     }
 }

@@ -19,8 +19,9 @@ pub trait Adapter {
     fn free(&mut self, index: u32, order: u32);
 }
 
-/// minimm's buddy allocator alone (rust/buddy.rs), over the arena as 16 chunks of order 10.
-pub struct MinimmBuddy(Buddy<Vec<PageMeta>>);
+/// minimm's buddy allocator alone (rust/buddy.rs), over the arena as 16 chunks of order 10:
+/// the page path's [`Lender`] called directly.
+pub struct MinimmBuddy(Lender);
 
 fn arena_buddy() -> Buddy<Vec<PageMeta>> {
     let mut b = Buddy::new(vec![PageMeta::ABSENT; PAGES]);
@@ -33,24 +34,23 @@ fn arena_buddy() -> Buddy<Vec<PageMeta>> {
 
 impl MinimmBuddy {
     pub fn new(_: &Trace) -> Self {
-        Self(arena_buddy())
+        Self(Lender(arena_buddy()))
     }
 
     pub fn buddy(&self) -> &Buddy<Vec<PageMeta>> {
-        &self.0
+        &self.0 .0
     }
 }
 
 impl Adapter for MinimmBuddy {
     #[inline]
     fn alloc(&mut self, order: u32) -> Option<u32> {
-        self.0.alloc(order)
+        self.0.take(order)
     }
 
     #[inline]
     fn free(&mut self, index: u32, order: u32) {
-        let freed = self.0.free(index);
-        debug_assert_eq!(freed, Ok(order));
+        self.0.give(index, order)
     }
 }
 
