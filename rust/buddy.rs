@@ -198,7 +198,6 @@ where
         }
         m.state = PageState::Held;
         m.next = NIL;
-        // A held block has no owner any more: its tag goes.
         m.prev = NIL;
         let pages = 1usize << m.order;
         match self.meta_mut(self.held_tail) {
@@ -225,51 +224,6 @@ where
         self.nr_held -= 1;
         self.held_pages -= 1 << order;
         Some((index, order))
-    }
-
-    /// Tags the allocated block at `index` with `tag` (below `u32::MAX`), a word its owner
-    /// keeps in minimm's page table: the slab caches record there which slab a block is, so
-    /// that an object's page leads back to its slab. The tag lives in the head page's free-list
-    /// link, which an allocated block does not use, and goes when the block is freed or held.
-    // For the slab caches' kernel side (issue 11), which has not landed yet.
-    #[cfg_attr(not(test), expect(dead_code))]
-    pub(crate) fn set_tag(&mut self, index: u32, tag: u32) -> Result<(), Error> {
-        if tag == NIL {
-            return Err(Error::BadIndex);
-        }
-        let m = self.meta_mut(index).ok_or(Error::BadIndex)?;
-        if m.state != PageState::Allocated {
-            return Err(Error::NotAllocated);
-        }
-        m.prev = tag;
-        Ok(())
-    }
-
-    /// The tag of the allocated block headed by `index`, if it has one.
-    // For the slab caches' kernel side (issue 11), which has not landed yet.
-    #[cfg_attr(not(test), expect(dead_code))]
-    pub(crate) fn tag(&self, index: u32) -> Option<u32> {
-        let m = self.meta(index)?;
-        (m.state == PageState::Allocated && m.prev != NIL).then_some(m.prev)
-    }
-
-    /// The head of the block that page `index` belongs to (`index` itself for a head), free
-    /// or not: at most one look per order, at the candidate heads `index` aligned down.
-    // For the slab caches' kernel side (issue 11), which has not landed yet.
-    #[cfg_attr(not(test), expect(dead_code))]
-    pub(crate) fn head_of(&self, index: u32) -> Option<u32> {
-        for o in 0..=MAX_ORDER {
-            let h = index & !((1u32 << o) - 1);
-            let m = self.meta(h)?;
-            match m.state {
-                PageState::Absent => return None,
-                PageState::Tail => continue,
-                PageState::Free | PageState::Allocated | PageState::Held => {
-                    return (index - h < 1u32 << m.order).then_some(h);
-                }
-            }
-        }
-        None
     }
 
     /// Free blocks per order, as /proc/buddyinfo shows them.
@@ -751,53 +705,6 @@ pub(crate) mod tests {
         assert_eq!((b.nr_held(), b.held_pages()), (0, 0));
         assert_eq!(b.free(x), Ok(2));
         assert_eq!(layout(&b), vec![(4, vec![0])]);
-        b.validate().must()?;
-        Ok(())
-    }
-
-    /// Tags stay with allocated blocks only, and every page of a block, free or allocated,
-    /// leads back to its head.
-    #[test]
-    fn tags_and_heads_of_pages() -> Result<(), String> {
-        let mut b = buddy(2048);
-        b.add_chunk(0, 10).must()?;
-        b.add_chunk(1024, 9).must()?;
-        let mut rng = XorShift(0x5eed_1234_abcd_0001);
-        let mut live: Vec<(u32, u32)> = Vec::new();
-        for step in 0..3000u32 {
-            if rng.below(3) > 0 || live.is_empty() {
-                let order = rng.below(6) as u32;
-                if let Some(i) = b.alloc(order) {
-                    assert_eq!(b.tag(i), None, "a new block has no tag");
-                    b.set_tag(i, step).must()?;
-                    live.push((i, order));
-                }
-            } else {
-                let (i, o) = live.swap_remove(rng.below(live.len() as u64) as usize);
-                assert_eq!(b.free(i), Ok(o));
-                assert_eq!(b.tag(i), None, "freed with its tag");
-            }
-        }
-        for &(i, o) in &live {
-            assert!(b.tag(i).is_some());
-            for p in i..i + (1 << o) {
-                assert_eq!(b.head_of(p), Some(i), "page {p} of block {i}");
-            }
-        }
-        // Free pages lead to their free block's head too; pages outside the pool, nowhere.
-        let mut p = 0;
-        while p < 1536 {
-            let h = b.head_of(p).must()?;
-            assert!(h <= p);
-            p += 1;
-        }
-        assert_eq!(b.head_of(1536), None, "a hole");
-        assert_eq!(b.head_of(5000), None, "past the table");
-        let (i, _) = live[0];
-        assert_eq!(b.set_tag(i, u32::MAX), Err(Error::BadIndex));
-        b.hold(i).must()?;
-        assert_eq!(b.tag(i), None, "a held block has no owner");
-        assert_eq!(b.set_tag(i, 1), Err(Error::NotAllocated));
         b.validate().must()?;
         Ok(())
     }

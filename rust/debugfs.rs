@@ -22,8 +22,15 @@
 //! - `pcp_lists`: what zoneinfo's `pagesets` sum up, by order (Linux has no such file): a line
 //!   per populated zone and possible CPU, `Node 0, zone %8s cpu %3d count %6d blocks` then
 //!   the blocks on the lists of orders 0..3, `%6d` each.
-//! - `validate`: reading runs the buddy invariant checker over every zone and prints the
-//!   verdict; writing `1` runs it and logs the verdict (a failure loudly, with a warning).
+//! - `validate`: reading runs the buddy invariant checker over every zone, then every slab
+//!   cache's checker, and prints the verdicts; writing `1` runs them and logs the verdicts (a
+//!   failure loudly, with a warning).
+//! - `slab_traces`: for each cache with `STORE_USER`, its name, then `<count> allocated|freed
+//!   pid=<pid> comm=<comm>` lines: who allocated the objects in use and freed the free ones
+//!   last (SLUB's `alloc_traces`/`free_traces`, grouped by task).
+//! - `slabinfo`: /proc/slabinfo version 2.1, a line per cache (generic ones included).
+//!   `active_objs` counts objects off their slabs' free lists, those cached in per-CPU arrays
+//!   included, as the classic SLAB's did; `limit` and `batchcount` are the per-CPU arrays'.
 //! - `fail/<point>/{probability,interval,times,verbose,nth}`: fault injection at each failure
 //!   point (see `fail.rs` for their meaning), one number a file, read and written (a value out
 //!   of the knob's range or not a number is EINVAL); `fail/<point>/injected`, read-only: the
@@ -66,6 +73,8 @@ pub(crate) struct Entries {
     validate: File<Arc<Shared>>,
     drain_pcp: File<Arc<Shared>>,
     pcp_lists: File<Arc<Shared>>,
+    slabinfo: File<Arc<Shared>>,
+    slab_traces: File<Arc<Shared>>,
     page_owner: File<Arc<Shared>>,
     page_owner_sort: File<Arc<Shared>>,
     bench: File<Bench>,
@@ -104,6 +113,8 @@ impl Entries {
             watermarks: dir.read_write_file(c"watermarks", s(), watermarks, set_watermarks)?,
             drain_pcp: dir.write_file(c"drain_pcp", s(), drain_pcp)?,
             pcp_lists: dir.read_file(c"pcp_lists", s(), pcp_lists)?,
+            slabinfo: dir.read_file(c"slabinfo", s(), slabinfo)?,
+            slab_traces: dir.read_file(c"slab_traces", s(), slab_traces)?,
             page_owner: dir.read_file(c"page_owner", s(), |sh, f| sh.registry.page_owner(f))?,
             page_owner_sort: dir.read_file(c"page_owner_sort", s(), |sh, f| {
                 sh.registry.page_owner_sort(f)
@@ -369,6 +380,19 @@ fn vmstat(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             all().map(|s| count(&s.counters)).sum::<u64>()
         )?;
     }
+    // Slab pages as Linux's nr_slab_*_B counters, in pages: empty slabs (what a shrink gives
+    // back) count as reclaimable, the rest as unreclaimable.
+    let (mut reclaimable, mut unreclaimable, mut objects) = (0, 0, 0);
+    for c in shared.caches.all().map_err(|_| fmt::Error)?.iter() {
+        let s = c.stats();
+        let order = c.geometry().order;
+        reclaimable += s.empty << order;
+        unreclaimable += (s.num_slabs - s.empty) << order;
+        objects += s.allocated;
+    }
+    writeln!(f, "nr_slab_reclaimable {reclaimable}")?;
+    writeln!(f, "nr_slab_unreclaimable {unreclaimable}")?;
+    writeln!(f, "nr_slab_objects {objects}")?;
     writeln!(f, "borrowed_pages {}", shared.pool.borrowed())
 }
 
@@ -441,8 +465,71 @@ fn verdicts(shared: &Shared) -> [Option<Result<usize, crate::buddy::Corruption>>
     core::array::from_fn(|z| shared.pool.zone(z).map(|zone| zone.validate()))
 }
 
-/// Reading `minimm/validate`: runs the checker.
+/// `minimm/slabinfo`.
+fn slabinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    crate::slab::write_slabinfo_header(f)?;
+    let caches = shared.caches.all().map_err(|_| fmt::Error)?;
+    for c in caches.iter() {
+        let g = c.geometry();
+        let s = c.stats();
+        let (limit, batchcount) = c.tunables();
+        crate::slab::write_slabinfo_line(
+            f,
+            &crate::slab::SlabInfo {
+                name: c.name(),
+                active_objs: s.active_objs,
+                num_objs: s.num_objs,
+                objsize: g.slot,
+                objperslab: g.objects,
+                pagesperslab: 1 << g.order,
+                limit,
+                batchcount,
+                active_slabs: s.active_slabs,
+                num_slabs: s.num_slabs,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// `minimm/slab_traces`: each `STORE_USER` cache's owners (SLUB's `alloc_traces` and
+/// `free_traces`, by task).
+fn slab_traces(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(
+        f,
+        "# <cache>: then <count> allocated|freed pid=<pid> comm=<comm>"
+    )?;
+    for c in shared.caches.all().map_err(|_| fmt::Error)?.iter() {
+        if c.flags() & crate::uapi::slab_flags::STORE_USER != 0 {
+            writeln!(f, "{}:", c.name())?;
+            c.write_traces(f).map_err(|_| fmt::Error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every slab cache's verdict: its name and the first broken invariant, if any.
+fn slab_verdicts(
+    shared: &Shared,
+) -> KVec<(Arc<crate::slab_cache::SlabCache>, Result<(), &'static str>)> {
+    let mut out = KVec::new();
+    for c in shared.caches.all().unwrap_or_default().into_iter() {
+        let v = c.validate();
+        if out.push((c, v), GFP_KERNEL).is_err() {
+            break;
+        }
+    }
+    out
+}
+
+/// Reading `minimm/validate`: runs the checkers.
 fn validate(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for (c, v) in slab_verdicts(shared).iter() {
+        match v {
+            Ok(()) => writeln!(f, "slab {}: ok", c.name())?,
+            Err(what) => writeln!(f, "slab {}: CORRUPT: {what}", c.name())?,
+        }
+    }
     for (z, v) in verdicts(shared).iter().enumerate() {
         match v {
             Some(Ok(blocks)) => writeln!(f, "{}: ok, {blocks} blocks", zone::NAMES[z])?,
@@ -515,6 +602,15 @@ fn validate_write(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result 
                 );
             }
             None => {}
+        }
+    }
+    for (c, v) in slab_verdicts(shared).iter() {
+        match v {
+            Ok(()) => pr_info!("validate: slab {}: ok\n", c.name()),
+            Err(what) => {
+                ok = false;
+                pr_err!("validate: slab {}: CORRUPT: {what}\n", c.name());
+            }
         }
     }
     // A broken allocator invariant is a kernel bug: say so loudly.

@@ -105,6 +105,14 @@ points! {
     /// handler): as if `vm_insert_page` ran out of memory, the fault returns `VM_FAULT_OOM`
     /// and the kernel retries it, as for any page fault that could not allocate.
     MappingInsert => "mapping_insert",
+    /// Growing a slab cache by a slab from the pool (`SlabCache::grow`): as if the pool had
+    /// no block; the allocation fails with ENOMEM when no slab has a free object.
+    SlabGrow => "slab_grow",
+    /// Refilling an empty per-CPU object array from the cache's slabs: the refill gets
+    /// nothing, and the allocation goes on through the slab lists.
+    SlabArrayRefill => "slab_array_refill",
+    /// Creating a slab cache (`SLAB_CREATE`): ENOMEM, nothing created.
+    SlabCreate => "slab_create",
 }
 
 impl Point {
@@ -446,7 +454,10 @@ mod tests {
                 "zone_alloc",
                 "pcp_refill",
                 "handle_insert",
-                "mapping_insert"
+                "mapping_insert",
+                "slab_grow",
+                "slab_array_refill",
+                "slab_create"
             ]
         );
         for (i, p) in Point::ALL.iter().enumerate() {

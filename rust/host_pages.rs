@@ -208,6 +208,22 @@ pub(crate) fn page_to_pfn(page: *const bindings::page) -> u64 {
     ((page as usize).wrapping_sub(base) / core::mem::size_of::<bindings::page>()) as u64
 }
 
+/// The direct-map address of page frame `pfn` (`pfn_to_virt`, `page_address` for lowmem:
+/// x86_64 has no highmem).
+pub(crate) fn pfn_to_virt(pfn: u64) -> usize {
+    // SAFETY: `page_offset_base` is written once during early boot and only read afterwards.
+    let base = unsafe { core::ptr::addr_of!(bindings::page_offset_base).read() } as usize;
+    base.wrapping_add((pfn as usize) << kernel::page::PAGE_SHIFT)
+}
+
+/// The page frame of a direct-map address (`virt_to_pfn`), `None` for an address below the
+/// direct map.
+pub(crate) fn virt_to_pfn(addr: usize) -> Option<u64> {
+    // SAFETY: As in `pfn_to_virt`.
+    let base = unsafe { core::ptr::addr_of!(bindings::page_offset_base).read() } as usize;
+    Some((addr.checked_sub(base)? >> kernel::page::PAGE_SHIFT) as u64)
+}
+
 #[kunit_tests(minimm_host_pages)]
 mod tests {
     use super::*;
@@ -223,6 +239,9 @@ mod tests {
             let va = unsafe { bindings::kmap_local_page(p.as_ptr()) };
             // SAFETY: `va` is a direct-map address.
             let phys = unsafe { bindings::slow_virt_to_phys(va) };
+            // The direct map both ways, as the slab caches use it.
+            assert_eq!(pfn_to_virt(b.pfn() + i as u64), va as usize);
+            assert_eq!(virt_to_pfn(va as usize + 4095), Some(b.pfn() + i as u64));
             // SAFETY: unmapping what was mapped just above.
             unsafe { bindings::kunmap_local(va) };
             assert_eq!(page_to_pfn(p.as_ptr()), phys >> kernel::page::PAGE_SHIFT);

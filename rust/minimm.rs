@@ -24,9 +24,16 @@
 //!   (`pool/mod.rs`); one zone's locked state, per-CPU lists, held list and counters
 //!   (`pool/zone.rs`); blocks handed out (`pool/block.rs`); the per-CPU lists' thin lock
 //!   over C's spinlock calls (`pool/pcp_lock.rs`, an unsafe part).
+//! - [`slab`] (pure): slab geometry (order, colouring, descriptor placement), a slab's free
+//!   list, a cache's full/partial/empty lists, size classes, debugging bytes, slabinfo lines.
+//! - [`slab_cache`]: a cache's kernel side (slabs from the pool, per-CPU object arrays, node
+//!   lock, debugging reports) and the module's list of caches; [`slab_mem`]: the views of slab
+//!   memory (the unsafe part); [`kmalloc`]: the generic caches, `kmalloc` and friends, and the
+//!   `Allocator` over them.
 //! - [`device`]: the misc device: open files, the ioctl dispatcher and struct copying
 //!   (`device/mod.rs`); buffers, their ioctls and mmap with faults (`device/blocks.rs`); the
-//!   module-wide mmap offset space and buffer owners (`device/registry.rs`).
+//!   module-wide mmap offset space and buffer owners (`device/registry.rs`); a file's slab
+//!   caches and objects and their ioctls (`device/slab.rs`).
 //! - [`debugfs`]: the files under debugfs `minimm/`.
 //! - [`debugfs_file`]: debugfs directories and files that pin the module while open (the
 //!   unsafe part of debugfs).
@@ -42,10 +49,19 @@
 //!    space and owner records. Never two of these at once. The kernel's mmap lock may be held
 //!    above the registry's (a buffer dropped in `vma_close`), and a seq_file's lock (reading
 //!    `page_owner`).
-//! 2. `pool::Zone::pcp[cpu]` (spinlock, `pool/pcp_lock.rs`, one per CPU and zone, one lockdep
+//!
+//!    `device::Client::slab` (mutex): one open file's slab table, held across a slab command
+//!    but its user copies; above `slab_cache::Caches::inner` (mutex): the module's list of
+//!    caches. Never with one of the locks above.
+//! 2. `slab_cache::SlabCache::cpu[cpu]` (a `PcpLock`, one lockdep class for every cache): a
+//!    CPU's object array. Only tried outside process context, as the per-CPU page lists.
+//! 3. `slab_cache::SlabCache::node` (irq-safe spinlock, one class for every cache): a cache's
+//!    slabs. Never two caches' at once. The pool's locks below may be taken under 2 (a flush
+//!    giving an emptied slab back), not under 3.
+//! 4. `pool::Zone::pcp[cpu]` (spinlock, `pool/pcp_lock.rs`, one per CPU and zone, one lockdep
 //!    class per zone): a CPU's per-CPU page lists. Never two at once. Outside process context
 //!    only ever *tried* (Linux's `pcp_spin_trylock`): a busy list sends the request to the zone.
-//! 3. `pool::Zone::inner` (irq-safe spinlock, one per zone and lockdep class per zone): the
+//! 5. `pool::Zone::inner` (irq-safe spinlock, one per zone and lockdep class per zone): the
 //!    zone's buddy allocator, held list and watermarks. Never two at once.
 //!
 //! A block may be freed from softirq context (an RCU callback, a timer) as into Linux's
@@ -68,8 +84,9 @@
 //! new opens; an open file holds a module reference, so unload cannot race with one, and a
 //! user mapping holds its file), then the debugfs files (an open debugfs file holds a module
 //! reference too; removal waits for reads and writes in flight), then the pool's reaper is
-//! stopped (a queued one holds a reference to the pool), then the shared state with the pool,
-//! which gives every borrowed page back to the host. `report` comes last and logs the count; a
+//! stopped (a queued one holds a reference to the pool), then `kmalloc::Minimm`'s caches are
+//! unpublished, then the shared state: the caches (their slabs back to the pool; every file's
+//! are gone with its file), then the pool, which gives every borrowed page back to the host. `report` comes last and logs the count; a
 //! page minimm cannot account for is a kernel warning.
 
 use kernel::{
@@ -91,9 +108,15 @@ mod device;
 #[path = "fail_kernel.rs"]
 mod fail;
 mod host_pages;
+mod kmalloc;
 mod pattern;
 mod pcp;
 mod pool;
+// The pure core's full API is host-tested; the kernel side does not call every accessor.
+#[allow(dead_code)]
+mod slab;
+mod slab_cache;
+mod slab_mem;
 // The mirror restates the whole header; not every constant has a use in the module.
 #[allow(dead_code)]
 mod uapi;
@@ -189,7 +212,7 @@ impl Params {
 }
 
 /// Feature bits this build provides.
-const FEATURES: u64 = uapi::feat::BUDDY | uapi::feat::MMAP;
+const FEATURES: u64 = uapi::feat::BUDDY | uapi::feat::MMAP | uapi::feat::SLAB;
 
 /// State shared by every open file and every debugfs file.
 pub(crate) struct Shared {
@@ -199,6 +222,10 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<device::registry::Registry>,
     /// The next open file's id (1, 2, 3...), as page_owner names the file owning a buffer.
     pub(crate) next_file_id: Atomic<u32>,
+    /// Every slab cache, by name (slabinfo).
+    pub(crate) caches: Arc<slab_cache::Caches>,
+    /// The generic caches (`kmalloc`).
+    pub(crate) kmalloc: kmalloc::Kmalloc,
 }
 
 impl Shared {
@@ -250,6 +277,8 @@ pub(crate) struct Minimm {
     misc: MiscDeviceRegistration<device::Client>,
     debugfs: debugfs::Entries,
     reaper: ReaperStop,
+    /// `kmalloc::Minimm`'s caches, cleared before `shared` goes.
+    published: kmalloc::Published,
     shared: Arc<Shared>,
     report: UnloadReport,
 }
@@ -297,20 +326,28 @@ impl kernel::InPlaceModule for Minimm {
             drop(armed);
             let pool = pool?;
             let registry = Arc::pin_init(device::registry::Registry::new(), GFP_KERNEL)?;
+            let caches = Arc::pin_init(slab_cache::Caches::new(), GFP_KERNEL)?;
+            let kmalloc = kmalloc::Kmalloc::new(&caches, &pool)?;
             let shared = Arc::new(
                 Shared {
                     params,
                     pool,
                     registry,
                     next_file_id: Atomic::new(1),
+                    caches,
+                    kmalloc,
                 },
                 GFP_KERNEL,
             )?;
+            // SAFETY: `shared` (and so its `kmalloc`) outlives the guard, a field of `Minimm`
+            // dropped before `shared`.
+            let published = unsafe { kmalloc::publish(&shared.kmalloc) };
             Ok(try_pin_init!(Self {
                 debugfs <- debugfs::Entries::new(shared.clone()),
                 // INVARIANT: the registration is created in place inside this `Minimm`.
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"minimm" }),
                 reaper: ReaperStop(shared.pool.clone()),
+                published,
                 shared,
                 // Last, so that it only exists (and reports) once the rest was set up.
                 report: UnloadReport,

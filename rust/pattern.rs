@@ -41,8 +41,6 @@ fn mix(mut z: u64) -> u64 {
 /// Fills `buf`, which sits at byte `offset` of a block, with the pattern of `seed`: the
 /// little-endian 64-bit word at block offset `8k` is `mix(seed + k)`. `offset` must be a
 /// multiple of 8; `buf` may end mid-word.
-// The module fills pages word by word (`word`); the selftests compile this file and use it.
-#[allow(dead_code)]
 pub(crate) fn fill(seed: u64, offset: u64, buf: &mut [u8]) {
     let first = offset / 8;
     for (k, chunk) in buf.chunks_mut(8).enumerate() {

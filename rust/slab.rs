@@ -270,7 +270,7 @@ impl Geometry {
 
     /// Offset in the slab of the descriptor, for a slab of `colour` (on-slab only).
     pub(crate) fn descriptor_offset(&self, colour: usize) -> usize {
-        (colour % self.colours) * self.colour_off
+        colour.checked_rem(self.colours).unwrap_or(0) * self.colour_off
     }
 
     /// Offset in the slab of object `index`'s first byte, for a slab of `colour`.
@@ -285,10 +285,11 @@ impl Geometry {
     pub(crate) fn object_index(&self, colour: usize, offset: usize) -> Option<usize> {
         let first = self.object_offset(colour, 0)?;
         let from = offset.checked_sub(first)?;
-        if from % self.slot != 0 {
+        // Checked: no division-by-zero path in the kernel's free path (`slot > 0` anyway).
+        if from.checked_rem(self.slot)? != 0 {
             return None;
         }
-        let index = from / self.slot;
+        let index = from.checked_div(self.slot)?;
         (index < self.objects).then_some(index)
     }
 }
@@ -523,6 +524,24 @@ where
             head: [NIL; 3],
             len: [0; 3],
         }
+    }
+
+    /// Moves the lists onto `bigger` storage (at least as long): the records are copied, the
+    /// new ones set to [`Links::NONE`]; the old storage is returned, or `bigger` itself if it
+    /// is too short. For a caller that allocates storage outside its lock.
+    pub(crate) fn replace_storage(&mut self, mut bigger: S) -> Result<S, S> {
+        if bigger.len() < self.links.len() {
+            return Err(bigger);
+        }
+        for (i, l) in bigger.iter_mut().enumerate() {
+            *l = self.links.get(i).copied().unwrap_or(Links::NONE);
+        }
+        Ok(core::mem::replace(&mut self.links, bigger))
+    }
+
+    /// Records the storage has room for.
+    pub(crate) fn capacity(&self) -> usize {
+        self.links.len()
     }
 
     /// Slabs on `which`.
@@ -1082,6 +1101,35 @@ mod tests {
             "wrong list, and 1 unlisted"
         );
         assert!(!broken.move_to(5, Which::Full));
+        Ok(())
+    }
+
+    /// Lists moved onto larger storage keep every slab on its list, in order.
+    #[test]
+    fn lists_move_to_bigger_storage() -> Result<(), String> {
+        let mut l = SlabLists::new(vec![Links::NONE; 3]);
+        l.move_to(0, Which::Partial);
+        l.move_to(2, Which::Partial);
+        l.move_to(1, Which::Full);
+        let short = l.replace_storage(vec![Links::NONE; 2]);
+        assert!(short.is_err(), "shorter storage is refused");
+        let old = l
+            .replace_storage(vec![Links::NONE; 8])
+            .map_err(|_| "refused".to_string())?;
+        assert_eq!(old.len(), 3);
+        assert_eq!(l.capacity(), 8);
+        assert_eq!(l.first(Which::Partial), Some(2));
+        assert_eq!(l.len(Which::Partial), 2);
+        assert_eq!(l.which(1), Some(Which::Full));
+        assert_eq!(l.which(7), Some(Which::None));
+        l.move_to(7, Which::Empty);
+        l.validate(|id| match id {
+            0 | 2 => Some((1, 4)),
+            1 => Some((4, 4)),
+            7 => Some((0, 4)),
+            _ => None,
+        })
+        .map_err(|c| c.what.to_string())?;
         Ok(())
     }
 

@@ -130,6 +130,167 @@ pub(crate) struct ZoneStats {
 /// `MINIMM_ZONE_STATS_SIZE_VER0`.
 pub(crate) const ZONE_STATS_SIZE_VER0: u32 = 192;
 
+/// `MINIMM_SLAB_*` flags of [`SlabCreate::flags`].
+pub(crate) mod slab_flags {
+    pub(crate) const HWCACHE_ALIGN: u32 = 1 << 0;
+    pub(crate) const CACHE_DMA: u32 = 1 << 1;
+    pub(crate) const CACHE_DMA32: u32 = 1 << 2;
+    pub(crate) const RED_ZONE: u32 = 1 << 3;
+    pub(crate) const POISON: u32 = 1 << 4;
+    pub(crate) const CONSISTENCY_CHECKS: u32 = 1 << 5;
+    pub(crate) const STORE_USER: u32 = 1 << 6;
+    pub(crate) const CTOR: u32 = 1 << 7;
+    pub(crate) const VALID: u32 = (1 << 8) - 1;
+}
+
+/// `MINIMM_SLAB_NAME_LEN`.
+pub(crate) const SLAB_NAME_LEN: usize = 32;
+/// `MINIMM_SLAB_MAX_OBJECT`.
+pub(crate) const SLAB_MAX_OBJECT: u32 = 32768;
+/// `MINIMM_SLAB_MAX_GENERIC`.
+pub(crate) const SLAB_MAX_GENERIC: u32 = 4096 << MAX_ORDER;
+/// `MINIMM_SLAB_MAX_CACHES`.
+pub(crate) const SLAB_MAX_CACHES: usize = 64;
+/// `MINIMM_SLAB_BULK_MAX`.
+pub(crate) const SLAB_BULK_MAX: u32 = 64;
+
+/// `struct minimm_slab_create`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlabCreate {
+    pub(crate) size: u32,
+    pub(crate) flags: u32,
+    pub(crate) object_size: u32,
+    pub(crate) align: u32,
+    pub(crate) ctor_seed: u64,
+    pub(crate) name: [u8; SLAB_NAME_LEN],
+    pub(crate) cache: u64,
+}
+/// `MINIMM_SLAB_CREATE_SIZE_VER0`.
+pub(crate) const SLAB_CREATE_SIZE_VER0: u32 = 64;
+
+/// `struct minimm_slab_cache`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlabCache {
+    pub(crate) size: u32,
+    pub(crate) pad: u32,
+    pub(crate) cache: u64,
+    pub(crate) pages_freed: u64,
+}
+/// `MINIMM_SLAB_CACHE_SIZE_VER0`.
+pub(crate) const SLAB_CACHE_SIZE_VER0: u32 = 24;
+
+/// `MINIMM_OBJ_*` flags of [`SlabAlloc::flags`] and [`SlabBulk::flags`].
+pub(crate) mod obj_flags {
+    pub(crate) const ZERO: u32 = 1 << 0;
+    pub(crate) const ATOMIC: u32 = 1 << 1;
+    pub(crate) const NOWAIT: u32 = 1 << 2;
+    pub(crate) const DMA: u32 = 1 << 3;
+    pub(crate) const VALID: u32 = (1 << 4) - 1;
+}
+
+/// `struct minimm_slab_alloc`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlabAlloc {
+    pub(crate) size: u32,
+    pub(crate) flags: u32,
+    pub(crate) cache: u64,
+    pub(crate) bytes: u32,
+    pub(crate) pad: u32,
+    pub(crate) object: u64,
+    pub(crate) objsize: u32,
+    pub(crate) pad2: u32,
+}
+/// `MINIMM_SLAB_ALLOC_SIZE_VER0`.
+pub(crate) const SLAB_ALLOC_SIZE_VER0: u32 = 40;
+
+/// `struct minimm_slab_free`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlabFree {
+    pub(crate) size: u32,
+    pub(crate) pad: u32,
+    pub(crate) object: u64,
+}
+/// `MINIMM_SLAB_FREE_SIZE_VER0`.
+pub(crate) const SLAB_FREE_SIZE_VER0: u32 = 16;
+
+/// `MINIMM_SLAB_BULK_ALLOC`.
+pub(crate) const SLAB_BULK_ALLOC: u32 = 0;
+/// `MINIMM_SLAB_BULK_FREE`.
+pub(crate) const SLAB_BULK_FREE: u32 = 1;
+
+/// `struct minimm_slab_bulk`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlabBulk {
+    pub(crate) size: u32,
+    pub(crate) op: u32,
+    pub(crate) cache: u64,
+    pub(crate) count: u32,
+    pub(crate) flags: u32,
+    pub(crate) objects: u64,
+}
+/// `MINIMM_SLAB_BULK_SIZE_VER0`.
+pub(crate) const SLAB_BULK_SIZE_VER0: u32 = 32;
+
+/// `MINIMM_SLAB_READ`.
+pub(crate) const SLAB_READ: u32 = 0;
+/// `MINIMM_SLAB_WRITE`.
+pub(crate) const SLAB_WRITE: u32 = 1;
+
+/// `struct minimm_slab_data`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlabData {
+    pub(crate) size: u32,
+    pub(crate) op: u32,
+    pub(crate) object: u64,
+    pub(crate) offset: u32,
+    pub(crate) len: u32,
+    pub(crate) buf: u64,
+}
+/// `MINIMM_SLAB_DATA_SIZE_VER0`.
+pub(crate) const SLAB_DATA_SIZE_VER0: u32 = 32;
+
+/// `struct minimm_slab_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SlabStats {
+    pub(crate) size: u32,
+    pub(crate) pad: u32,
+    pub(crate) cache: u64,
+    pub(crate) object_size: u32,
+    pub(crate) slot_size: u32,
+    pub(crate) align: u32,
+    pub(crate) objs_per_slab: u32,
+    pub(crate) order: u32,
+    pub(crate) colours: u32,
+    pub(crate) flags: u32,
+    pub(crate) pad2: u32,
+    pub(crate) active_objs: u64,
+    pub(crate) num_objs: u64,
+    pub(crate) active_slabs: u64,
+    pub(crate) num_slabs: u64,
+    pub(crate) partial_slabs: u64,
+    pub(crate) empty_slabs: u64,
+    pub(crate) cpu_objects: u64,
+    pub(crate) limit: u64,
+    pub(crate) batchcount: u64,
+    pub(crate) min_partial: u64,
+    pub(crate) alloc_fastpath: u64,
+    pub(crate) alloc_slowpath: u64,
+    pub(crate) free_fastpath: u64,
+    pub(crate) free_slowpath: u64,
+    pub(crate) slabs_created: u64,
+    pub(crate) slabs_freed: u64,
+    pub(crate) debug_errors: u64,
+}
+/// `MINIMM_SLAB_STATS_SIZE_VER0`.
+pub(crate) const SLAB_STATS_SIZE_VER0: u32 = 184;
+
 /// `MINIMM_IOC_MAGIC`.
 pub(crate) const IOC_MAGIC: u32 = 0xB9;
 
@@ -143,6 +304,22 @@ pub(crate) const IOC_FREE: u32 = iow(0x02, core::mem::size_of::<Free>());
 pub(crate) const IOC_BLOCK_DATA: u32 = iowr(0x03, core::mem::size_of::<BlockData>());
 /// `MINIMM_IOC_ZONE_STATS`.
 pub(crate) const IOC_ZONE_STATS: u32 = iowr(0x04, core::mem::size_of::<ZoneStats>());
+/// `MINIMM_IOC_SLAB_CREATE`.
+pub(crate) const IOC_SLAB_CREATE: u32 = iowr(0x10, core::mem::size_of::<SlabCreate>());
+/// `MINIMM_IOC_SLAB_DESTROY`.
+pub(crate) const IOC_SLAB_DESTROY: u32 = iow(0x11, core::mem::size_of::<SlabCache>());
+/// `MINIMM_IOC_SLAB_ALLOC`.
+pub(crate) const IOC_SLAB_ALLOC: u32 = iowr(0x12, core::mem::size_of::<SlabAlloc>());
+/// `MINIMM_IOC_SLAB_FREE`.
+pub(crate) const IOC_SLAB_FREE: u32 = iow(0x13, core::mem::size_of::<SlabFree>());
+/// `MINIMM_IOC_SLAB_BULK`.
+pub(crate) const IOC_SLAB_BULK: u32 = iow(0x14, core::mem::size_of::<SlabBulk>());
+/// `MINIMM_IOC_SLAB_DATA`.
+pub(crate) const IOC_SLAB_DATA: u32 = iow(0x15, core::mem::size_of::<SlabData>());
+/// `MINIMM_IOC_SLAB_SHRINK`.
+pub(crate) const IOC_SLAB_SHRINK: u32 = iowr(0x16, core::mem::size_of::<SlabCache>());
+/// `MINIMM_IOC_SLAB_STATS`.
+pub(crate) const IOC_SLAB_STATS: u32 = iowr(0x17, core::mem::size_of::<SlabStats>());
 
 // The generic Linux ioctl encoding (include/uapi/asm-generic/ioctl.h), used by x86_64:
 // bits 0..8 number, 8..16 type, 16..30 size, 30..32 direction.
@@ -179,6 +356,14 @@ pub(crate) fn command(cmd: u32) -> Option<u32> {
         IOC_FREE,
         IOC_BLOCK_DATA,
         IOC_ZONE_STATS,
+        IOC_SLAB_CREATE,
+        IOC_SLAB_DESTROY,
+        IOC_SLAB_ALLOC,
+        IOC_SLAB_FREE,
+        IOC_SLAB_BULK,
+        IOC_SLAB_DATA,
+        IOC_SLAB_SHRINK,
+        IOC_SLAB_STATS,
     ]
     .into_iter()
     .find(|&c| c & !IOC_SIZE_MASK == key)
@@ -233,6 +418,14 @@ mod tests {
             IOC_FREE,
             IOC_BLOCK_DATA,
             IOC_ZONE_STATS,
+            IOC_SLAB_CREATE,
+            IOC_SLAB_DESTROY,
+            IOC_SLAB_ALLOC,
+            IOC_SLAB_FREE,
+            IOC_SLAB_BULK,
+            IOC_SLAB_DATA,
+            IOC_SLAB_SHRINK,
+            IOC_SLAB_STATS,
         ] {
             assert_eq!(command(c), Some(c));
             // A longer struct from a later header, and a shorter one, name the same command.

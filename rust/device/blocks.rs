@@ -64,7 +64,7 @@ const HANDLE_LIMIT: u64 = 1 << 40;
 #[pin_data(PinnedDrop)]
 pub(crate) struct Buffer {
     block: PoolBlock,
-    /// The owning file's charged pages; dropping the block uncharges them, whenever the last
+    /// The owning file's charged bytes; dropping the block uncharges its pages, whenever the last
     /// mapping goes, so freed-but-mapped blocks still count against the file's quota.
     charge: Arc<Atomic<usize>>,
     /// The first page of the buffer's range of the mmap offset space.
@@ -83,7 +83,8 @@ impl PinnedDrop for Buffer {
     /// Context: process context (the last reference goes with a table entry or a VMA).
     fn drop(self: Pin<&mut Self>) {
         self.registry.remove(self.pgoff);
-        self.charge.fetch_sub(self.block.pages(), Relaxed);
+        self.charge
+            .fetch_sub(self.block.pages() * PAGE_SIZE, Relaxed);
     }
 }
 
@@ -165,16 +166,12 @@ impl Client {
         let nodes = Nodes::new()?;
         let pages = 1usize << req.order;
         // Charge the quota first, so that concurrent allocations cannot overshoot it.
-        let quota = self.shared.params.file_quota_pages;
-        let before = self.charge.fetch_add(pages, Relaxed);
-        if before.checked_add(pages).is_none_or(|after| after > quota) {
-            self.charge.fetch_sub(pages, Relaxed);
-            return Err(EDQUOT);
-        }
+        let bytes = pages * PAGE_SIZE;
+        self.charge_bytes(bytes)?;
         let block = match self.shared.pool.alloc(req.order, zone, class) {
             Ok(b) => b,
             Err(e) => {
-                self.charge.fetch_sub(pages, Relaxed);
+                self.charge.fetch_sub(bytes, Relaxed);
                 return Err(e);
             }
         };
@@ -190,7 +187,7 @@ impl Client {
             Ok(v) => v,
             Err(e) => {
                 drop(block);
-                self.charge.fetch_sub(pages, Relaxed);
+                self.charge.fetch_sub(bytes, Relaxed);
                 return Err(e);
             }
         };
@@ -208,7 +205,7 @@ impl Client {
             GFP_KERNEL,
         )
         .inspect_err(|_| {
-            self.charge.fetch_sub(pages, Relaxed);
+            self.charge.fetch_sub(bytes, Relaxed);
         })?;
         // Number the buffer, but enter it only once the caller has its handle: until then no
         // other thread can reach it (map, fill or free it), so an undo is exact.

@@ -8,7 +8,8 @@
 //! - `mod.rs` (this file): open, the dispatcher, extensible-struct copying, and the commands
 //!   about the module as a whole (`GET_INFO`, `ZONE_STATS`);
 //! - [`blocks`]: buffers of pool pages, their ioctls (`ALLOC`, `FREE`, `BLOCK_DATA`) and mmap;
-//! - [`registry`]: the module-wide mmap offset space and who owns each buffer (page_owner).
+//! - [`registry`]: the module-wide mmap offset space and who owns each buffer (page_owner);
+//! - [`slab`]: the file's slab caches and objects, and their ioctls (`SLAB_*`).
 //!
 //! Commands are told apart by the type, number and direction of the ioctl number, not its size
 //! bits: a program built against a later header, whose struct is longer, reaches the same
@@ -34,6 +35,7 @@
 
 pub(crate) mod blocks;
 pub(crate) mod registry;
+pub(crate) mod slab;
 
 use core::mem::size_of;
 
@@ -68,7 +70,14 @@ uapi_bytes!(
     uapi::Alloc,
     uapi::Free,
     uapi::BlockData,
-    uapi::ZoneStats
+    uapi::ZoneStats,
+    uapi::SlabCreate,
+    uapi::SlabCache,
+    uapi::SlabAlloc,
+    uapi::SlabFree,
+    uapi::SlabBulk,
+    uapi::SlabData,
+    uapi::SlabStats
 );
 
 // The pure mirror encodes ioctl numbers itself; check it against the kernel's own macros.
@@ -79,6 +88,14 @@ const _: () = {
     assert!(uapi::IOC_FREE == _IOW::<uapi::Free>(uapi::IOC_MAGIC, 0x02));
     assert!(uapi::IOC_BLOCK_DATA == _IOWR::<uapi::BlockData>(uapi::IOC_MAGIC, 0x03));
     assert!(uapi::IOC_ZONE_STATS == _IOWR::<uapi::ZoneStats>(uapi::IOC_MAGIC, 0x04));
+    assert!(uapi::IOC_SLAB_CREATE == _IOWR::<uapi::SlabCreate>(uapi::IOC_MAGIC, 0x10));
+    assert!(uapi::IOC_SLAB_DESTROY == _IOW::<uapi::SlabCache>(uapi::IOC_MAGIC, 0x11));
+    assert!(uapi::IOC_SLAB_ALLOC == _IOWR::<uapi::SlabAlloc>(uapi::IOC_MAGIC, 0x12));
+    assert!(uapi::IOC_SLAB_FREE == _IOW::<uapi::SlabFree>(uapi::IOC_MAGIC, 0x13));
+    assert!(uapi::IOC_SLAB_BULK == _IOW::<uapi::SlabBulk>(uapi::IOC_MAGIC, 0x14));
+    assert!(uapi::IOC_SLAB_DATA == _IOW::<uapi::SlabData>(uapi::IOC_MAGIC, 0x15));
+    assert!(uapi::IOC_SLAB_SHRINK == _IOWR::<uapi::SlabCache>(uapi::IOC_MAGIC, 0x16));
+    assert!(uapi::IOC_SLAB_STATS == _IOWR::<uapi::SlabStats>(uapi::IOC_MAGIC, 0x17));
 };
 
 /// One open file of `/dev/minimm`.
@@ -87,10 +104,14 @@ pub(crate) struct Client {
     shared: Arc<Shared>,
     /// This file's id, module-wide (1, 2, 3... in open order), as page_owner shows it.
     id: u32,
-    /// Pages this file holds (including freed blocks still mapped).
+    /// Bytes this file holds against its quota: its blocks' pages (including freed blocks
+    /// still mapped) and its objects' slots.
     charge: Arc<Atomic<usize>>,
     #[pin]
     table: Mutex<blocks::Table>,
+    /// The file's slab caches and objects.
+    #[pin]
+    slab: Mutex<slab::SlabTable>,
 }
 
 #[vtable]
@@ -102,12 +123,14 @@ impl MiscDevice for Client {
         let shared = Minimm::shared_of(misc);
         let id = shared.next_file_id.fetch_add(1, Relaxed);
         let charge = Arc::new(Atomic::new(0usize), GFP_KERNEL)?;
+        let slab_table = slab::SlabTable::new(shared.clone(), charge.clone());
         KBox::try_pin_init(
             try_pin_init!(Client {
                 shared,
                 id,
                 charge,
                 table <- new_mutex!(blocks::Table::new(), "minimm_client_table"),
+                slab <- new_mutex!(slab_table, "minimm_client_slab"),
             }),
             GFP_KERNEL,
         )
@@ -128,6 +151,14 @@ impl MiscDevice for Client {
             uapi::IOC_ALLOC => me.alloc(arg),
             uapi::IOC_FREE => me.free(arg),
             uapi::IOC_BLOCK_DATA => me.block_data(arg),
+            uapi::IOC_SLAB_CREATE => me.slab_create(arg),
+            uapi::IOC_SLAB_DESTROY => me.slab_destroy(arg),
+            uapi::IOC_SLAB_ALLOC => me.slab_alloc(arg),
+            uapi::IOC_SLAB_FREE => me.slab_free(arg),
+            uapi::IOC_SLAB_BULK => me.slab_bulk(arg),
+            uapi::IOC_SLAB_DATA => me.slab_data(arg),
+            uapi::IOC_SLAB_SHRINK => me.slab_shrink(arg),
+            uapi::IOC_SLAB_STATS => me.slab_stats(arg),
             _ => Err(ENOTTY),
         }
         .map(|()| 0)
@@ -142,6 +173,24 @@ impl MiscDevice for Client {
 }
 
 impl Client {
+    /// Charges `bytes` to the file's quota (`file_quota_pages` pages' worth of bytes), first,
+    /// so that concurrent allocations cannot overshoot it.
+    ///
+    /// Errors: `EDQUOT`, nothing charged.
+    pub(super) fn charge_bytes(&self, bytes: usize) -> Result {
+        let quota = self
+            .shared
+            .params
+            .file_quota_pages
+            .saturating_mul(PAGE_SIZE);
+        let before = self.charge.fetch_add(bytes, Relaxed);
+        if before.checked_add(bytes).is_none_or(|after| after > quota) {
+            self.charge.fetch_sub(bytes, Relaxed);
+            return Err(EDQUOT);
+        }
+        Ok(())
+    }
+
     /// `MINIMM_IOC_GET_INFO`.
     fn get_info(&self, arg: UserPtr) -> Result {
         let (_, len) = read_ext::<uapi::Info>(arg, uapi::INFO_SIZE_VER0, Tail::Output)?;

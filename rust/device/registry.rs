@@ -56,6 +56,22 @@ pub(crate) struct OwnerRecord {
     ts_ns: i64,
 }
 
+/// The current task's name (`current->comm`), 16 bytes, NUL-padded.
+///
+/// Context: any (in an interrupt, the interrupted task's, as Linux's own records take it).
+pub(crate) fn current_comm() -> [u8; 16] {
+    let mut comm = [0u8; 16];
+    let raw = Task::current_raw();
+    for (i, c) in comm.iter_mut().enumerate() {
+        // SAFETY: `raw` is the current task, alive while it runs this. `comm` is a 16-byte
+        // array that another thread of the task may rename meanwhile (prctl): each byte is
+        // read once, volatile, as `%s` of `current->comm` reads it, and may come out torn
+        // but never out of bounds (`i < 16`).
+        *c = unsafe { core::ptr::addr_of!((*raw).comm[i]).read_volatile() } as u8;
+    }
+    comm
+}
+
 impl OwnerRecord {
     /// A record of a block allocated now, by the current task.
     pub(crate) fn new_by_current(
@@ -67,15 +83,7 @@ impl OwnerRecord {
         flags: u32,
     ) -> Self {
         let task = kernel::current!();
-        let mut comm = [0u8; 16];
-        let raw = Task::current_raw();
-        for (i, c) in comm.iter_mut().enumerate() {
-            // SAFETY: `raw` is the current task, alive while it runs this. `comm` is a 16-byte
-            // array that another thread of the task may rename meanwhile (prctl): each byte is
-            // read once, volatile, as `%s` of `current->comm` reads it, and may come out torn
-            // but never out of bounds (`i < 16`).
-            *c = unsafe { core::ptr::addr_of!((*raw).comm[i]).read_volatile() } as u8;
-        }
+        let comm = current_comm();
         Self {
             file,
             handle,
@@ -104,7 +112,7 @@ impl OwnerRecord {
 }
 
 /// Prints a task name byte by byte, non-ASCII and control bytes as `?`.
-struct Comm<'a>(&'a [u8]);
+pub(crate) struct Comm<'a>(pub(crate) &'a [u8]);
 
 impl fmt::Display for Comm<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

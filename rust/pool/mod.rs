@@ -56,7 +56,7 @@
 //! a zone lock (irq-safe); the pool itself adds none (the reaper is a work item).
 
 mod block;
-mod pcp_lock;
+pub(crate) mod pcp_lock;
 mod zone;
 
 pub(crate) use block::{PoolBlock, RawBlock};
@@ -430,6 +430,43 @@ impl Pool {
         kernel::warn_on!(!matches!(freed, Some(Ok(()))));
     }
 
+    /// The kernel virtual address of `block`'s first byte (pool pages are in the direct map,
+    /// and a block's pages are physically contiguous: it never spans two chunks).
+    pub(crate) fn block_addr(&self, block: &RawBlock) -> Option<usize> {
+        let page = self.zone(block.zone)?.page(block.index)?;
+        Some(crate::host_pages::pfn_to_virt(
+            crate::host_pages::page_to_pfn(page.as_ptr()),
+        ))
+    }
+
+    /// Records `tag` (0 clears it) as the owner tag of every page of `block`: see
+    /// [`Pool::tag_of`]. The owner clears its tags before it frees the block.
+    pub(crate) fn set_tags(&self, block: &RawBlock, tag: u64) {
+        if let Some(z) = self.zone(block.zone) {
+            z.set_tags(block.index, block.order, tag);
+        }
+    }
+
+    /// The owner tag of the pool page holding kernel address `addr`, with the zone and page
+    /// index; `None` for an address outside the pool. Takes no lock.
+    #[inline]
+    pub(crate) fn tag_of(&self, addr: usize) -> Option<(u64, usize, u32)> {
+        let pfn = crate::host_pages::virt_to_pfn(addr)?;
+        (0..NR_ZONES).rev().find_map(|z| {
+            let zone = self.zone(z)?;
+            let index = zone.index_of_pfn(pfn)?;
+            Some((zone.tag(index), z, index))
+        })
+    }
+
+    /// The allocated block of `order` headed by page `index` of zone `zone`, for an owner that
+    /// kept only its address (`kmalloc_large`); `None` if no such block is allocated. The
+    /// caller must own it: the pool cannot tell owners apart.
+    pub(crate) fn claim(&self, zone: usize, index: u32, order: u32) -> Option<RawBlock> {
+        let z = self.zone(zone)?;
+        (z.allocated_order(index)? == order).then_some(RawBlock { zone, index, order })
+    }
+
     /// Empties every per-CPU list of every zone; returns the pages given back.
     ///
     /// Context: process context.
@@ -521,12 +558,12 @@ pub(crate) fn zone_stats(pool: &Pool, z: usize) -> Option<uapi::ZoneStats> {
 }
 
 #[kunit_tests(minimm_pool)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use kernel::sync::atomic::Atomic;
 
     /// A pool of its own for a test, of `zone_pages` (the pool's tests and `zone.rs`'s).
-    pub(super) fn pool_of(zone_pages: [usize; NR_ZONES]) -> Result<Arc<Pool>> {
+    pub(crate) fn pool_of(zone_pages: [usize; NR_ZONES]) -> Result<Arc<Pool>> {
         Arc::pin_init(
             Pool::new(Config {
                 zone_pages,
@@ -543,7 +580,7 @@ mod tests {
 
     /// Whether, once the per-CPU lists are drained, every zone has all its pages free and
     /// passes the checker: a test gave everything back.
-    pub(super) fn all_back(pool: &Pool) -> bool {
+    pub(crate) fn all_back(pool: &Pool) -> bool {
         pool.drain();
         (0..NR_ZONES).filter_map(|z| pool.zone(z)).all(|zone| {
             let s = zone.snapshot();

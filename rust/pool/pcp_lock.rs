@@ -50,7 +50,7 @@ compile_error!(
 /// `lock` was initialised by `__spin_lock_init`; `data` is only accessed through a
 /// [`PcpGuard`], which exists only while `lock` is held by its creator.
 #[pin_data]
-pub(super) struct PcpLock<T> {
+pub(crate) struct PcpLock<T> {
     #[pin]
     lock: Opaque<bindings::spinlock_t>,
     data: UnsafeCell<T>,
@@ -65,7 +65,7 @@ unsafe impl<T: Send> Sync for PcpLock<T> {}
 
 impl<T> PcpLock<T> {
     /// A new, unlocked lock of lockdep class `key`, named `name`, protecting `data`.
-    pub(super) fn new(
+    pub(crate) fn new(
         data: T,
         name: &'static CStr,
         key: Pin<&'static LockClassKey>,
@@ -96,7 +96,7 @@ impl<T> PcpLock<T> {
 
     /// Takes the lock if it is free (`spin_trylock`): never waits, so usable in any context.
     #[inline]
-    pub(super) fn try_lock(&self) -> Option<PcpGuard<'_, T>> {
+    pub(crate) fn try_lock(&self) -> Option<PcpGuard<'_, T>> {
         // SAFETY: `self.raw()` is the initialised lock of the type invariant.
         if unsafe { bindings::_raw_spin_trylock(self.raw()) } != 0 {
             // INVARIANT: the lock is held by this thread.
@@ -113,7 +113,7 @@ impl<T> PcpLock<T> {
     ///
     /// Context: process context (the lock does not disable interrupts, and only process
     /// context may wait for it: see `pool/zone.rs`).
-    pub(super) fn lock(&self) -> PcpGuard<'_, T> {
+    pub(crate) fn lock(&self) -> PcpGuard<'_, T> {
         // SAFETY: `self.raw()` is the initialised lock of the type invariant.
         unsafe { bindings::_raw_spin_lock(self.raw()) };
         // INVARIANT: the lock is held by this thread.
@@ -129,7 +129,7 @@ impl<T> PcpLock<T> {
 /// # Invariants
 ///
 /// `lock` is held by the thread that created this guard.
-pub(super) struct PcpGuard<'a, T> {
+pub(crate) struct PcpGuard<'a, T> {
     lock: &'a PcpLock<T>,
     /// Released on the CPU and thread that took it.
     _not_send: NotThreadSafe,

@@ -28,7 +28,7 @@
 //! read; the zone's are atomics, touched only on the zone path. The chunk table (index to
 //! host page) and the lowmem reserves never change after load.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use kernel::{
     cpu::{nr_cpu_ids, CpuId},
@@ -250,6 +250,13 @@ pub(crate) struct Zone {
     /// it is not empty.
     pub(super) held: AtomicUsize,
     pub(super) chunks: KVec<PlacedChunk>,
+    /// `(first pfn, position in chunks)` of every chunk, by pfn: an address back to an index.
+    by_pfn: KVec<(u64, usize)>,
+    /// Each page's owner tag (0: none), minimm's own page metadata for whoever owns a block:
+    /// the slab caches record there which slab a page is part of, so that an object's
+    /// address leads back to its slab without a lock (`Pool::tag_of`). Written by the block's
+    /// owner only while it owns the block.
+    tags: KVVec<AtomicU64>,
     pub(super) managed: usize,
     start_pfn: u64,
     spanned: u64,
@@ -296,6 +303,24 @@ impl Zone {
         if managed == 0 {
             (start_pfn, end_pfn) = (0, 0);
         }
+        let mut by_pfn = KVec::with_capacity(chunks.len(), GFP_KERNEL)?;
+        for (k, c) in chunks.iter().enumerate() {
+            by_pfn.push((c.block.pfn(), k), GFP_KERNEL)?;
+        }
+        // Insertion sort, as above: once, at load.
+        for i in 1..by_pfn.len() {
+            let mut j = i;
+            while j > 0
+                && matches!((by_pfn.get(j - 1), by_pfn.get(j)), (Some(a), Some(b)) if a.0 > b.0)
+            {
+                by_pfn.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        let mut tags = KVVec::with_capacity(managed, GFP_KERNEL)?;
+        for _ in 0..managed {
+            tags.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
         let spanned = end_pfn - start_pfn;
         let (zone_name, zone_class, pcp_name, pcp_class) = lock_classes(id);
         let cpus = nr_cpu_ids() as usize;
@@ -329,6 +354,8 @@ impl Zone {
             counters: LiveCounters::new(),
             held: AtomicUsize::new(0),
             chunks,
+            by_pfn,
+            tags,
             managed,
             start_pfn,
             spanned,
@@ -482,6 +509,41 @@ impl Zone {
         let after = self.chunks.partition_point(|c| c.index <= index);
         let c = self.chunks.get(after.checked_sub(1)?)?;
         c.block.page(usize::try_from(index - c.index).ok()?)
+    }
+
+    /// The index of the page with frame number `pfn`, if it is one of the zone's.
+    #[inline]
+    pub(super) fn index_of_pfn(&self, pfn: u64) -> Option<u32> {
+        if pfn.wrapping_sub(self.start_pfn) >= self.spanned {
+            return None;
+        }
+        let after = self.by_pfn.partition_point(|&(first, _)| first <= pfn);
+        let &(first, k) = self.by_pfn.get(after.checked_sub(1)?)?;
+        let c = self.chunks.get(k)?;
+        let off = pfn - first;
+        (off < c.block.pages() as u64).then(|| c.index + off as u32)
+    }
+
+    /// The order of the allocated block headed by `index`, if it is one.
+    pub(super) fn allocated_order(&self, index: u32) -> Option<u32> {
+        self.inner.lock().buddy.allocated_order(index)
+    }
+
+    /// The owner tag of page `index` (0: none).
+    #[inline]
+    pub(super) fn tag(&self, index: u32) -> u64 {
+        self.tags
+            .get(index as usize)
+            .map_or(0, |t| t.load(Ordering::Acquire))
+    }
+
+    /// Sets the owner tag of the 2^`order` pages from `index`.
+    pub(super) fn set_tags(&self, index: u32, order: u32, tag: u64) {
+        for i in 0..1u32 << order {
+            if let Some(t) = index.checked_add(i).and_then(|i| self.tags.get(i as usize)) {
+                t.store(tag, Ordering::Release);
+            }
+        }
     }
 
     /// Tries to take a block of `order` for a request whose highest zone is `highest`.

@@ -23,12 +23,15 @@ use crate::{
 };
 
 /// Every failure point, as debugfs names them.
-const POINTS: [&str; 5] = [
+const POINTS: [&str; 8] = [
     "host_borrow",
     "zone_alloc",
     "pcp_refill",
     "handle_insert",
     "mapping_insert",
+    "slab_grow",
+    "slab_array_refill",
+    "slab_create",
 ];
 
 /// Every knob of a point.
@@ -134,6 +137,22 @@ enum Command {
     /// mmap of an order-2 block allocated beforehand, a read of every page (the first touch
     /// faults the pages in), then munmap and FREE.
     Touch,
+    /// SLAB_ALLOC from a cache created beforehand (no slab yet: the allocation grows it from
+    /// the pool through an empty per-CPU array), then SLAB_FREE and SLAB_DESTROY.
+    SlabAlloc,
+    /// SLAB_CREATE of a cache, then SLAB_DESTROY.
+    SlabCreate,
+}
+
+/// A cache name of this walk's.
+fn walk_cache_name() -> String {
+    format!("failwalk-{}", std::process::id())
+}
+
+/// What a slab command made, to clean up.
+enum Slab {
+    Object(u64),
+    Cache(u64),
 }
 
 /// Runs `cmd` once on `dev` with `point`'s nth at `nth`. Returns whether a failure was
@@ -156,11 +175,20 @@ fn run_once(
             *next_handle += 1;
             Some(a)
         }
-        Command::Alloc(_) => None,
+        Command::Alloc(_) | Command::SlabCreate => None,
+        Command::SlabAlloc => None,
+    };
+    let cache = match cmd {
+        Command::SlabAlloc => Some(
+            dev.slab_create(&walk_cache_name(), 64, 0, 0, 0)
+                .map_err(|err| format!("{what}: set-up: {err}"))?,
+        ),
+        _ => None,
     };
     drain()?;
     let before = State::now(dev)?;
     let maps_before = device_mappings()?;
+    let mut slab_done = Vec::new();
     set(point, "nth", nth)?;
     let (result, mapping) = match (cmd, &block) {
         (Command::Alloc(order), _) => (dev.alloc(order, NORMAL, 0).map(Some), None),
@@ -177,6 +205,20 @@ fn run_once(
             Err(err) => (Err(err), None),
         },
         (Command::Touch, None) => return Err(format!("{what}: no block")),
+        (Command::SlabAlloc, _) => (
+            dev.slab_alloc(cache.unwrap_or(0), 0, 0).map(|o| {
+                slab_done.push(Slab::Object(o.object));
+                None
+            }),
+            None,
+        ),
+        (Command::SlabCreate, _) => (
+            dev.slab_create(&walk_cache_name(), 64, 0, 0, 0).map(|c| {
+                slab_done.push(Slab::Cache(c));
+                None
+            }),
+            None,
+        ),
     };
     let left = get(point, "nth")?;
     set(point, "nth", 0)?;
@@ -210,6 +252,17 @@ fn run_once(
         dev.free(a.handle)
             .map_err(|err| format!("{what}: FREE: {err}"))?;
     }
+    for done in slab_done {
+        match done {
+            Slab::Object(o) => dev.slab_free(o),
+            Slab::Cache(c) => dev.slab_destroy(c),
+        }
+        .map_err(|err| format!("{what}: slab clean-up: {err}"))?;
+    }
+    if let Some(c) = cache {
+        dev.slab_destroy(c)
+            .map_err(|err| format!("{what}: SLAB_DESTROY: {err}"))?;
+    }
     drop(mapping);
     if let Some(a) = block {
         dev.free(a.handle)
@@ -240,13 +293,24 @@ pub fn nth_walks_every_point() -> TestResult {
     let probe = dev.alloc(0, NORMAL, 0).map_err(e)?;
     dev.free(probe.handle).map_err(e)?;
     let mut next_handle = probe.handle + 1;
-    let cases: [(Command, &[&str]); 3] = [
+    let cases: [(Command, &[&str]); 5] = [
         (
             Command::Alloc(0),
             &["zone_alloc", "pcp_refill", "handle_insert"],
         ),
         (Command::Alloc(3), &["zone_alloc", "handle_insert"]),
         (Command::Touch, &["mapping_insert"]),
+        (
+            Command::SlabAlloc,
+            &[
+                "slab_array_refill",
+                "slab_grow",
+                "zone_alloc",
+                "pcp_refill",
+                "handle_insert",
+            ],
+        ),
+        (Command::SlabCreate, &["slab_create"]),
     ];
     let mut wrong = Vec::new();
     for (cmd, points) in cases {

@@ -17,6 +17,7 @@ mod contract;
 mod fail;
 mod mapping;
 mod owner;
+mod slab;
 mod unload;
 
 use std::{io, mem::size_of, os::unix::fs::PermissionsExt};
@@ -506,6 +507,78 @@ const TESTS: &[Test] = &[
         name: "adversary_struct_inside_a_block_mapping",
         run: adversary::struct_inside_a_block_mapping,
     },
+    Test {
+        name: "slab_feature_and_generic_caches",
+        run: slab::feature_and_generic_caches,
+    },
+    Test {
+        name: "slab_geometry_and_slabinfo",
+        run: slab::geometry_and_slabinfo,
+    },
+    Test {
+        name: "slab_create_errnos",
+        run: slab::create_errnos,
+    },
+    Test {
+        name: "slab_cache_limit",
+        run: slab::cache_limit,
+    },
+    Test {
+        name: "slab_alloc_free_errnos",
+        run: slab::alloc_free_errnos,
+    },
+    Test {
+        name: "slab_generic_objects",
+        run: slab::generic_objects,
+    },
+    Test {
+        name: "slab_data_bounds",
+        run: slab::data_bounds,
+    },
+    Test {
+        name: "slab_object_contents",
+        run: slab::object_contents,
+    },
+    Test {
+        name: "slab_debug_flags",
+        run: slab::debug_flags,
+    },
+    Test {
+        name: "slab_bulk",
+        run: slab::bulk,
+    },
+    Test {
+        name: "slab_destroy_busy_then_gone",
+        run: slab::destroy_busy_then_gone,
+    },
+    Test {
+        name: "slab_shrink_returns_pages",
+        run: slab::shrink_returns_pages,
+    },
+    Test {
+        name: "slab_zone_placement",
+        run: slab::zone_placement,
+    },
+    Test {
+        name: "slab_handles_belong_to_the_file",
+        run: slab::handles_belong_to_the_file,
+    },
+    Test {
+        name: "slab_open_modes",
+        run: slab::open_modes,
+    },
+    Test {
+        name: "slab_close_frees_everything",
+        run: slab::close_frees_everything,
+    },
+    Test {
+        name: "slab_concurrent_one_file",
+        run: slab::concurrent_one_file,
+    },
+    Test {
+        name: "slab_struct_sizes",
+        run: slab::struct_sizes,
+    },
     // Last: these unload and reload the module.
     Test {
         name: "contract_pcp_drained_before_enomem",
@@ -546,6 +619,10 @@ const TESTS: &[Test] = &[
     Test {
         name: "adversary_rmmod_with_block_in_a_pipe",
         run: adversary::rmmod_with_block_in_a_pipe,
+    },
+    Test {
+        name: "slab_quota",
+        run: slab::quota,
     },
 ];
 

@@ -218,6 +218,274 @@ struct minimm_zone_stats {
 };
 #define MINIMM_ZONE_STATS_SIZE_VER0	192
 
+/*
+ * Slab caches (MINIMM_FEAT_SLAB). A file creates named caches of objects of one size and
+ * allocates objects from them, or from the generic caches (minimm-kmalloc-8 ..
+ * minimm-kmalloc-8k and their DMA variants, shared module-wide) by size. Caches and objects
+ * are named by opaque handles valid for the creating file only; closing the file frees its
+ * objects, then destroys its caches. Objects are never mapped into user space: their bytes
+ * are read and written with MINIMM_IOC_SLAB_DATA, bounded to the object. Every object
+ * counts against the file's quota (file_quota_pages, in bytes: pages of blocks times the
+ * page size plus the slot size of every object) and every cache is one of at most
+ * MINIMM_SLAB_MAX_CACHES per file.
+ *
+ * What an object holds when handed out: an object of the generic caches is always zeroed
+ * (other files share them). An object of the file's own cache is zeroed with
+ * MINIMM_OBJ_ZERO; otherwise it holds what its last user left in it, or, if it was never
+ * allocated, zeroes, or with MINIMM_SLAB_CTOR the constructor's pattern (the classic slab
+ * contract: the constructor runs once per object, when its slab is created, and objects are
+ * freed back in their constructed state). With MINIMM_SLAB_POISON (and no constructor: as
+ * SLUB, a cache with one is not poisoned) every free object, a never-allocated one
+ * included, is poisoned (0x6b, last byte 0xa5), which the next user then sees instead.
+ *
+ * Debugging (RED_ZONE, POISON, CONSISTENCY_CHECKS, STORE_USER) bypasses the per-CPU object
+ * arrays (limit and batchcount are 0), so that every allocation and free is checked. User
+ * space cannot damage an object's surroundings (SLAB_DATA is bounded), so the checks find
+ * nothing through these ioctls; they are for the module's own callers (see README).
+ *
+ * All slab commands need a file opened for writing (EBADF otherwise); SLAB_STATS's struct
+ * is output past @cache, the others' are input (a non-zero unknown tail is E2BIG).
+ */
+
+/* Flags of minimm_slab_create.flags, as Linux's SLAB_* cache flags. */
+#define MINIMM_SLAB_HWCACHE_ALIGN	(1U << 0)	/* align objects to the cache line */
+#define MINIMM_SLAB_CACHE_DMA		(1U << 1)	/* slabs from ZONE_DMA */
+#define MINIMM_SLAB_CACHE_DMA32		(1U << 2)	/* slabs from ZONE_DMA32 (and below) */
+#define MINIMM_SLAB_RED_ZONE		(1U << 3)	/* red zones around each object */
+#define MINIMM_SLAB_POISON		(1U << 4)	/* poison free objects, check at alloc */
+#define MINIMM_SLAB_CONSISTENCY_CHECKS	(1U << 5)	/* full checks on every free */
+#define MINIMM_SLAB_STORE_USER		(1U << 6)	/* record who allocated and freed */
+#define MINIMM_SLAB_CTOR		(1U << 7)	/* constructor: pattern of ctor_seed */
+#define MINIMM_SLAB_VALID		((1U << 8) - 1)
+
+/* Bytes of minimm_slab_create.name, its terminating NUL included. */
+#define MINIMM_SLAB_NAME_LEN		32
+/* The largest object: one that fills an order-3 slab (with 4 KiB pages). */
+#define MINIMM_SLAB_MAX_OBJECT		32768
+/* The largest generic allocation (above 8 KiB it is pages from the pool: kmalloc_large). */
+#define MINIMM_SLAB_MAX_GENERIC		(4096U << MINIMM_MAX_ORDER)
+/* Caches one file may have. */
+#define MINIMM_SLAB_MAX_CACHES		64
+/* Objects one MINIMM_IOC_SLAB_BULK moves. */
+#define MINIMM_SLAB_BULK_MAX		64
+
+/**
+ * struct minimm_slab_create - MINIMM_IOC_SLAB_CREATE: create a cache
+ * @size:        sizeof(struct minimm_slab_create), at least MINIMM_SLAB_CREATE_SIZE_VER0
+ * @flags:       in: MINIMM_SLAB_*
+ * @object_size: in: 1..MINIMM_SLAB_MAX_OBJECT bytes (less with red zones: the object and
+ *               its red zones must fit an order-3 slab)
+ * @align:       in: 0 (the minimum, 8) or a power of two up to the page size
+ * @ctor_seed:   in, with MINIMM_SLAB_CTOR: each object of a new slab is filled with the
+ *               pattern of this seed (as MINIMM_BLOCK_FILL: the little-endian 64-bit word at
+ *               byte 8k is splitmix64(seed + k), a partial last word cut short); else zero
+ * @name:        in: 1..31 bytes of [A-Za-z0-9_.-], NUL-terminated, the rest zero; unique
+ *               module-wide (the generic caches' names included)
+ * @cache:       out: the cache's opaque, non-zero handle, valid for this file only
+ *
+ * Errors: EINVAL (flags, size, alignment, name, padding; DMA with DMA32), EEXIST (the name
+ * is taken), ENOSPC (MINIMM_SLAB_MAX_CACHES reached), ENOMEM, EBADF, EFAULT.
+ */
+struct minimm_slab_create {
+	__u32 size;
+	__u32 flags;
+	__u32 object_size;
+	__u32 align;
+	__u64 ctor_seed;
+	char name[MINIMM_SLAB_NAME_LEN];
+	__u64 cache;
+};
+#define MINIMM_SLAB_CREATE_SIZE_VER0	64
+
+/**
+ * struct minimm_slab_cache - MINIMM_IOC_SLAB_DESTROY and MINIMM_IOC_SLAB_SHRINK
+ * @size:        sizeof(struct minimm_slab_cache), at least MINIMM_SLAB_CACHE_SIZE_VER0
+ * @__pad:       zero
+ * @cache:       in: a cache handle of this file
+ * @pages_freed: out (SHRINK): pages the cache gave back to the pool
+ *
+ * DESTROY refuses a cache that still has objects allocated with EBUSY (and logs how many,
+ * as SLUB's "Objects remaining" report); the cache stays usable. SHRINK flushes the per-CPU
+ * object arrays and gives back every empty slab (a shrink ignores min_partial). Errors:
+ * EINVAL (unknown handle, padding), EBUSY, EBADF, EFAULT.
+ */
+struct minimm_slab_cache {
+	__u32 size;
+	__u32 __pad;
+	__u64 cache;
+	__u64 pages_freed;
+};
+#define MINIMM_SLAB_CACHE_SIZE_VER0	24
+
+/* Flags of minimm_slab_alloc.flags and minimm_slab_bulk.flags. */
+#define MINIMM_OBJ_ZERO		(1U << 0)	/* zeroed object (kzalloc) */
+#define MINIMM_OBJ_ATOMIC	(1U << 1)	/* as MINIMM_ALLOC_ATOMIC */
+#define MINIMM_OBJ_NOWAIT	(1U << 2)	/* as MINIMM_ALLOC_NOWAIT */
+#define MINIMM_OBJ_DMA		(1U << 3)	/* generic only: the minimm-kmalloc-dma-* caches */
+#define MINIMM_OBJ_VALID	((1U << 4) - 1)
+
+/**
+ * struct minimm_slab_alloc - MINIMM_IOC_SLAB_ALLOC: allocate one object
+ * @size:    sizeof(struct minimm_slab_alloc), at least MINIMM_SLAB_ALLOC_SIZE_VER0
+ * @flags:   in: MINIMM_OBJ_*
+ * @cache:   in: a cache handle of this file, or 0 for the generic caches
+ * @bytes:   in: for the generic caches, 1..MINIMM_SLAB_MAX_GENERIC; for a cache, zero
+ * @__pad:   zero
+ * @object:  out: the object's opaque, non-zero handle, valid for this file only
+ * @objsize: out: bytes of the object that SLAB_DATA reaches: the cache's object_size, or
+ *           @bytes (the generic cache's size class is in the slab counters and slabinfo)
+ * @__pad2:  zero
+ *
+ * Errors: EINVAL (flags, handle, bytes, padding; DMA with a cache), EDQUOT, ENOMEM, ENOSPC
+ * (the file's handles used up), EBADF, EFAULT.
+ */
+struct minimm_slab_alloc {
+	__u32 size;
+	__u32 flags;
+	__u64 cache;
+	__u32 bytes;
+	__u32 __pad;
+	__u64 object;
+	__u32 objsize;
+	__u32 __pad2;
+};
+#define MINIMM_SLAB_ALLOC_SIZE_VER0	40
+
+/**
+ * struct minimm_slab_free - MINIMM_IOC_SLAB_FREE: free one object by handle
+ * @size:   sizeof(struct minimm_slab_free), at least MINIMM_SLAB_FREE_SIZE_VER0
+ * @__pad:  zero
+ * @object: an object handle of this file
+ *
+ * Errors: EINVAL (unknown handle, one already freed, another file's; padding), EBADF.
+ */
+struct minimm_slab_free {
+	__u32 size;
+	__u32 __pad;
+	__u64 object;
+};
+#define MINIMM_SLAB_FREE_SIZE_VER0	16
+
+/* Operations of minimm_slab_bulk.op. */
+#define MINIMM_SLAB_BULK_ALLOC	0	/* kmem_cache_alloc_bulk: count objects, or none */
+#define MINIMM_SLAB_BULK_FREE	1	/* kmem_cache_free_bulk: count objects, or none */
+
+/**
+ * struct minimm_slab_bulk - MINIMM_IOC_SLAB_BULK: allocate or free objects of one cache
+ * @size:    sizeof(struct minimm_slab_bulk), at least MINIMM_SLAB_BULK_SIZE_VER0
+ * @op:      in: MINIMM_SLAB_BULK_ALLOC or MINIMM_SLAB_BULK_FREE
+ * @cache:   in: a cache handle of this file
+ * @count:   in: 1..MINIMM_SLAB_BULK_MAX
+ * @flags:   in, ALLOC: MINIMM_OBJ_* but DMA; FREE: zero
+ * @objects: in: user address of an array of @count __u64 object handles: written with the
+ *           new handles (ALLOC), read (FREE)
+ *
+ * All or nothing: ALLOC either allocates @count objects and writes all their handles, or
+ * allocates none (EDQUOT, ENOMEM, EFAULT); FREE either frees all @count objects or none
+ * (EINVAL if any handle is unknown, of another cache, or named twice). Errors also: EINVAL
+ * (op, count, flags, padding), EBADF, EFAULT.
+ */
+struct minimm_slab_bulk {
+	__u32 size;
+	__u32 op;
+	__u64 cache;
+	__u32 count;
+	__u32 flags;
+	__u64 objects;
+};
+#define MINIMM_SLAB_BULK_SIZE_VER0	32
+
+/* Operations of minimm_slab_data.op. */
+#define MINIMM_SLAB_READ	0	/* copy object bytes to user space */
+#define MINIMM_SLAB_WRITE	1	/* copy user bytes into the object */
+
+/**
+ * struct minimm_slab_data - MINIMM_IOC_SLAB_DATA: read or write an object's bytes
+ * @size:   sizeof(struct minimm_slab_data), at least MINIMM_SLAB_DATA_SIZE_VER0
+ * @op:     in: MINIMM_SLAB_READ or MINIMM_SLAB_WRITE
+ * @object: in: an object handle of this file
+ * @offset: in: the first byte
+ * @len:    in: bytes; offset + len must not exceed the object's objsize (EINVAL), so that
+ *          red zones and neighbours stay out of reach; 0 is allowed
+ * @buf:    in: user address of len bytes
+ *
+ * Errors: EINVAL (op, handle, range, padding), EBADF, EFAULT (nothing is written to the
+ * object if @buf cannot be read whole).
+ */
+struct minimm_slab_data {
+	__u32 size;
+	__u32 op;
+	__u64 object;
+	__u32 offset;
+	__u32 len;
+	__u64 buf;
+};
+#define MINIMM_SLAB_DATA_SIZE_VER0	32
+
+/**
+ * struct minimm_slab_stats - MINIMM_IOC_SLAB_STATS: a cache's geometry and counters
+ * @size:           sizeof(struct minimm_slab_stats), at least MINIMM_SLAB_STATS_SIZE_VER0;
+ *                  out: bytes written
+ * @__pad:          zero
+ * @cache:          in: a cache handle of this file
+ * @object_size:    bytes asked for at creation
+ * @slot_size:      bytes from one object to the next (SLUB's slab_size: red zones, padding)
+ * @align:          the objects' alignment
+ * @objs_per_slab:  objects in one slab
+ * @order:          pages per slab, as an order
+ * @colours:        distinct colour offsets of its slabs
+ * @flags:          MINIMM_SLAB_* it was created with
+ * @__pad2:         zero
+ * @active_objs:    objects allocated (not counting those in the per-CPU arrays)
+ * @num_objs:       objects in all its slabs
+ * @active_slabs:   slabs with an object allocated or cached
+ * @num_slabs:      slabs
+ * @partial_slabs:  slabs partly allocated
+ * @empty_slabs:    slabs with no object allocated
+ * @cpu_objects:    free objects in the per-CPU arrays
+ * @limit:          per-CPU array capacity (0: debugging bypasses the arrays)
+ * @batchcount:     objects moved between an array and the slabs at once
+ * @min_partial:    empty slabs kept on free
+ * @alloc_fastpath: allocations served by a per-CPU array
+ * @alloc_slowpath: allocations that went to the slab lists
+ * @free_fastpath:  frees into a per-CPU array
+ * @free_slowpath:  frees that went to the slab lists
+ * @slabs_created:  slabs taken from the pool
+ * @slabs_freed:    slabs given back to the pool
+ * @debug_errors:   problems found by the debugging checks (each also logged)
+ */
+struct minimm_slab_stats {
+	__u32 size;
+	__u32 __pad;
+	__u64 cache;
+	__u32 object_size;
+	__u32 slot_size;
+	__u32 align;
+	__u32 objs_per_slab;
+	__u32 order;
+	__u32 colours;
+	__u32 flags;
+	__u32 __pad2;
+	__u64 active_objs;
+	__u64 num_objs;
+	__u64 active_slabs;
+	__u64 num_slabs;
+	__u64 partial_slabs;
+	__u64 empty_slabs;
+	__u64 cpu_objects;
+	__u64 limit;
+	__u64 batchcount;
+	__u64 min_partial;
+	__u64 alloc_fastpath;
+	__u64 alloc_slowpath;
+	__u64 free_fastpath;
+	__u64 free_slowpath;
+	__u64 slabs_created;
+	__u64 slabs_freed;
+	__u64 debug_errors;
+};
+#define MINIMM_SLAB_STATS_SIZE_VER0	184
+
 #define MINIMM_IOC_MAGIC	0xB9
 
 #define MINIMM_IOC_GET_INFO	_IOWR(MINIMM_IOC_MAGIC, 0x00, struct minimm_info)
@@ -225,6 +493,14 @@ struct minimm_zone_stats {
 #define MINIMM_IOC_FREE		_IOW(MINIMM_IOC_MAGIC, 0x02, struct minimm_free)
 #define MINIMM_IOC_BLOCK_DATA	_IOWR(MINIMM_IOC_MAGIC, 0x03, struct minimm_block_data)
 #define MINIMM_IOC_ZONE_STATS	_IOWR(MINIMM_IOC_MAGIC, 0x04, struct minimm_zone_stats)
+#define MINIMM_IOC_SLAB_CREATE	_IOWR(MINIMM_IOC_MAGIC, 0x10, struct minimm_slab_create)
+#define MINIMM_IOC_SLAB_DESTROY	_IOW(MINIMM_IOC_MAGIC, 0x11, struct minimm_slab_cache)
+#define MINIMM_IOC_SLAB_ALLOC	_IOWR(MINIMM_IOC_MAGIC, 0x12, struct minimm_slab_alloc)
+#define MINIMM_IOC_SLAB_FREE	_IOW(MINIMM_IOC_MAGIC, 0x13, struct minimm_slab_free)
+#define MINIMM_IOC_SLAB_BULK	_IOW(MINIMM_IOC_MAGIC, 0x14, struct minimm_slab_bulk)
+#define MINIMM_IOC_SLAB_DATA	_IOW(MINIMM_IOC_MAGIC, 0x15, struct minimm_slab_data)
+#define MINIMM_IOC_SLAB_SHRINK	_IOWR(MINIMM_IOC_MAGIC, 0x16, struct minimm_slab_cache)
+#define MINIMM_IOC_SLAB_STATS	_IOWR(MINIMM_IOC_MAGIC, 0x17, struct minimm_slab_stats)
 
 /*
  * mmap(2): map a whole block with the mmap_offset MINIMM_IOC_ALLOC returned (opaque: a

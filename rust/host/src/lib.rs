@@ -77,6 +77,47 @@ mod tests {
         assert_eq!(uapi::IOC_FREE, sys::MINIMM_IOC_FREE);
         assert_eq!(uapi::IOC_BLOCK_DATA, sys::MINIMM_IOC_BLOCK_DATA);
         assert_eq!(uapi::IOC_ZONE_STATS, sys::MINIMM_IOC_ZONE_STATS);
+        assert_eq!(uapi::IOC_SLAB_CREATE, sys::MINIMM_IOC_SLAB_CREATE);
+        assert_eq!(uapi::IOC_SLAB_DESTROY, sys::MINIMM_IOC_SLAB_DESTROY);
+        assert_eq!(uapi::IOC_SLAB_ALLOC, sys::MINIMM_IOC_SLAB_ALLOC);
+        assert_eq!(uapi::IOC_SLAB_FREE, sys::MINIMM_IOC_SLAB_FREE);
+        assert_eq!(uapi::IOC_SLAB_BULK, sys::MINIMM_IOC_SLAB_BULK);
+        assert_eq!(uapi::IOC_SLAB_DATA, sys::MINIMM_IOC_SLAB_DATA);
+        assert_eq!(uapi::IOC_SLAB_SHRINK, sys::MINIMM_IOC_SLAB_SHRINK);
+        assert_eq!(uapi::IOC_SLAB_STATS, sys::MINIMM_IOC_SLAB_STATS);
+    }
+
+    #[test]
+    fn slab_constants_match_the_header() {
+        use uapi::{obj_flags as o, slab_flags as f};
+        assert_eq!(f::HWCACHE_ALIGN, sys::MINIMM_SLAB_HWCACHE_ALIGN);
+        assert_eq!(f::CACHE_DMA, sys::MINIMM_SLAB_CACHE_DMA);
+        assert_eq!(f::CACHE_DMA32, sys::MINIMM_SLAB_CACHE_DMA32);
+        assert_eq!(f::RED_ZONE, sys::MINIMM_SLAB_RED_ZONE);
+        assert_eq!(f::POISON, sys::MINIMM_SLAB_POISON);
+        assert_eq!(f::CONSISTENCY_CHECKS, sys::MINIMM_SLAB_CONSISTENCY_CHECKS);
+        assert_eq!(f::STORE_USER, sys::MINIMM_SLAB_STORE_USER);
+        assert_eq!(f::CTOR, sys::MINIMM_SLAB_CTOR);
+        assert_eq!(f::VALID, sys::MINIMM_SLAB_VALID);
+        assert_eq!(o::ZERO, sys::MINIMM_OBJ_ZERO);
+        assert_eq!(o::ATOMIC, sys::MINIMM_OBJ_ATOMIC);
+        assert_eq!(o::NOWAIT, sys::MINIMM_OBJ_NOWAIT);
+        assert_eq!(o::DMA, sys::MINIMM_OBJ_DMA);
+        assert_eq!(o::VALID, sys::MINIMM_OBJ_VALID);
+        assert_eq!(uapi::SLAB_NAME_LEN, sys::MINIMM_SLAB_NAME_LEN as usize);
+        assert_eq!(uapi::SLAB_MAX_OBJECT, sys::MINIMM_SLAB_MAX_OBJECT);
+        assert_eq!(uapi::SLAB_MAX_GENERIC, sys::MINIMM_SLAB_MAX_GENERIC);
+        assert_eq!(uapi::SLAB_MAX_CACHES, sys::MINIMM_SLAB_MAX_CACHES as usize);
+        assert_eq!(uapi::SLAB_BULK_MAX, sys::MINIMM_SLAB_BULK_MAX);
+        assert_eq!(uapi::SLAB_BULK_ALLOC, sys::MINIMM_SLAB_BULK_ALLOC);
+        assert_eq!(uapi::SLAB_BULK_FREE, sys::MINIMM_SLAB_BULK_FREE);
+        assert_eq!(uapi::SLAB_READ, sys::MINIMM_SLAB_READ);
+        assert_eq!(uapi::SLAB_WRITE, sys::MINIMM_SLAB_WRITE);
+        // The largest object fills an order-3 slab; the largest generic one an order-10 block.
+        assert_eq!(
+            uapi::SLAB_MAX_OBJECT as usize,
+            4096 << crate::slab::MAX_SLAB_ORDER
+        );
     }
 
     #[test]
@@ -177,6 +218,117 @@ mod tests {
                 low_wmark_hit = low_wmark_hit,
                 min_wmark_hit = min_wmark_hit,
                 fallback = fallback,
+            ]
+        );
+    }
+
+    #[test]
+    fn slab_structs_match_the_header() {
+        same_layout!(
+            uapi::SlabCreate,
+            sys::minimm_slab_create,
+            uapi::SLAB_CREATE_SIZE_VER0,
+            [
+                size = size,
+                flags = flags,
+                object_size = object_size,
+                align = align,
+                ctor_seed = ctor_seed,
+                name = name,
+                cache = cache,
+            ]
+        );
+        same_layout!(
+            uapi::SlabCache,
+            sys::minimm_slab_cache,
+            uapi::SLAB_CACHE_SIZE_VER0,
+            [
+                size = size,
+                pad = __pad,
+                cache = cache,
+                pages_freed = pages_freed,
+            ]
+        );
+        same_layout!(
+            uapi::SlabAlloc,
+            sys::minimm_slab_alloc,
+            uapi::SLAB_ALLOC_SIZE_VER0,
+            [
+                size = size,
+                flags = flags,
+                cache = cache,
+                bytes = bytes,
+                pad = __pad,
+                object = object,
+                objsize = objsize,
+                pad2 = __pad2,
+            ]
+        );
+        same_layout!(
+            uapi::SlabFree,
+            sys::minimm_slab_free,
+            uapi::SLAB_FREE_SIZE_VER0,
+            [size = size, pad = __pad, object = object,]
+        );
+        same_layout!(
+            uapi::SlabBulk,
+            sys::minimm_slab_bulk,
+            uapi::SLAB_BULK_SIZE_VER0,
+            [
+                size = size,
+                op = op,
+                cache = cache,
+                count = count,
+                flags = flags,
+                objects = objects,
+            ]
+        );
+        same_layout!(
+            uapi::SlabData,
+            sys::minimm_slab_data,
+            uapi::SLAB_DATA_SIZE_VER0,
+            [
+                size = size,
+                op = op,
+                object = object,
+                offset = offset,
+                len = len,
+                buf = buf,
+            ]
+        );
+        same_layout!(
+            uapi::SlabStats,
+            sys::minimm_slab_stats,
+            uapi::SLAB_STATS_SIZE_VER0,
+            [
+                size = size,
+                pad = __pad,
+                cache = cache,
+                object_size = object_size,
+                slot_size = slot_size,
+                align = align,
+                objs_per_slab = objs_per_slab,
+                order = order,
+                colours = colours,
+                flags = flags,
+                pad2 = __pad2,
+                active_objs = active_objs,
+                num_objs = num_objs,
+                active_slabs = active_slabs,
+                num_slabs = num_slabs,
+                partial_slabs = partial_slabs,
+                empty_slabs = empty_slabs,
+                cpu_objects = cpu_objects,
+                limit = limit,
+                batchcount = batchcount,
+                min_partial = min_partial,
+                alloc_fastpath = alloc_fastpath,
+                alloc_slowpath = alloc_slowpath,
+                free_fastpath = free_fastpath,
+                free_slowpath = free_slowpath,
+                slabs_created = slabs_created,
+                slabs_freed = slabs_freed,
+                debug_errors = debug_errors,
             ]
         );
     }

@@ -30,6 +30,7 @@ mod common;
 mod model;
 mod ops;
 mod rng;
+mod slab;
 mod sys;
 
 use std::{
@@ -49,7 +50,7 @@ use minimm_uapi::{page_size, sys as uapi, Device};
 use common::{info_value, validate_ok, vmstat_all, within, DEBUGFS};
 use ktap::{KSFT_FAIL, KSFT_PASS, KSFT_SKIP};
 use model::{lock, Proc};
-use ops::{errno_name, Ctx, Ran, KINDS};
+use ops::{errno_name, is_slab, Ctx, Ran, KINDS};
 use rng::Rng;
 
 /// Kinds of operation the counters have room for.
@@ -117,10 +118,14 @@ struct Cfg {
     fail: bool,
     fail_probability: u32,
     verbose: bool,
+    /// `--slab` asked for the slab operations.
+    want_slab: bool,
+    /// The slab operations run: asked for, and the module has MINIMM_FEAT_SLAB.
+    slab: bool,
 }
 
 const USAGE: &str = "usage: minimm-fuzz [--seed N] [--seconds S] [--ops N] [--procs P] \
-                     [--threads T] [--fail] [--fail-probability PERCENT] [--verbose]";
+                     [--threads T] [--fail] [--fail-probability PERCENT] [--slab] [--verbose]";
 
 fn parse_args() -> Result<Cfg, String> {
     let mut cfg = Cfg {
@@ -132,6 +137,8 @@ fn parse_args() -> Result<Cfg, String> {
         fail: false,
         fail_probability: 1,
         verbose: false,
+        want_slab: false,
+        slab: false,
     };
     let mut args = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> Result<u64, String> {
@@ -154,6 +161,9 @@ fn parse_args() -> Result<Cfg, String> {
                 cfg.fail_probability = num(args.next(), "--fail-probability")?.min(100) as u32
             }
             "--verbose" => cfg.verbose = true,
+            // Opt-in while two contract violations its slab operations found are open (see
+            // README, Fuzzer).
+            "--slab" => cfg.want_slab = true,
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {a:?}\n{USAGE}")),
         }
@@ -192,6 +202,9 @@ fn replay_line(cfg: &Cfg) -> String {
     if cfg.fail {
         s += &format!(" --fail --fail-probability {}", cfg.fail_probability);
     }
+    if cfg.want_slab {
+        s += " --slab";
+    }
     s
 }
 
@@ -211,7 +224,9 @@ fn run_thread(p: &Proc, cfg: &Cfg, t: u32, limit: Option<u64>) -> bool {
     };
     let mut recent: Vec<String> = Vec::new();
     let (mut done, mut tried) = (0u64, 0u64);
-    let weights = KINDS.iter().map(|k| k.weight);
+    let weights = KINDS
+        .iter()
+        .map(|k| if is_slab(k) && !p.slab { 0 } else { k.weight });
     loop {
         if p.stats.stop.load(Relaxed)
             || limit.is_some_and(|l| done >= l || tried >= l.saturating_mul(20))
@@ -276,6 +291,10 @@ fn worker(cfg: &Cfg, id: u32, stats: &'static Stats, quota: u64, socks: &[(i32, 
         stats,
         deadline: cfg.seconds.map(|s| Instant::now() + Duration::from_secs(s)),
         verbose: cfg.verbose,
+        slab: cfg.slab,
+        // SAFETY: getpid has no preconditions.
+        pid: unsafe { libc::getpid() } as u32,
+        next_name: AtomicU64::new(0),
     };
     for _ in 0..2 {
         match Device::open() {
@@ -317,13 +336,24 @@ const FAIL_POINTS: [&str; 4] = [
     "mapping_insert",
 ];
 
+/// The slab layer's fault-injection points, turned on with `--fail` when the module has them.
+const SLAB_FAIL_POINTS: [&str; 3] = ["slab_grow", "slab_array_refill", "slab_create"];
+
 fn fail_dir() -> String {
     format!("{DEBUGFS}/fail")
 }
 
+/// The points `--fail` turns on: the slab layer's too where the module has them.
+fn fail_points() -> Vec<&'static str> {
+    let slab = SLAB_FAIL_POINTS
+        .into_iter()
+        .filter(|p| Path::new(&format!("{}/{p}", fail_dir())).is_dir());
+    FAIL_POINTS.into_iter().chain(slab).collect()
+}
+
 /// Sets every point's probability (percent); `times` unlimited, one in every call eligible.
 fn fail_set(probability: u32) -> Result<(), String> {
-    for point in FAIL_POINTS {
+    for point in fail_points() {
         let dir = format!("{}/{point}", fail_dir());
         let mut attrs = vec![("probability", probability.to_string())];
         if probability > 0 {
@@ -366,6 +396,68 @@ fn snapshot(watch: &Device) -> Result<Snapshot, String> {
     })
 }
 
+/// What the slab caches hold (debugfs slabinfo): with MINIMM_FEAT_SLAB only.
+type SlabState = Option<Result<Vec<slab::SlabLine>, String>>;
+
+fn slab_state(cfg: &Cfg) -> SlabState {
+    cfg.slab.then(slab::slabinfo)
+}
+
+/// Pages and slabs the slab caches hold.
+fn slab_held(s: &SlabState) -> Option<(u64, u64)> {
+    let l = s.as_ref()?.as_ref().ok()?;
+    Some((
+        l.iter().map(|x| x.num_slabs * x.pagesperslab).sum(),
+        l.iter().map(|x| x.num_slabs).sum(),
+    ))
+}
+
+/// Whether the pool's free pages are back: per zone; or, when the slab caches hold another
+/// number of pages than at the start (the generic caches keep slabs, empty or with objects
+/// in their per-CPU arrays, and nothing in user space gives them back), in all, counting
+/// those pages.
+fn pool_back(
+    start: &Snapshot,
+    s0: Option<(u64, u64)>,
+    end: &Snapshot,
+    s1: Option<(u64, u64)>,
+) -> bool {
+    match (s0, s1) {
+        (Some((p0, _)), Some((p1, _))) if p0 != p1 => {
+            let t0: u64 = start.zone_free.iter().sum();
+            let t1: u64 = end.zone_free.iter().sum();
+            t0 + p0 == t1 + p1
+        }
+        _ => end.zone_free == start.zone_free,
+    }
+}
+
+/// Every fuzzer's cache is gone from slabinfo once every file is closed. (The generic
+/// caches' objects cannot be counted from here: slabinfo's `active_objs` includes the free
+/// objects in their per-CPU arrays; the pages they hold are counted in the pool's checks.)
+fn slab_released(start: &SlabState) -> Result<Option<String>, String> {
+    let Some(start) = start else {
+        return Ok(Some("the module has no MINIMM_FEAT_SLAB".into()));
+    };
+    start.as_ref().map_err(|e| format!("at the start: {e}"))?;
+    let mut left = Vec::new();
+    let back = within(5, || {
+        left = slab::slabinfo()?
+            .into_iter()
+            .filter(|l| slab::fuzzer_name(&l.name))
+            .map(|l| format!("{} ({} active objects)", l.name, l.active_objs))
+            .collect();
+        Ok(left.is_empty())
+    })?;
+    if back {
+        Ok(None)
+    } else {
+        Err(format!(
+            "after 5 s, fuzzer caches left in slabinfo: {left:?}"
+        ))
+    }
+}
+
 fn value(v: &[(String, u64)], k: &str) -> Option<u64> {
     v.iter().find(|(n, _)| n == k).map(|(_, x)| *x)
 }
@@ -395,7 +487,7 @@ impl Results {
 
 /// The final checks: one more with `--fail`.
 fn nr_checks(cfg: &Cfg) -> u32 {
-    7 + u32::from(cfg.fail)
+    8 + u32::from(cfg.fail)
 }
 
 /// Event counters of vmstat: they only grow.
@@ -408,7 +500,7 @@ fn is_event(name: &str) -> bool {
 }
 
 fn main() {
-    let cfg = match parse_args() {
+    let mut cfg = match parse_args() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -428,6 +520,10 @@ fn main() {
             std::process::exit(KSFT_SKIP);
         }
     };
+    cfg.slab = cfg.want_slab
+        && watch
+            .info()
+            .is_ok_and(|i| i.features & uapi::MINIMM_FEAT_SLAB != 0);
     println!(
         "# minimm-fuzz: seed {:#x}, {} processes x {} threads, {}{}",
         cfg.seed,
@@ -440,6 +536,11 @@ fn main() {
         },
         if cfg.fail { ", fault injection" } else { "" }
     );
+    if !cfg.want_slab {
+        println!("# no slab operations (--slab runs them)");
+    } else if !cfg.slab {
+        println!("# the module has no MINIMM_FEAT_SLAB: no slab operations");
+    }
     println!("# replay: {}", replay_line(&cfg));
     println!("1..{}", nr_checks(&cfg));
     let mut res = Results { n: 0, failed: 0 };
@@ -481,13 +582,14 @@ fn run(cfg: &Cfg, watch: &Device, res: &mut Results) -> Result<(), String> {
                 println!(
                     "# fault injection: {}% on {}",
                     cfg.fail_probability,
-                    FAIL_POINTS.join(", ")
+                    fail_points().join(", ")
                 )
             })
     } else {
         Ok(())
     };
     let start = snapshot(watch)?;
+    let slab_start = slab_state(cfg);
     let stats = Stats::shared().map_err(|e| format!("shared counters: {e}"))?;
     let began = Instant::now();
     let cfg_run = Cfg {
@@ -588,21 +690,31 @@ fn run(cfg: &Cfg, watch: &Device, res: &mut Results) -> Result<(), String> {
             Err(e) => Err(e),
         },
     );
+    res.line("slab_caches_released", slab_released(&slab_start));
+    let s0 = slab_held(&slab_start);
     let mut end = snapshot(watch)?;
+    let mut slab_end = slab_state(cfg);
     let _ = within(5, || {
         end = snapshot(watch)?;
-        Ok(end.zone_free == start.zone_free)
+        slab_end = slab_state(cfg);
+        Ok(pool_back(&start, s0, &end, slab_held(&slab_end)))
     });
+    let s1 = slab_held(&slab_end);
     let free0 = value(&start.vmstat, "nr_free_pages");
     let free1 = value(&end.vmstat, "nr_free_pages");
+    // Pages in slabs, as pool_back counts them.
+    let (p0, p1) = match (s0, s1) {
+        (Some((p0, _)), Some((p1, _))) => (p0, p1),
+        _ => (0, 0),
+    };
     res.line(
         "free_pages_back_to_start",
-        if end.zone_free == start.zone_free && free0 == free1 {
+        if pool_back(&start, s0, &end, s1) && free0.map(|f| f + p0) == free1.map(|f| f + p1) {
             Ok(None)
         } else {
             Err(format!(
                 "free pages per zone {:?} at the start, {:?} at the end; vmstat nr_free_pages \
-                 {free0:?} then {free1:?}",
+                 {free0:?} then {free1:?}; pages in slabs {s0:?} then {s1:?}",
                 start.zone_free, end.zone_free
             ))
         },
@@ -637,13 +749,21 @@ fn run(cfg: &Cfg, watch: &Device, res: &mut Results) -> Result<(), String> {
     };
     let allocs = sum(&end.vmstat, "pgalloc_") - sum(&start.vmstat, "pgalloc_");
     let frees = sum(&end.vmstat, "pgfree") - sum(&start.vmstat, "pgfree");
+    // Slabs the slab caches kept (or gave back) since the start: one block each.
+    let kept = match (s0, s1) {
+        (Some((_, a)), Some((_, b))) => i128::from(b) - i128::from(a),
+        _ => 0,
+    };
     res.line(
         "every_block_allocated_was_freed",
-        if allocs == frees {
+        if i128::from(allocs) - i128::from(frees) == kept {
             println!("# blocks allocated and freed during the run: {allocs}");
             Ok(None)
         } else {
-            Err(format!("pgalloc grew by {allocs}, pgfree by {frees}"))
+            Err(format!(
+                "pgalloc grew by {allocs}, pgfree by {frees}; the slab caches hold {kept} \
+                 slabs more than at the start"
+            ))
         },
     );
     res.line("validate_passes", validate_ok().map(|()| None));
@@ -682,6 +802,17 @@ fn run(cfg: &Cfg, watch: &Device, res: &mut Results) -> Result<(), String> {
         .collect();
     for chunk in per_kind.chunks(4) {
         println!("# ops: {}", chunk.join(", "));
+    }
+    let slab_ops: u64 = KINDS
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| is_slab(k))
+        .map(|(i, _)| stats.ops[i].load(Relaxed))
+        .sum();
+    if cfg.slab {
+        println!("# slab operations: {slab_ops}");
+    } else {
+        println!("# slab operations: {slab_ops} (the module has no MINIMM_FEAT_SLAB)");
     }
     let errnos: Vec<String> = stats
         .errnos

@@ -7,7 +7,10 @@
 //! other thread touches it meanwhile and the expected outcome of every call on it is exact.
 
 use std::{
-    sync::{atomic::AtomicU32, Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU32, AtomicU64},
+        Arc, Mutex, MutexGuard,
+    },
     time::Instant,
 };
 
@@ -162,6 +165,18 @@ pub(crate) struct FileModel {
     /// Blocks handed to another process with the file (handle, pages): charged until it frees
     /// them.
     pub(crate) gifted: Vec<(u64, u64)>,
+    /// Slab caches of the file (MINIMM_FEAT_SLAB), all of them: slab operations keep the
+    /// model locked for their whole time.
+    pub(crate) caches: Vec<Cache>,
+    /// Live slab objects of the file, of its caches and of the generic caches.
+    pub(crate) objects: Vec<Obj>,
+    /// Object handles freed on this file, the latest few.
+    pub(crate) dead_objects: Vec<u64>,
+    /// Cache handles destroyed on this file, and the names they had, the latest few.
+    pub(crate) dead_caches: Vec<(u64, String)>,
+    /// A slab command has issued a handle on this file: if slab and block handles come from
+    /// one sequence, block handles are no longer consecutive (only increasing).
+    pub(crate) slab_handles: bool,
 }
 
 impl FileModel {
@@ -172,13 +187,204 @@ impl FileModel {
         self.freed.push(handle);
     }
 
-    /// The least and the most the module may count against the quota now.
-    pub(crate) fn charge_bounds(&self) -> (u64, u64) {
+    /// The least and the most bytes the module may count against the quota now: pages of
+    /// blocks times the page size, plus the slot size of every object.
+    pub(crate) fn charge_bounds(&self, page: usize) -> (u64, u64) {
         let gifted: u64 = self.gifted.iter().map(|g| g.1).sum();
+        let page = page as u64;
+        let lo: u64 = self.objects.iter().map(|o| o.charge.0).sum();
+        let hi: u64 = self.objects.iter().map(|o| o.charge.1).sum();
         (
-            self.charged.saturating_sub(self.releasing),
-            self.charged + gifted,
+            self.charged.saturating_sub(self.releasing) * page + lo,
+            (self.charged + gifted) * page + hi,
         )
+    }
+
+    pub(crate) fn note_dead_object(&mut self, handle: u64) {
+        if self.dead_objects.len() >= 32 {
+            self.dead_objects.remove(0);
+        }
+        self.dead_objects.push(handle);
+    }
+
+    pub(crate) fn note_dead_cache(&mut self, handle: u64, name: String) {
+        if self.dead_caches.len() >= 16 {
+            self.dead_caches.remove(0);
+        }
+        self.dead_caches.push((handle, name));
+    }
+
+    /// The cache of handle `h`, if the file has it.
+    pub(crate) fn cache(&self, h: u64) -> Option<&Cache> {
+        self.caches.iter().find(|c| c.handle == h)
+    }
+
+    pub(crate) fn cache_mut(&mut self, h: u64) -> Option<&mut Cache> {
+        self.caches.iter_mut().find(|c| c.handle == h)
+    }
+
+    /// Whether `h` names a live object of the file.
+    pub(crate) fn is_object(&self, h: u64) -> bool {
+        self.objects.iter().any(|o| o.handle == h)
+    }
+
+    /// Whether `h` names a cache of the file.
+    pub(crate) fn is_cache(&self, h: u64) -> bool {
+        self.caches.iter().any(|c| c.handle == h)
+    }
+
+    /// Removes object `h` from the model after the module freed it.
+    pub(crate) fn object_freed(&mut self, h: u64) -> Option<Obj> {
+        let i = self.objects.iter().position(|o| o.handle == h)?;
+        let o = self.objects.swap_remove(i);
+        if let Some(c) = self.cache_mut(o.cache) {
+            c.live -= 1;
+            c.fresh = false;
+        }
+        self.note_dead_object(h);
+        Some(o)
+    }
+
+    /// Live objects of cache `h` (0: the generic caches).
+    pub(crate) fn live_of(&self, h: u64) -> u64 {
+        self.objects.iter().filter(|o| o.cache == h).count() as u64
+    }
+}
+
+/// A slab cache of a file.
+#[derive(Clone, Debug)]
+pub(crate) struct Cache {
+    pub(crate) handle: u64,
+    pub(crate) name: String,
+    pub(crate) flags: u32,
+    pub(crate) object_size: u32,
+    /// The alignment asked for (0: the minimum).
+    pub(crate) align: u32,
+    pub(crate) ctor_seed: u64,
+    /// Bytes each object counts against the quota (STATS' slot_size).
+    pub(crate) slot: u64,
+    /// Objects allocated from it and not freed.
+    pub(crate) live: u64,
+    /// No object of it was ever freed, nor an allocation from it failed: every object it
+    /// hands out was never allocated before.
+    pub(crate) fresh: bool,
+}
+
+/// A slab object of a file.
+#[derive(Clone, Debug)]
+pub(crate) struct Obj {
+    pub(crate) handle: u64,
+    /// Its cache's handle; 0 for the generic caches.
+    pub(crate) cache: u64,
+    /// Bytes SLAB_DATA reaches.
+    pub(crate) objsize: u32,
+    /// The least and the most bytes it may count against the quota.
+    pub(crate) charge: (u64, u64),
+    pub(crate) data: ObjData,
+}
+
+/// What a run of an object's bytes holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Bytes {
+    /// Not known (what a former user left, a constructor's pattern or poison).
+    Unknown,
+    Zero,
+    /// Byte `x` of the object is byte `x - origin` of the pattern of `seed`.
+    Pattern {
+        seed: u64,
+        origin: u32,
+    },
+    /// SLUB's poison of an object of `len` bytes: 0x6b, the last byte 0xa5.
+    Poison {
+        len: u32,
+    },
+}
+
+/// SLUB's poison bytes (include/linux/poison.h).
+pub(crate) const POISON_FREE: u8 = 0x6b;
+pub(crate) const POISON_END: u8 = 0xa5;
+
+/// An object's expected bytes: runs, in order, covering the whole object.
+#[derive(Clone, Debug)]
+pub(crate) struct ObjData {
+    runs: Vec<(u32, u32, Bytes)>,
+}
+
+impl ObjData {
+    pub(crate) fn new(len: u32, b: Bytes) -> Self {
+        Self {
+            runs: if len == 0 {
+                Vec::new()
+            } else {
+                vec![(0, len, b)]
+            },
+        }
+    }
+
+    /// Bytes `start..end` now hold `b`.
+    pub(crate) fn write(&mut self, start: u32, end: u32, b: Bytes) {
+        if start >= end {
+            return;
+        }
+        let mut out = Vec::with_capacity(self.runs.len() + 2);
+        for &(s, e, f) in &self.runs {
+            if e <= start || s >= end {
+                out.push((s, e, f));
+                continue;
+            }
+            if s < start {
+                out.push((s, start, f));
+            }
+            if e > end {
+                out.push((end, e, f));
+            }
+        }
+        out.push((start, end, b));
+        out.sort_by_key(|r| r.0);
+        let mut merged: Vec<(u32, u32, Bytes)> = Vec::with_capacity(out.len());
+        for r in out {
+            match merged.last_mut() {
+                Some(last) if last.2 == r.2 && last.1 == r.0 => last.1 = r.1,
+                _ => merged.push(r),
+            }
+        }
+        self.runs = merged;
+    }
+
+    /// The expected bytes of `start..end`, `None` where unknown.
+    pub(crate) fn expected(&self, start: u32, end: u32) -> Vec<Option<u8>> {
+        let mut out = vec![None; (end - start) as usize];
+        for &(s, e, f) in &self.runs {
+            let (a, b) = (s.max(start), e.min(end));
+            if a >= b {
+                continue;
+            }
+            let dst = &mut out[(a - start) as usize..(b - start) as usize];
+            match f {
+                Bytes::Unknown => {}
+                Bytes::Zero => dst.fill(Some(0)),
+                Bytes::Poison { len } => {
+                    for (k, d) in dst.iter_mut().enumerate() {
+                        let x = a + k as u32;
+                        *d = Some(if x + 1 == len {
+                            POISON_END
+                        } else {
+                            POISON_FREE
+                        });
+                    }
+                }
+                Bytes::Pattern { seed, origin } => {
+                    let rel = u64::from(a - origin);
+                    let base = rel & !7;
+                    let mut buf = vec![0u8; (u64::from(b - origin) - base) as usize];
+                    fill_pattern_at(seed, base, &mut buf);
+                    for (d, v) in dst.iter_mut().zip(&buf[(rel - base) as usize..]) {
+                        *d = Some(*v);
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -246,6 +452,12 @@ pub(crate) struct Proc {
     pub(crate) stats: &'static Stats,
     pub(crate) deadline: Option<Instant>,
     pub(crate) verbose: bool,
+    /// GET_INFO's features have MINIMM_FEAT_SLAB: the slab operations run.
+    pub(crate) slab: bool,
+    /// The process id, in the names of its caches.
+    pub(crate) pid: u32,
+    /// The next number in the names of this process's caches.
+    pub(crate) next_name: AtomicU64,
 }
 
 impl Proc {

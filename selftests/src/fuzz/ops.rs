@@ -23,6 +23,7 @@ use crate::{
     common::{Child, Exit, DEBUGFS},
     model::{after_dontneed, lock, AfterDontneed, Block, Data, File, FileModel, Fill, Piece, Proc},
     rng::Rng,
+    slab,
     sys::{madvise, mmap, mprotect, mremap, munmap, recv_fd, reserve, send_fd, MSG_WORDS},
     MAIL_BUSY, MAIL_EMPTY, MAIL_FULL, MAIL_TAKEN,
 };
@@ -49,6 +50,11 @@ pub(crate) struct Kind {
     pub(crate) name: &'static str,
     pub(crate) weight: u32,
     pub(crate) run: fn(&mut Ctx<'_>) -> Step,
+}
+
+/// Whether a kind of operation needs MINIMM_FEAT_SLAB.
+pub(crate) fn is_slab(k: &Kind) -> bool {
+    k.name.starts_with("slab_")
 }
 
 /// Every kind of operation, with its weight.
@@ -183,6 +189,77 @@ pub(crate) const KINDS: &[Kind] = &[
         weight: 1,
         run: op_drain_pcp,
     },
+    // Slab caches (MINIMM_FEAT_SLAB; run only when the module has it): `slab.rs`.
+    Kind {
+        name: "slab_create",
+        weight: 4,
+        run: slab::op_slab_create,
+    },
+    Kind {
+        name: "slab_create_invalid",
+        weight: 2,
+        run: slab::op_slab_create_invalid,
+    },
+    Kind {
+        name: "slab_limit",
+        weight: 1,
+        run: slab::op_slab_limit,
+    },
+    Kind {
+        name: "slab_alloc",
+        weight: 9,
+        run: slab::op_slab_alloc,
+    },
+    Kind {
+        name: "slab_alloc_invalid",
+        weight: 2,
+        run: slab::op_slab_alloc_invalid,
+    },
+    Kind {
+        name: "slab_free",
+        weight: 6,
+        run: slab::op_slab_free,
+    },
+    Kind {
+        name: "slab_bad_handle",
+        weight: 3,
+        run: slab::op_slab_bad_handle,
+    },
+    Kind {
+        name: "slab_bulk",
+        weight: 4,
+        run: slab::op_slab_bulk,
+    },
+    Kind {
+        name: "slab_data",
+        weight: 8,
+        run: slab::op_slab_data,
+    },
+    Kind {
+        name: "slab_shrink",
+        weight: 2,
+        run: slab::op_slab_shrink,
+    },
+    Kind {
+        name: "slab_stats",
+        weight: 3,
+        run: slab::op_slab_stats,
+    },
+    Kind {
+        name: "slab_destroy",
+        weight: 3,
+        run: slab::op_slab_destroy,
+    },
+    Kind {
+        name: "slab_struct_invalid",
+        weight: 2,
+        run: slab::op_slab_struct_invalid,
+    },
+    Kind {
+        name: "slab_read_only",
+        weight: 1,
+        run: slab::op_slab_read_only,
+    },
 ];
 
 /// A worker thread's state while it runs operations.
@@ -206,6 +283,9 @@ pub(crate) fn errno_name(n: i32) -> String {
         libc::ENOTTY => "ENOTTY".into(),
         libc::EAGAIN => "EAGAIN".into(),
         libc::ESRCH => "ESRCH".into(),
+        libc::EEXIST => "EEXIST".into(),
+        libc::ENOSPC => "ENOSPC".into(),
+        libc::EBUSY => "EBUSY".into(),
         n => format!("errno {n}"),
     }
 }
@@ -222,12 +302,12 @@ fn names(allowed: &[i32]) -> String {
 }
 
 impl Ctx<'_> {
-    fn page(&self) -> usize {
+    pub(crate) fn page(&self) -> usize {
         self.p.page
     }
 
     /// Success, or a failure with an errno of `allowed` (counted): `Err` otherwise.
-    fn outcome<T>(
+    pub(crate) fn outcome<T>(
         &self,
         r: io::Result<T>,
         allowed: &[i32],
@@ -252,13 +332,13 @@ impl Ctx<'_> {
     }
 
     /// The call must succeed.
-    fn ok<T>(&self, r: io::Result<T>, what: &str) -> Result<T, String> {
+    pub(crate) fn ok<T>(&self, r: io::Result<T>, what: &str) -> Result<T, String> {
         self.outcome(r, &[], what)?
             .map_err(|n| format!("{what}: {}", errno_name(n)))
     }
 
     /// The call must fail with an errno of `allowed`.
-    fn fails<T: std::fmt::Debug>(
+    pub(crate) fn fails<T: std::fmt::Debug>(
         &self,
         r: io::Result<T>,
         allowed: &[i32],
@@ -289,7 +369,7 @@ impl Ctx<'_> {
     }
 
     /// A random file of this process for which `f` holds.
-    fn pick_file(&mut self, f: impl Fn(&File) -> bool) -> Option<Arc<File>> {
+    pub(crate) fn pick_file(&mut self, f: impl Fn(&File) -> bool) -> Option<Arc<File>> {
         let files = lock(&self.p.files);
         let c: Vec<&Arc<File>> = files.iter().filter(|x| f(x)).collect();
         if c.is_empty() {
@@ -433,29 +513,29 @@ fn check_checksum(ctx: &Ctx<'_>, file: &File, b: &Block, what: &str) -> Result<(
 }
 
 /// An argument buffer of two pages, 8-byte aligned, zeroed.
-fn buffer(page: usize) -> Vec<u64> {
+pub(crate) fn buffer(page: usize) -> Vec<u64> {
     vec![0u64; 2 * page / 8]
 }
 
-fn bytes_mut(buf: &mut [u64]) -> &mut [u8] {
+pub(crate) fn bytes_mut(buf: &mut [u64]) -> &mut [u8] {
     // SAFETY: the words' memory viewed as bytes, borrowed exclusively.
     unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), buf.len() * 8) }
 }
 
-fn put<T: Copy>(buf: &mut [u64], v: T) {
+pub(crate) fn put<T: Copy>(buf: &mut [u64], v: T) {
     assert!(size_of::<T>() <= buf.len() * 8);
     // SAFETY: `buf` holds at least `size_of::<T>()` bytes (checked above).
     unsafe { buf.as_mut_ptr().cast::<T>().write_unaligned(v) }
 }
 
-fn get<T: Copy>(buf: &[u64]) -> T {
+pub(crate) fn get<T: Copy>(buf: &[u64]) -> T {
     assert!(size_of::<T>() <= buf.len() * 8);
     // SAFETY: as in `put`; every uapi struct is valid for any bytes.
     unsafe { buf.as_ptr().cast::<T>().read_unaligned() }
 }
 
 /// Where an ioctl's argument struct lives.
-enum Place {
+pub(crate) enum Place {
     Buffer,
     /// A copy in a read-only page: EFAULT.
     ReadOnly,
@@ -464,7 +544,7 @@ enum Place {
 }
 
 /// Issues ioctl `cmd` with `buf` as its argument at `place`.
-fn ioctl_at(dev: &Device, cmd: u32, buf: &mut [u64], place: &Place) -> io::Result<i32> {
+pub(crate) fn ioctl_at(dev: &Device, cmd: u32, buf: &mut [u64], place: &Place) -> io::Result<i32> {
     let len = buf.len() * 8;
     match place {
         // SAFETY: `buf` is valid for two pages, more than any size the fuzzer announces.
@@ -569,23 +649,25 @@ fn alloc_locked(
     let mut buf = buffer(page);
     put(&mut buf, a);
     let pages = 1u64 << a.order;
-    let (lower, upper) = m.charge_bounds();
-    let quota = ctx.p.quota;
+    // The quota in bytes: pages of blocks and the slot sizes of slab objects.
+    let (lower, upper) = m.charge_bounds(page);
+    let quota = ctx.p.quota * page as u64;
+    let bytes = pages * page as u64;
     let r = ioctl_at(&file.dev, sys::MINIMM_IOC_ALLOC, &mut buf, &Place::Buffer);
     if !file.writable() {
         ctx.fails(r, &[libc::EBADF], "ALLOC on a read-only file")?;
         return Ok(None);
     }
     let mut allowed = vec![libc::ENOMEM];
-    if upper + pages > quota {
+    if upper + bytes > quota {
         allowed.push(libc::EDQUOT);
     }
     if ctx.outcome(r, &allowed, "ALLOC")?.is_err() {
         return Ok(None);
     }
     check!(
-        lower + pages <= quota,
-        "ALLOC succeeded beyond the quota: at least {lower} pages charged + {pages} > {quota}"
+        lower + bytes <= quota,
+        "ALLOC succeeded beyond the quota: at least {lower} bytes charged + {bytes} > {quota}"
     );
     let out: sys::minimm_alloc = get(&buf);
     let want_handle = m.last_handle + 1;
@@ -597,8 +679,9 @@ fn alloc_locked(
             && out.__pad == 0,
         "ALLOC wrote back {out:?} for {a:?}"
     );
+    // Slab handles may come from the same sequence: then block handles only increase.
     check!(
-        out.handle == want_handle,
+        out.handle == want_handle || (m.slab_handles && out.handle > want_handle),
         "ALLOC returned handle {}, the model expected {want_handle} (handles are 1, 2, 3... \
          per file)",
         out.handle
@@ -1876,6 +1959,7 @@ const DEBUGFS_FILES: &[(&str, u32)] = &[
     ("validate", 1),
     ("bench", 1),
     ("pcp_lists", 2),
+    ("slabinfo", 2),
 ];
 
 const ZONE_NAMES: [&str; 3] = ["DMA", "DMA32", "Normal"];
@@ -1900,6 +1984,9 @@ fn zone_line(l: &str, parse: fn(&str) -> bool) -> Result<(), String> {
 fn op_debugfs(ctx: &mut Ctx<'_>) -> Step {
     let i = ctx.rng.weighted(DEBUGFS_FILES.iter().map(|f| f.1));
     let name = DEBUGFS_FILES[i].0;
+    if name == "slabinfo" && !ctx.p.slab {
+        return Ok(Ran::Skipped);
+    }
     ctx.what = format!("read debugfs minimm/{name}");
     let text = ctx.ok(debugfs(name), "read")?;
     let uint = |v: &str| v.parse::<u64>().is_ok();
@@ -1995,6 +2082,14 @@ fn op_debugfs(ctx: &mut Ctx<'_>) -> Step {
                 );
             }
             check!(text.lines().count() >= 2, "pcp_lists: {text:?}");
+        }
+        "slabinfo" => {
+            // Every line in the format; the generic caches among them.
+            let lines = slab::parse_slabinfo(&text)?;
+            check!(
+                lines.iter().any(|l| l.name == "minimm-kmalloc-64"),
+                "slabinfo has no minimm-kmalloc-64: {text:?}"
+            );
         }
         _ => {}
     }

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Thin wrappers of the system calls the fuzzer makes on mappings and sockets, each returning
-//! `io::Result` with the errno.
+//! Thin wrappers of the system calls the fuzzer makes on mappings and sockets, and of the
+//! slab ioctls (raw, from the generated structs), each returning `io::Result` with the errno.
 
 use std::{
     io,
     mem::size_of,
     os::fd::{FromRawFd, OwnedFd},
 };
+
+use minimm_uapi::{sys as uapi, Device};
 
 fn check(r: i32) -> io::Result<()> {
     if r == 0 {
@@ -164,4 +166,108 @@ pub(crate) fn recv_fd(sock: i32) -> io::Result<Option<(OwnedFd, u8)>> {
     let fd = unsafe { libc::CMSG_DATA(cmsg).cast::<i32>().read_unaligned() };
     // SAFETY: the kernel installed `fd` in this process for us alone.
     Ok(Some((unsafe { OwnedFd::from_raw_fd(fd) }, data[0])))
+}
+
+// ---- slab ioctls (MINIMM_FEAT_SLAB) ----------------------------------------------------
+
+/// `MINIMM_IOC_SLAB_STATS` of cache `cache`.
+pub(crate) fn slab_stats(dev: &Device, cache: u64) -> io::Result<uapi::minimm_slab_stats> {
+    let mut s = uapi::minimm_slab_stats {
+        size: size_of::<uapi::minimm_slab_stats>() as u32,
+        cache,
+        ..Default::default()
+    };
+    dev.ioctl(uapi::MINIMM_IOC_SLAB_STATS, &mut s)?;
+    Ok(s)
+}
+
+/// `MINIMM_IOC_SLAB_FREE` of object `object`.
+pub(crate) fn slab_free(dev: &Device, object: u64) -> io::Result<()> {
+    let mut f = uapi::minimm_slab_free {
+        size: size_of::<uapi::minimm_slab_free>() as u32,
+        object,
+        ..Default::default()
+    };
+    dev.ioctl(uapi::MINIMM_IOC_SLAB_FREE, &mut f).map(|_| ())
+}
+
+/// `MINIMM_IOC_SLAB_DESTROY` or `MINIMM_IOC_SLAB_SHRINK` (`cmd`) of cache `cache`: the
+/// pages freed (SHRINK).
+pub(crate) fn slab_cache(dev: &Device, cmd: u32, cache: u64) -> io::Result<u64> {
+    let mut c = uapi::minimm_slab_cache {
+        size: size_of::<uapi::minimm_slab_cache>() as u32,
+        cache,
+        ..Default::default()
+    };
+    dev.ioctl(cmd, &mut c)?;
+    Ok(c.pages_freed)
+}
+
+/// `MINIMM_IOC_SLAB_ALLOC`: the struct written back.
+pub(crate) fn slab_alloc(
+    dev: &Device,
+    cache: u64,
+    bytes: u32,
+    flags: u32,
+) -> io::Result<uapi::minimm_slab_alloc> {
+    let mut a = uapi::minimm_slab_alloc {
+        size: size_of::<uapi::minimm_slab_alloc>() as u32,
+        flags,
+        cache,
+        bytes,
+        ..Default::default()
+    };
+    dev.ioctl(uapi::MINIMM_IOC_SLAB_ALLOC, &mut a)?;
+    Ok(a)
+}
+
+/// `MINIMM_IOC_SLAB_DATA` of `len` bytes at `offset` of `object`, to or from `buf`.
+///
+/// # Safety
+///
+/// `buf` must be valid for `len` bytes for the access `op` makes (written for
+/// `MINIMM_SLAB_READ`, read for `MINIMM_SLAB_WRITE`), or deliberately invalid (the kernel then
+/// answers `EFAULT`).
+pub(crate) unsafe fn slab_data(
+    dev: &Device,
+    op: u32,
+    object: u64,
+    offset: u32,
+    len: u32,
+    buf: usize,
+) -> io::Result<()> {
+    let mut d = uapi::minimm_slab_data {
+        size: size_of::<uapi::minimm_slab_data>() as u32,
+        op,
+        object,
+        offset,
+        len,
+        buf: buf as u64,
+    };
+    dev.ioctl(uapi::MINIMM_IOC_SLAB_DATA, &mut d).map(|_| ())
+}
+
+/// `MINIMM_IOC_SLAB_BULK` of `count` objects of `cache`, their handles at `objects`.
+///
+/// # Safety
+///
+/// `objects` must be valid for `count` handles for the access `op` makes (written for
+/// `MINIMM_SLAB_BULK_ALLOC`, read for `MINIMM_SLAB_BULK_FREE`), or deliberately invalid.
+pub(crate) unsafe fn slab_bulk(
+    dev: &Device,
+    op: u32,
+    cache: u64,
+    count: u32,
+    flags: u32,
+    objects: usize,
+) -> io::Result<()> {
+    let mut b = uapi::minimm_slab_bulk {
+        size: size_of::<uapi::minimm_slab_bulk>() as u32,
+        op,
+        cache,
+        count,
+        flags,
+        objects: objects as u64,
+    };
+    dev.ioctl(uapi::MINIMM_IOC_SLAB_BULK, &mut b).map(|_| ())
 }

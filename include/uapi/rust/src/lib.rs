@@ -161,6 +161,191 @@ impl Device {
         Ok(s)
     }
 
+    /// `MINIMM_IOC_SLAB_CREATE`: a cache named `name` (at most 31 bytes; for odd names fill a
+    /// [`sys::minimm_slab_create`] with [`slab_name`] and use [`Device::ioctl`]). Returns the
+    /// cache handle.
+    pub fn slab_create(
+        &self,
+        name: &str,
+        object_size: u32,
+        align: u32,
+        flags: u32,
+        ctor_seed: u64,
+    ) -> io::Result<u64> {
+        if name.len() >= sys::MINIMM_SLAB_NAME_LEN as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cache name longer than 31 bytes",
+            ));
+        }
+        let mut c = sys::minimm_slab_create {
+            size: size_of::<sys::minimm_slab_create>() as u32,
+            flags,
+            object_size,
+            align,
+            ctor_seed,
+            name: slab_name(name.as_bytes()),
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_SLAB_CREATE, &mut c)?;
+        Ok(c.cache)
+    }
+
+    /// `MINIMM_IOC_SLAB_DESTROY`.
+    pub fn slab_destroy(&self, cache: u64) -> io::Result<()> {
+        let mut c = sys::minimm_slab_cache {
+            size: size_of::<sys::minimm_slab_cache>() as u32,
+            cache,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_SLAB_DESTROY, &mut c).map(|_| ())
+    }
+
+    /// `MINIMM_IOC_SLAB_SHRINK`: the pages the cache gave back.
+    pub fn slab_shrink(&self, cache: u64) -> io::Result<u64> {
+        let mut c = sys::minimm_slab_cache {
+            size: size_of::<sys::minimm_slab_cache>() as u32,
+            cache,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_SLAB_SHRINK, &mut c)?;
+        Ok(c.pages_freed)
+    }
+
+    /// `MINIMM_IOC_SLAB_ALLOC`: an object of `cache`, or with `cache` 0 a generic object of
+    /// `bytes` bytes.
+    pub fn slab_alloc(
+        &self,
+        cache: u64,
+        bytes: u32,
+        flags: u32,
+    ) -> io::Result<sys::minimm_slab_alloc> {
+        let mut a = sys::minimm_slab_alloc {
+            size: size_of::<sys::minimm_slab_alloc>() as u32,
+            flags,
+            cache,
+            bytes,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_SLAB_ALLOC, &mut a)?;
+        Ok(a)
+    }
+
+    /// `MINIMM_IOC_SLAB_FREE`.
+    pub fn slab_free(&self, object: u64) -> io::Result<()> {
+        let mut f = sys::minimm_slab_free {
+            size: size_of::<sys::minimm_slab_free>() as u32,
+            object,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_SLAB_FREE, &mut f).map(|_| ())
+    }
+
+    /// `MINIMM_IOC_SLAB_BULK` with `op` on `count` handles at `objects`.
+    fn slab_bulk(
+        &self,
+        op: u32,
+        cache: u64,
+        flags: u32,
+        objects: *mut u64,
+        count: usize,
+    ) -> io::Result<()> {
+        let mut b = sys::minimm_slab_bulk {
+            size: size_of::<sys::minimm_slab_bulk>() as u32,
+            op,
+            cache,
+            count: u32::try_from(count).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+            flags,
+            objects: objects as u64,
+        };
+        self.ioctl(sys::MINIMM_IOC_SLAB_BULK, &mut b).map(|_| ())
+    }
+
+    /// `MINIMM_IOC_SLAB_BULK` with `MINIMM_SLAB_BULK_ALLOC`: `objects.len()` objects of `cache`,
+    /// their handles written to `objects`.
+    pub fn slab_bulk_alloc(&self, cache: u64, flags: u32, objects: &mut [u64]) -> io::Result<()> {
+        let count = objects.len();
+        self.slab_bulk(
+            sys::MINIMM_SLAB_BULK_ALLOC,
+            cache,
+            flags,
+            objects.as_mut_ptr(),
+            count,
+        )
+    }
+
+    /// `MINIMM_IOC_SLAB_BULK` with `MINIMM_SLAB_BULK_FREE`: frees every object in `objects`.
+    pub fn slab_bulk_free(&self, cache: u64, objects: &[u64]) -> io::Result<()> {
+        // The kernel only reads the array for a FREE.
+        self.slab_bulk(
+            sys::MINIMM_SLAB_BULK_FREE,
+            cache,
+            0,
+            objects.as_ptr().cast_mut(),
+            objects.len(),
+        )
+    }
+
+    /// `MINIMM_IOC_SLAB_DATA` with `op` over `len` bytes at `buf` (a user address, which may
+    /// be deliberately bad).
+    pub fn slab_data_raw(
+        &self,
+        op: u32,
+        object: u64,
+        offset: u32,
+        len: u32,
+        buf: usize,
+    ) -> io::Result<()> {
+        let mut d = sys::minimm_slab_data {
+            size: size_of::<sys::minimm_slab_data>() as u32,
+            op,
+            object,
+            offset,
+            len,
+            buf: buf as u64,
+        };
+        self.ioctl(sys::MINIMM_IOC_SLAB_DATA, &mut d).map(|_| ())
+    }
+
+    /// `MINIMM_IOC_SLAB_DATA` with `MINIMM_SLAB_READ`: fills `buf` from byte `offset` of
+    /// `object`.
+    pub fn slab_read(&self, object: u64, offset: u32, buf: &mut [u8]) -> io::Result<()> {
+        let len =
+            u32::try_from(buf.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        self.slab_data_raw(
+            sys::MINIMM_SLAB_READ,
+            object,
+            offset,
+            len,
+            buf.as_mut_ptr() as usize,
+        )
+    }
+
+    /// `MINIMM_IOC_SLAB_DATA` with `MINIMM_SLAB_WRITE`: copies `buf` to byte `offset` of
+    /// `object`.
+    pub fn slab_write(&self, object: u64, offset: u32, buf: &[u8]) -> io::Result<()> {
+        let len =
+            u32::try_from(buf.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        self.slab_data_raw(
+            sys::MINIMM_SLAB_WRITE,
+            object,
+            offset,
+            len,
+            buf.as_ptr() as usize,
+        )
+    }
+
+    /// `MINIMM_IOC_SLAB_STATS`.
+    pub fn slab_stats(&self, cache: u64) -> io::Result<sys::minimm_slab_stats> {
+        let mut s = sys::minimm_slab_stats {
+            size: size_of::<sys::minimm_slab_stats>() as u32,
+            cache,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_SLAB_STATS, &mut s)?;
+        Ok(s)
+    }
+
     /// Maps `len` bytes at `offset` of the device, shared and read-write.
     pub fn map(&self, offset: u64, len: usize) -> io::Result<Mapping> {
         self.map_with(offset, len, libc::MAP_SHARED)
@@ -214,6 +399,86 @@ pub fn parse_kv(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// `name` as `minimm_slab_create.name`: its first 32 bytes, the rest zero (no NUL is added:
+/// a name of 32 bytes or more has none).
+pub fn slab_name(name: &[u8]) -> [core::ffi::c_char; sys::MINIMM_SLAB_NAME_LEN as usize] {
+    let mut out = [0; sys::MINIMM_SLAB_NAME_LEN as usize];
+    for (o, &b) in out.iter_mut().zip(name) {
+        *o = b as core::ffi::c_char;
+    }
+    out
+}
+
+/// One cache's line of a /proc/slabinfo version 2.1 file (debugfs `minimm/slabinfo`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlabinfoLine {
+    pub name: String,
+    pub active_objs: u64,
+    pub num_objs: u64,
+    /// Bytes from one object to the next (SLUB's `s->size`).
+    pub objsize: u64,
+    pub objperslab: u64,
+    pub pagesperslab: u64,
+    pub limit: u64,
+    pub batchcount: u64,
+    pub sharedfactor: u64,
+    pub active_slabs: u64,
+    pub num_slabs: u64,
+    pub sharedavail: u64,
+}
+
+/// The header of /proc/slabinfo version 2.1 (mm/slab_common.c `print_slabinfo_header`).
+pub const SLABINFO_HEADER: [&str; 2] = [
+    "slabinfo - version: 2.1",
+    "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> \
+     : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> \
+     <sharedavail>",
+];
+
+/// Parses a /proc/slabinfo version 2.1 text as slabtop does, strictly: the two header lines,
+/// then per cache its name, five numbers, `: tunables` and three numbers, `: slabdata` and
+/// three numbers.
+pub fn parse_slabinfo(text: &str) -> Result<Vec<SlabinfoLine>, String> {
+    let mut lines = text.lines();
+    for want in SLABINFO_HEADER {
+        match lines.next() {
+            Some(l) if l == want => {}
+            other => return Err(format!("slabinfo header: {other:?}, want {want:?}")),
+        }
+    }
+    lines
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let shape_ok = w.len() == 16
+                && w[6] == ":"
+                && w[7] == "tunables"
+                && w[11] == ":"
+                && w[12] == "slabdata";
+            if !shape_ok {
+                return Err(format!("slabinfo line {l:?}"));
+            }
+            let n = |i: usize| {
+                w[i].parse::<u64>()
+                    .map_err(|_| format!("slabinfo line {l:?}: field {} {:?}", i + 1, w[i]))
+            };
+            Ok(SlabinfoLine {
+                name: w[0].to_string(),
+                active_objs: n(1)?,
+                num_objs: n(2)?,
+                objsize: n(3)?,
+                objperslab: n(4)?,
+                pagesperslab: n(5)?,
+                limit: n(8)?,
+                batchcount: n(9)?,
+                sharedfactor: n(10)?,
+                active_slabs: n(13)?,
+                num_slabs: n(14)?,
+                sharedavail: n(15)?,
+            })
+        })
         .collect()
 }
 
