@@ -28,6 +28,13 @@
 //! - `slab_traces`: for each cache with `STORE_USER`, its name, then `<count> allocated|freed
 //!   pid=<pid> comm=<comm>` lines: who allocated the objects in use and freed the free ones
 //!   last (SLUB's `alloc_traces`/`free_traces`, grouped by task).
+//! - `slab/<cache>/`: a directory per slab cache with SLUB's sysfs attributes that apply
+//!   (`/sys/kernel/slab/<cache>/`): `object_size`, `slab_size`, `align`, `objs_per_slab`,
+//!   `order`, `objects`, `objects_partial`, `total_objects`, `partial`, `cpu_slabs` (objects
+//!   in the per-CPU arrays, `N C0=n C1=n`), `min_partial` (read-write), `alloc_fastpath`,
+//!   `free_fastpath` (`N C0=n C1=n`), `alloc_slowpath`, `free_slowpath`, `sanity_checks`,
+//!   `red_zone`, `poison`, `store_user` (0 or 1), `validate` and `shrink` (write `1`),
+//!   `alloc_traces` (the owner tracking view). Made with the cache, gone with it.
 //! - `slabinfo`: /proc/slabinfo version 2.1, a line per cache (generic ones included).
 //!   `active_objs` counts objects off their slabs' free lists, those cached in per-CPU arrays
 //!   included, as the classic SLAB's did; `limit` and `batchcount` are the per-CPU arrays'.
@@ -41,6 +48,7 @@ use core::fmt;
 use kernel::{
     new_mutex,
     prelude::*,
+    str::CString,
     sync::{Arc, Mutex},
     uaccess::UserSliceReader,
 };
@@ -51,6 +59,8 @@ use crate::{
     debugfs_file::{Dir, File},
     fail::{self, Knob, Point, NR_POINTS},
     pool::{Counters, Snapshot},
+    slab_cache::SlabCache,
+    uapi,
     zone::{self, Milli, Watermarks, NR_ZONES},
     Shared, VERSION,
 };
@@ -78,6 +88,7 @@ pub(crate) struct Entries {
     page_owner: File<Arc<Shared>>,
     page_owner_sort: File<Arc<Shared>>,
     bench: File<Bench>,
+    slab_dir: Dir,
     fail_knobs: KVec<File<FailKnob>>,
     fail_injected: KVec<File<Point>>,
 }
@@ -126,6 +137,11 @@ impl Entries {
                 bench_run,
             )?,
             validate: dir.read_write_file(c"validate", s(), validate, validate_write)?,
+            slab_dir: {
+                let slab = dir.subdir(c"slab")?;
+                shared.caches.set_dir(slab.share())?;
+                slab
+            },
             fail_knobs,
             fail_injected,
         })
@@ -204,6 +220,7 @@ fn info(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "min_free_kbytes: {}", p.min_free_kbytes)?;
     writeln!(f, "watermark_scale_factor: {}", p.watermark_scale_factor)?;
     writeln!(f, "fail_nth_host_borrow: {}", p.fail_nth_host_borrow)?;
+    writeln!(f, "slab_debug: {:#x}", p.slab_debug)?;
     writeln!(f, "borrowed_pages: {}", shared.pool.borrowed())
 }
 
@@ -620,4 +637,128 @@ fn validate_write(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result 
     } else {
         Err(EUCLEAN)
     }
+}
+
+/// The files of `slab/<cache>/`, removed when dropped.
+// The files are only held, for their removal on drop.
+#[expect(dead_code)]
+pub(crate) struct CacheFiles {
+    dir: Dir,
+    files: KVec<File<Arc<SlabCache>>>,
+}
+
+type CacheShow = fn(&Arc<SlabCache>, &mut fmt::Formatter<'_>) -> fmt::Result;
+
+/// A number per CPU, summed first, as SLUB's statistics files print them: `N C0=n C1=n`.
+fn per_cpu(f: &mut fmt::Formatter<'_>, values: &[u64]) -> fmt::Result {
+    write!(f, "{}", values.iter().sum::<u64>())?;
+    for (cpu, v) in values.iter().enumerate() {
+        if *v != 0 {
+            write!(f, " C{cpu}={v}")?;
+        }
+    }
+    writeln!(f)
+}
+
+/// Creates `slab/<cache>/` in `parent` and its files.
+///
+/// Context: process context, may sleep.
+pub(crate) fn cache_files(parent: &Dir, cache: &Arc<SlabCache>) -> Result<CacheFiles> {
+    let name = CString::try_from_fmt(fmt!("{}", cache.name()))?;
+    let dir = parent.subdir(&name)?;
+    let read: [(&CStr, CacheShow); 20] = [
+        (c"object_size", |c, f| {
+            writeln!(f, "{}", c.geometry().object_size)
+        }),
+        (c"slab_size", |c, f| writeln!(f, "{}", c.geometry().slot)),
+        (c"align", |c, f| writeln!(f, "{}", c.geometry().align)),
+        (c"objs_per_slab", |c, f| {
+            writeln!(f, "{}", c.geometry().objects)
+        }),
+        (c"order", |c, f| writeln!(f, "{}", c.geometry().order)),
+        (c"objects", |c, f| writeln!(f, "{}", c.stats().allocated)),
+        (c"objects_partial", |c, f| {
+            writeln!(f, "{}", c.partial_objects())
+        }),
+        (c"total_objects", |c, f| {
+            writeln!(f, "{}", c.stats().num_objs)
+        }),
+        (c"partial", |c, f| writeln!(f, "{}", c.stats().partial)),
+        (c"cpu_slabs", |c, f| per_cpu(f, &c.per_cpu(|a| a.0)?)),
+        (c"alloc_fastpath", |c, f| per_cpu(f, &c.per_cpu(|a| a.1)?)),
+        (c"free_fastpath", |c, f| per_cpu(f, &c.per_cpu(|a| a.2)?)),
+        (c"alloc_slowpath", |c, f| {
+            writeln!(f, "{}", c.stats().alloc_slow)
+        }),
+        (c"free_slowpath", |c, f| {
+            writeln!(f, "{}", c.stats().free_slow)
+        }),
+        (c"sanity_checks", |c, f| {
+            flag(f, c, uapi::slab_flags::CONSISTENCY_CHECKS)
+        }),
+        (c"red_zone", |c, f| flag(f, c, uapi::slab_flags::RED_ZONE)),
+        (c"poison", |c, f| flag(f, c, uapi::slab_flags::POISON)),
+        (c"store_user", |c, f| {
+            flag(f, c, uapi::slab_flags::STORE_USER)
+        }),
+        (c"alloc_traces", |c, f| {
+            c.write_traces(f).map_err(|_| fmt::Error)
+        }),
+        (c"debug_errors", |c, f| writeln!(f, "{}", c.stats().errors)),
+    ];
+    let mut files = KVec::with_capacity(read.len() + 3, GFP_KERNEL)?;
+    for (file, show) in read {
+        files.push(dir.read_file(file, cache.clone(), show)?, GFP_KERNEL)?;
+    }
+    files.push(
+        dir.read_write_file(
+            c"min_partial",
+            cache.clone(),
+            |c, f| writeln!(f, "{}", c.min_partial()),
+            |c, reader| {
+                let mut buf = [0u8; 128];
+                let n: usize = read_text(reader, &mut buf)?.parse().map_err(|_| EINVAL)?;
+                c.set_min_partial(n);
+                Ok(())
+            },
+        )?,
+        GFP_KERNEL,
+    )?;
+    files.push(
+        dir.write_file(c"validate", cache.clone(), |c, reader| {
+            let mut buf = [0u8; 128];
+            if read_text(reader, &mut buf)? != "1" {
+                return Err(EINVAL);
+            }
+            match c.validate() {
+                Ok(()) => {
+                    pr_info!("validate: slab {}: ok\n", c.name());
+                    Ok(())
+                }
+                Err(what) => {
+                    pr_err!("validate: slab {}: CORRUPT: {what}\n", c.name());
+                    kernel::warn_on!(true);
+                    Err(EUCLEAN)
+                }
+            }
+        })?,
+        GFP_KERNEL,
+    )?;
+    files.push(
+        dir.write_file(c"shrink", cache.clone(), |c, reader| {
+            let mut buf = [0u8; 128];
+            if read_text(reader, &mut buf)? != "1" {
+                return Err(EINVAL);
+            }
+            c.shrink();
+            Ok(())
+        })?,
+        GFP_KERNEL,
+    )?;
+    Ok(CacheFiles { dir, files })
+}
+
+/// `1` when `cache` has the flag `bit`, as SLUB's boolean attributes.
+fn flag(f: &mut fmt::Formatter<'_>, cache: &SlabCache, bit: u32) -> fmt::Result {
+    writeln!(f, "{}", u8::from(cache.flags() & bit != 0))
 }

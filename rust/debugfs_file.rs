@@ -113,6 +113,12 @@ struct DirNode {
 pub(crate) struct Dir(Option<Arc<DirNode>>);
 
 impl Dir {
+    /// Another handle on the same directory (it stays until every handle, file and
+    /// subdirectory is gone).
+    pub(crate) fn share(&self) -> Self {
+        Self(self.0.clone())
+    }
+
     /// Creates the directory `name` at the root of debugfs.
     ///
     /// Fails only when out of memory; when debugfs cannot create the directory, it logs why

@@ -160,6 +160,10 @@ module! {
             default: 0,
             description: "Fail the Nth borrow from the host at load (fault injection; 0: none)",
         },
+        slab_debug: u32 {
+            default: 0,
+            description: "Slab debugging for every cache, as slab_debug=FZPU: MINIMM_SLAB_* bits RED_ZONE 0x8, POISON 0x10, CONSISTENCY_CHECKS 0x20, STORE_USER 0x40",
+        },
     },
 }
 
@@ -173,6 +177,8 @@ pub(crate) struct Params {
     pub(crate) watermark_scale_factor: usize,
     /// debugfs `fail/host_borrow/nth` for the borrowing at load (0: nothing injected).
     pub(crate) fail_nth_host_borrow: u32,
+    /// Debugging flags (`MINIMM_SLAB_*`) every cache gets.
+    pub(crate) slab_debug: u32,
 }
 
 impl Params {
@@ -189,7 +195,16 @@ impl Params {
             min_free_kbytes: module_parameters::min_free_kbytes.value(),
             watermark_scale_factor: module_parameters::watermark_scale_factor.value(),
             fail_nth_host_borrow: module_parameters::fail_nth_host_borrow.value(),
+            slab_debug: module_parameters::slab_debug.value(),
         };
+        if p.slab_debug & !slab_cache::DEBUG_FLAGS != 0 {
+            pr_err!(
+                "slab_debug={:#x} has bits other than the debugging flags {:#x}\n",
+                p.slab_debug,
+                slab_cache::DEBUG_FLAGS
+            );
+            return Err(EINVAL);
+        }
         // Linux's sysctl range for vm.watermark_scale_factor.
         if !(1..=3000).contains(&p.watermark_scale_factor) {
             pr_err!(
@@ -326,7 +341,7 @@ impl kernel::InPlaceModule for Minimm {
             drop(armed);
             let pool = pool?;
             let registry = Arc::pin_init(device::registry::Registry::new(), GFP_KERNEL)?;
-            let caches = Arc::pin_init(slab_cache::Caches::new(), GFP_KERNEL)?;
+            let caches = Arc::pin_init(slab_cache::Caches::new(params.slab_debug), GFP_KERNEL)?;
             let kmalloc = kmalloc::Kmalloc::new(&caches, &pool)?;
             let shared = Arc::new(
                 Shared {

@@ -48,6 +48,8 @@ use kernel::{
 };
 
 use crate::{
+    debugfs::CacheFiles,
+    debugfs_file::Dir,
     device::registry::{current_comm, Comm},
     fail::{self, Point},
     pool::{
@@ -61,6 +63,11 @@ use crate::{
 
 /// Cache flags (`MINIMM_SLAB_*`).
 pub(crate) use uapi::slab_flags as flags;
+
+/// The debugging flags (SLUB's `slab_debug=FZPU`: consistency checks, red zones, poison,
+/// owner tracking), which the `slab_debug` module parameter gives every cache.
+pub(crate) const DEBUG_FLAGS: u32 =
+    flags::RED_ZONE | flags::POISON | flags::CONSISTENCY_CHECKS | flags::STORE_USER;
 
 /// Longest cache name, in bytes.
 pub(crate) const MAX_NAME: usize = 31;
@@ -115,6 +122,7 @@ impl Gfp {
 }
 
 /// What a cache is made of.
+#[derive(Clone, Copy)]
 pub(crate) struct Config<'a> {
     pub(crate) name: &'a [u8],
     pub(crate) object_size: usize,
@@ -536,6 +544,44 @@ impl SlabCache {
     /// Empty slabs kept when a free empties one.
     pub(crate) fn min_partial(&self) -> usize {
         self.min_partial.load(Relaxed)
+    }
+
+    /// Sets [`SlabCache::min_partial`] (SLUB's writable sysfs `min_partial`); takes effect at
+    /// the next free that empties a slab.
+    pub(crate) fn set_min_partial(&self, n: usize) {
+        self.min_partial.store(n, Relaxed);
+    }
+
+    /// Objects in use on partial slabs (SLUB's `objects_partial`).
+    pub(crate) fn partial_objects(&self) -> usize {
+        let n = self.node.lock();
+        n.slabs
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| n.lists.which(*id as u32) == Some(Which::Partial))
+            .filter_map(|(_, s)| s.as_ref())
+            .map(|s| self.geo.objects - s.free)
+            .sum()
+    }
+
+    /// One number per possible CPU from its array: `pick` gets (objects cached, fast-path
+    /// allocations, fast-path frees).
+    ///
+    /// Context: process context.
+    pub(crate) fn per_cpu(
+        &self,
+        pick: impl Fn((u64, u64, u64)) -> u64,
+    ) -> Result<KVec<u64>, core::fmt::Error> {
+        let mut out =
+            KVec::with_capacity(self.cpu.len(), GFP_KERNEL).map_err(|_| core::fmt::Error)?;
+        for arr in self.cpu.iter() {
+            let v = {
+                let a = arr.lock();
+                pick((a.objs.len() as u64, a.alloc_fast, a.free_fast))
+            };
+            out.push(v, GFP_KERNEL).map_err(|_| core::fmt::Error)?;
+        }
+        Ok(out)
     }
 
     /// This CPU's array, if its lock is free.
@@ -1302,20 +1348,33 @@ impl PinnedDrop for SlabCache {
 pub(crate) struct Caches {
     #[pin]
     inner: Mutex<CachesInner>,
+    /// Debugging flags every cache gets (module parameter `slab_debug`).
+    debug: u32,
+}
+
+/// A listed cache and its debugfs files (`slab/<name>/`, once debugfs is set up).
+struct Listed {
+    cache: Arc<SlabCache>,
+    files: Option<CacheFiles>,
 }
 
 struct CachesInner {
-    list: KVec<Arc<SlabCache>>,
+    list: KVec<Listed>,
     next_id: u32,
+    /// debugfs `slab/`, where each cache gets its directory.
+    dir: Option<Dir>,
 }
 
 impl Caches {
-    pub(crate) fn new() -> impl PinInit<Self> {
+    /// The list, empty; every cache created gets the debugging flags `debug` besides its own.
+    pub(crate) fn new(debug: u32) -> impl PinInit<Self> {
         pin_init!(Self {
+            debug: debug & DEBUG_FLAGS,
             inner <- new_mutex!(
                 CachesInner {
                     list: KVec::new(),
                     next_id: 1,
+                    dir: None,
                 },
                 "minimm_caches"
             ),
@@ -1333,22 +1392,50 @@ impl Caches {
             return Err(EINVAL);
         }
         let mut g = self.inner.lock();
-        if g.list.iter().any(|c| c.name().as_bytes() == cfg.name) {
+        if g.list.iter().any(|l| l.cache.name().as_bytes() == cfg.name) {
             return Err(EEXIST);
         }
         let id = g.next_id;
         if id >= u32::MAX - 1 {
             return Err(ENOSPC);
         }
-        let init = SlabCache::new(id, cfg, pool.clone())?;
+        let cfg = Config {
+            flags: cfg.flags | self.debug,
+            ..*cfg
+        };
+        let init = SlabCache::new(id, &cfg, pool.clone())?;
         if fail::should_fail(Point::SlabCreate) {
             return Err(ENOMEM);
         }
         g.list.reserve(1, GFP_KERNEL)?;
         let cache = Arc::pin_init(init, GFP_KERNEL)?;
-        g.list.push(cache.clone(), GFP_KERNEL)?;
+        let files = match &g.dir {
+            Some(dir) => Some(crate::debugfs::cache_files(dir, &cache)?),
+            None => None,
+        };
+        g.list.push(
+            Listed {
+                cache: cache.clone(),
+                files,
+            },
+            GFP_KERNEL,
+        )?;
         g.next_id = id + 1;
         Ok(cache)
+    }
+
+    /// Gives every cache, those to come too, its directory in debugfs `dir` (`slab/`).
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn set_dir(&self, dir: Dir) -> Result {
+        let mut g = self.inner.lock();
+        for l in g.list.iter_mut() {
+            if l.files.is_none() {
+                l.files = Some(crate::debugfs::cache_files(&dir, &l.cache)?);
+            }
+        }
+        g.dir = Some(dir);
+        Ok(())
     }
 
     /// Destroys `cache` if it has no objects allocated (`EBUSY` otherwise, logged with the
@@ -1366,9 +1453,10 @@ impl Caches {
             return Err(EBUSY);
         }
         let mut g = self.inner.lock();
-        if let Some(at) = g.list.iter().position(|c| c.id() == cache.id()) {
+        if let Some(at) = g.list.iter().position(|l| l.cache.id() == cache.id()) {
             let removed = g.list.remove(at).ok();
             drop(g);
+            // Its files go first (debugfs waits for reads in flight), then the reference.
             drop(removed);
         }
         Ok(())
@@ -1380,8 +1468,8 @@ impl Caches {
     pub(crate) fn all(&self) -> Result<KVec<Arc<SlabCache>>> {
         let g = self.inner.lock();
         let mut out = KVec::with_capacity(g.list.len(), GFP_KERNEL)?;
-        for c in g.list.iter() {
-            out.push(c.clone(), GFP_KERNEL)?;
+        for l in g.list.iter() {
+            out.push(l.cache.clone(), GFP_KERNEL)?;
         }
         Ok(out)
     }
@@ -1418,7 +1506,7 @@ mod tests {
     fn setup() -> Result<(Arc<Pool>, Pin<KBox<Caches>>)> {
         Ok((
             pool_of([16, 256, 256])?,
-            KBox::pin_init(Caches::new(), GFP_KERNEL)?,
+            KBox::pin_init(Caches::new(0), GFP_KERNEL)?,
         ))
     }
 

@@ -556,6 +556,10 @@ const TESTS: &[Test] = &[
         run: slab::shrink_returns_pages,
     },
     Test {
+        name: "slab_cache_directory",
+        run: slab::cache_directory,
+    },
+    Test {
         name: "slab_zone_placement",
         run: slab::zone_placement,
     },
@@ -623,6 +627,10 @@ const TESTS: &[Test] = &[
     Test {
         name: "slab_quota",
         run: slab::quota,
+    },
+    Test {
+        name: "slab_debug_parameter",
+        run: slab::debug_parameter,
     },
 ];
 

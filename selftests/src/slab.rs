@@ -1965,3 +1965,152 @@ pub fn quota() -> TestResult {
     restored?;
     pass()
 }
+
+/// A cache's `slab/<name>/` directory: SLUB's attributes, agreeing with SLAB_STATS;
+/// `min_partial` written, `shrink` and `validate` written `1`; gone with the cache.
+pub fn cache_directory() -> TestResult {
+    let dev = open_slab()?;
+    let (cache, name) = create(&dev, "dir", 200, 0, sys::MINIMM_SLAB_STORE_USER, 0)?;
+    let dir = format!("{DEBUGFS}/slab/{name}");
+    let read = |file: &str| -> Result<String, String> {
+        std::fs::read_to_string(format!("{dir}/{file}"))
+            .map(|s| s.trim_end().to_string())
+            .map_err(|err| format!("read {dir}/{file}: {err}"))
+    };
+    let num = |file: &str| -> Result<u64, String> {
+        let text = read(file)?;
+        let first = text.split_whitespace().next().unwrap_or("");
+        first
+            .parse()
+            .map_err(|_| format!("{dir}/{file}: not a number: {text:?}"))
+    };
+    let write = |file: &str, value: &str| {
+        std::fs::write(format!("{dir}/{file}"), value)
+            .map_err(|err| format!("write {value:?} to {dir}/{file}: {err}"))
+    };
+    let mut objs = Vec::new();
+    let s0 = slab_stats(&dev, cache)?;
+    for _ in 0..2 * s0.objs_per_slab + 1 {
+        objs.push(alloc(&dev, cache, 0, 0)?.object);
+    }
+    let s = slab_stats(&dev, cache)?;
+    check_eq!(num("object_size")?, u64::from(s.object_size));
+    check_eq!(num("slab_size")?, u64::from(s.slot_size));
+    check_eq!(num("align")?, u64::from(s.align));
+    check_eq!(num("objs_per_slab")?, u64::from(s.objs_per_slab));
+    check_eq!(num("order")?, u64::from(s.order));
+    check_eq!(num("objects")?, s.active_objs);
+    check_eq!(num("total_objects")?, s.num_objs);
+    check_eq!(num("partial")?, s.partial_slabs);
+    check_eq!(num("objects_partial")?, 1);
+    check_eq!(num("min_partial")?, s.min_partial);
+    check_eq!(num("store_user")?, 1);
+    check_eq!(
+        (num("red_zone")?, num("poison")?, num("sanity_checks")?),
+        (0, 0, 0)
+    );
+    check_eq!(num("debug_errors")?, 0);
+    // Debugging bypasses the arrays: every allocation took the slow path.
+    check_eq!(num("alloc_slowpath")?, objs.len() as u64);
+    check_eq!(num("alloc_fastpath")?, 0);
+    check_eq!(num("cpu_slabs")?, 0);
+    // Owner tracking: every object in use was allocated by this task.
+    let traces = read("alloc_traces")?;
+    let comm = std::fs::read_to_string("/proc/self/comm").map_err(e)?;
+    let want = format!(
+        "{} allocated pid={} comm={}",
+        objs.len(),
+        std::process::id(),
+        comm.trim_end()
+    );
+    check!(
+        traces.lines().any(|l| l.trim_start() == want),
+        "alloc_traces {traces:?} lacks {want:?}"
+    );
+    // min_partial 0: the first slab emptied goes back to the pool at once.
+    write("min_partial", "0")?;
+    check_eq!(num("min_partial")?, 0);
+    expect_errno(
+        std::fs::write(format!("{dir}/min_partial"), "x"),
+        libc::EINVAL,
+        "min_partial x",
+    )?;
+    let per = s0.objs_per_slab as usize;
+    for &o in objs.iter().take(per) {
+        free(&dev, o)?;
+    }
+    let s = slab_stats(&dev, cache)?;
+    check_eq!((s.num_slabs, s.empty_slabs), (2, 0));
+    write("validate", "1")?;
+    expect_errno(
+        std::fs::write(format!("{dir}/shrink"), "2"),
+        libc::EINVAL,
+        "shrink 2",
+    )?;
+    for &o in objs.iter().skip(per) {
+        free(&dev, o)?;
+    }
+    write("shrink", "1")?;
+    check_eq!(slab_stats(&dev, cache)?.num_slabs, 0);
+    dev.slab_destroy(cache).map_err(e)?;
+    check!(
+        !std::path::Path::new(&dir).exists(),
+        "{dir} still there after SLAB_DESTROY"
+    );
+    // Every generic cache has its directory.
+    for g in generic_names() {
+        let p = format!("{DEBUGFS}/slab/{g}/object_size");
+        check!(std::path::Path::new(&p).exists(), "no {p}");
+    }
+    pass()
+}
+
+/// `slab_debug` (as Linux's `slab_debug=FZPU`) gives every cache, the generic ones and new
+/// ones, the debugging flags; a value with other bits fails the load.
+pub fn debug_parameter() -> TestResult {
+    let result = (|| -> Result<(), String> {
+        let bad = reload("slab_debug=0x1");
+        check!(bad.is_err(), "slab_debug=0x1 loaded");
+        ensure_loaded()?;
+        reload("slab_debug=0x78")?;
+        let flag = |cache: &str, file: &str| -> Result<String, String> {
+            std::fs::read_to_string(format!("{DEBUGFS}/slab/{cache}/{file}"))
+                .map(|s| s.trim().to_string())
+                .map_err(e)
+        };
+        for file in ["red_zone", "poison", "sanity_checks", "store_user"] {
+            check_eq!(flag("minimm-kmalloc-64", file)?, "1");
+        }
+        let dev = open_slab()?;
+        let (cache, _) = create(&dev, "dbg", 40, 0, 0, 0)?;
+        let s = slab_stats(&dev, cache)?;
+        check_eq!(s.flags & 0x78, 0x78);
+        check_eq!(s.limit, 0);
+        // Objects still work, poisoned when fresh, and nothing is reported.
+        let a = alloc(&dev, cache, 0, 0)?;
+        check!(
+            read(&dev, a.object, 40)? == poison(40),
+            "fresh object not poisoned"
+        );
+        write(&dev, a.object, 0, &[7u8; 40])?;
+        check!(
+            read(&dev, a.object, 40)? == vec![7u8; 40],
+            "object lost its bytes"
+        );
+        free(&dev, a.object)?;
+        let g = alloc(&dev, 0, 100, 0)?;
+        check!(
+            read(&dev, g.object, 100)?.iter().all(|&b| b == 0),
+            "generic not zeroed"
+        );
+        free(&dev, g.object)?;
+        check_eq!(slab_stats(&dev, cache)?.debug_errors, 0);
+        dev.slab_destroy(cache).map_err(e)?;
+        Ok(())
+    })();
+    // Back to the defaults whatever happened.
+    let back = reload("").map(|_| ());
+    result?;
+    back?;
+    pass()
+}
