@@ -10,7 +10,15 @@
 //! - **bulk64**: 64 order-0 pages at once, `Pool::alloc_bulk` / `free_bulk` against the host's
 //!   `alloc_pages_bulk` and 64 `__free_pages` (the host exports no bulk free to modules);
 //! - **scaling**: the order-0 pair loop in kthreads bound to CPU 0 alone, then to CPUs 0 and 1
-//!   at once, started together; the aggregate pairs per second, for minimm and for the host.
+//!   at once, started together; the aggregate pairs per second, for minimm and for the host;
+//! - **cache64/256/1024**: allocate-then-free pairs of objects from a dedicated cache of that
+//!   size (`SlabCache::alloc` / `free`) against the host's `kmem_cache_alloc` /
+//!   `kmem_cache_free` on a cache of the same size made for the run;
+//! - **kmalloc64/256/1024**: the same through the generic caches (`Kmalloc::kmalloc` /
+//!   `kfree`) against the host's `__kmalloc` (the out-of-line path a size unknown at compile
+//!   time takes) and `kfree`;
+//! - **slabbulk16**: 16 objects of 256 bytes at once, `SlabCache::alloc_bulk` / `free_bulk`
+//!   against `kmem_cache_alloc_bulk` / `kmem_cache_free_bulk`.
 //!
 //! Every row runs [`ROUNDS`] rounds after a warm-up; a round times minimm and the host once
 //! each, minimm first in even rounds and the host first in odd ones, so that a busy moment of
@@ -21,7 +29,7 @@
 //! Numbers are only comparable within one run: run it on the non-debug `bench` kernel flavour
 //! (`make bench`), since DEBUG_PAGEALLOC, lockdep and friends slow the two sides unevenly.
 
-use core::{ffi::c_void, fmt};
+use core::{ffi::c_void, fmt, ptr::NonNull};
 
 use kernel::{
     bindings,
@@ -29,14 +37,16 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
-        Completion,
+        Arc, Completion,
     },
     time::{Instant, Monotonic},
 };
 
 use crate::{
     pool::{Pool, RawBlock},
+    slab_cache::{Config, Gfp, SlabCache},
     zone::{self, Reserve},
+    Shared,
 };
 
 /// Orders of the pair rows.
@@ -45,8 +55,12 @@ pub(crate) const ORDERS: [u32; 5] = [0, 1, 2, 3, 9];
 pub(crate) const BULK: usize = 64;
 /// Rounds a row is measured in.
 pub(crate) const ROUNDS: usize = 5;
-/// Rows: the pair orders, then bulk.
-const NR_ROWS: usize = ORDERS.len() + 1;
+/// Object sizes of the slab rows.
+pub(crate) const SLAB_SIZES: [usize; 3] = [64, 256, 1024];
+/// Objects a slab bulk call moves.
+pub(crate) const SLAB_BULK: usize = 16;
+/// Rows: the pair orders, bulk, the dedicated-cache and generic pairs, slab bulk.
+const NR_ROWS: usize = ORDERS.len() + 1 + 2 * SLAB_SIZES.len() + 1;
 /// CPUs the scaling rows run on: 1, then 2.
 const SCALING_CPUS: [u32; 2] = [1, 2];
 
@@ -57,6 +71,12 @@ pub(crate) enum Case {
     Pair(u32),
     /// Allocating [`BULK`] order-0 pages at once, then freeing them at once.
     Bulk,
+    /// Allocate+free pairs of objects of a dedicated cache of this size.
+    Cache(usize),
+    /// Allocate+free pairs of `kmalloc` objects of this size.
+    Kmalloc(usize),
+    /// [`SLAB_BULK`] objects of 256 bytes at once, then freed at once.
+    SlabBulk,
 }
 
 /// One row: medians over the rounds.
@@ -110,7 +130,8 @@ pub(crate) struct Profile {
 /// Runs every row with `iterations` pairs a round (order 9 a tenth, bulk a sixteenth).
 ///
 /// Context: process context, may sleep; starts and stops kthreads.
-pub(crate) fn run(pool: &Pool, iterations: u64) -> Result<Report> {
+pub(crate) fn run(shared: &Shared, iterations: u64) -> Result<Report> {
+    let pool = &*shared.pool;
     let n = iterations.max(1);
     let mut rows = [None; NR_ROWS];
     for (slot, &order) in rows.iter_mut().zip(ORDERS.iter()) {
@@ -124,6 +145,41 @@ pub(crate) fn run(pool: &Pool, iterations: u64) -> Result<Report> {
     }
     let k = (n / 16).max(1);
     rows[ORDERS.len()] = Some(measure(Case::Bulk, k, |k| minimm_bulk(pool, k), host_bulk)?);
+    let mut next = ORDERS.len() + 1;
+    for size in SLAB_SIZES {
+        let (mine, host) = (BenchCache::new(shared, size)?, HostCache::new(size)?);
+        if let Some(slot) = rows.get_mut(next) {
+            *slot = Some(measure(
+                Case::Cache(size),
+                n,
+                |k| cache_pairs(&mine.0, k),
+                |k| host_cache_pairs(&host, k),
+            )?);
+        }
+        if let Some(slot) = rows.get_mut(next + 1) {
+            *slot = Some(measure(
+                Case::Kmalloc(size),
+                n,
+                |k| kmalloc_pairs(shared, size, k),
+                |k| host_kmalloc_pairs(size, k),
+            )?);
+        }
+        next += 2;
+        // What the run took into the generic cache goes back (empty slabs only).
+        if let Some(c) = shared.kmalloc.cache_for(size, false) {
+            c.shrink();
+        }
+        if size == 256 {
+            if let Some(slot) = rows.get_mut(ORDERS.len() + 1 + 2 * SLAB_SIZES.len()) {
+                *slot = Some(measure(
+                    Case::SlabBulk,
+                    k,
+                    |k| cache_bulk(&mine.0, k),
+                    |k| host_cache_bulk(&host, k),
+                )?);
+            }
+        }
+    }
     let mut scaling = [None; SCALING_CPUS.len()];
     let online = |cpu: u32| {
         // SAFETY: `__cpu_online_mask` is a valid cpumask for the kernel's lifetime; reading a
@@ -281,6 +337,168 @@ fn host_bulk(k: u64) -> Result<u64> {
         if got < BULK as _ {
             return Err(ENOMEM);
         }
+    }
+    Ok(since(t))
+}
+
+/// A dedicated minimm cache for the run, destroyed after it.
+struct BenchCache<'a>(Arc<SlabCache>, &'a Shared);
+
+impl<'a> BenchCache<'a> {
+    fn new(shared: &'a Shared, size: usize) -> Result<Self> {
+        let mut name = [0u8; 24];
+        let mut w = NameWriter(&mut name, 0);
+        fmt::write(&mut w, format_args!("minimm-bench-{size}")).map_err(|_| EINVAL)?;
+        let len = w.1;
+        let cfg = Config {
+            name: name.get(..len).ok_or(EINVAL)?,
+            object_size: size,
+            align: 0,
+            flags: 0,
+            ctor_seed: 0,
+        };
+        Ok(Self(shared.caches.create(&cfg, &shared.pool)?, shared))
+    }
+}
+
+impl Drop for BenchCache<'_> {
+    fn drop(&mut self) {
+        self.0.shrink();
+        kernel::warn_on!(self.1.caches.destroy(&self.0).is_err());
+    }
+}
+
+/// Formats into a byte array (a cache name).
+struct NameWriter<'a>(&'a mut [u8], usize);
+
+impl fmt::Write for NameWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let to = self.0.get_mut(self.1..self.1 + s.len()).ok_or(fmt::Error)?;
+        to.copy_from_slice(s.as_bytes());
+        self.1 += s.len();
+        Ok(())
+    }
+}
+
+/// A host cache for the run (`kmem_cache_create`), destroyed after it.
+///
+/// # Invariants
+///
+/// `self.0` is a live cache made by `__kmem_cache_create_args`, destroyed only on drop.
+struct HostCache(NonNull<bindings::kmem_cache>);
+
+impl HostCache {
+    fn new(size: usize) -> Result<Self> {
+        let name: &'static CStr = match size {
+            64 => c"minimm_bench_host_64",
+            256 => c"minimm_bench_host_256",
+            _ => c"minimm_bench_host_1024",
+        };
+        let mut args: bindings::kmem_cache_args = Default::default();
+        // SAFETY: `name` is a static NUL-terminated string (the kernel copies it), `args` a
+        // valid, zeroed argument block; process context.
+        let s = unsafe {
+            bindings::__kmem_cache_create_args(
+                name.as_char_ptr(),
+                u32::try_from(size).map_err(|_| EINVAL)?,
+                &mut args,
+                0,
+            )
+        };
+        // INVARIANT: a cache just made, ours.
+        Ok(Self(NonNull::new(s).ok_or(ENOMEM)?))
+    }
+}
+
+impl Drop for HostCache {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the cache is live and ours; every object of the run
+        // was freed.
+        unsafe { bindings::kmem_cache_destroy(self.0.as_ptr()) };
+    }
+}
+
+/// `k` allocate+free pairs from a minimm cache; the ns they took.
+fn cache_pairs(c: &SlabCache, k: u64) -> Result<u64> {
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        c.free(c.alloc(Gfp::KERNEL)?)?;
+    }
+    Ok(since(t))
+}
+
+/// `k` `kmem_cache_alloc` + `kmem_cache_free` pairs on the host; the ns they took.
+fn host_cache_pairs(c: &HostCache, k: u64) -> Result<u64> {
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        // SAFETY: A live cache (`HostCache`'s invariant); GFP_KERNEL from process context.
+        let p = unsafe { bindings::kmem_cache_alloc_noprof(c.0.as_ptr(), bindings::GFP_KERNEL) };
+        if p.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `p` was just allocated from this cache.
+        unsafe { bindings::kmem_cache_free(c.0.as_ptr(), p) };
+    }
+    Ok(since(t))
+}
+
+/// `k` `kmalloc` + `kfree` pairs of `size` bytes through minimm's generic caches.
+fn kmalloc_pairs(shared: &Shared, size: usize, k: u64) -> Result<u64> {
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        let p = shared.kmalloc.kmalloc(size, Gfp::KERNEL, false, false)?;
+        shared.kmalloc.kfree(p)?;
+    }
+    Ok(since(t))
+}
+
+/// `k` `__kmalloc` + `kfree` pairs of `size` bytes on the host.
+fn host_kmalloc_pairs(size: usize, k: u64) -> Result<u64> {
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        // SAFETY: GFP_KERNEL from process context.
+        let p = unsafe { bindings::__kmalloc_noprof(size, bindings::GFP_KERNEL) };
+        if p.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `p` was just allocated by `__kmalloc`.
+        unsafe { bindings::kfree(p) };
+    }
+    Ok(since(t))
+}
+
+/// `k` batches of [`SLAB_BULK`] objects through a minimm cache's bulk calls.
+fn cache_bulk(c: &SlabCache, k: u64) -> Result<u64> {
+    let mut objs = [0usize; SLAB_BULK];
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        c.alloc_bulk(Gfp::KERNEL, &mut objs)?;
+        c.free_bulk(&objs)?;
+    }
+    Ok(since(t))
+}
+
+/// `k` batches of [`SLAB_BULK`] objects through the host's `kmem_cache_alloc_bulk` /
+/// `kmem_cache_free_bulk`.
+fn host_cache_bulk(c: &HostCache, k: u64) -> Result<u64> {
+    let mut objs = [core::ptr::null_mut::<c_void>(); SLAB_BULK];
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        // SAFETY: A live cache; `objs` has room for `SLAB_BULK` pointers; GFP_KERNEL from
+        // process context.
+        let ok = unsafe {
+            bindings::kmem_cache_alloc_bulk_noprof(
+                c.0.as_ptr(),
+                bindings::GFP_KERNEL,
+                SLAB_BULK,
+                objs.as_mut_ptr(),
+            )
+        };
+        if !ok {
+            return Err(ENOMEM);
+        }
+        // SAFETY: The `SLAB_BULK` objects were just allocated from this cache.
+        unsafe { bindings::kmem_cache_free_bulk(c.0.as_ptr(), SLAB_BULK, objs.as_mut_ptr()) };
     }
     Ok(since(t))
 }
@@ -456,6 +674,9 @@ pub(crate) fn show(report: &Option<Report>, f: &mut fmt::Formatter<'_>) -> fmt::
         match r.case {
             Case::Pair(order) => write!(f, "order{order:<2}")?,
             Case::Bulk => write!(f, "bulk{BULK}")?,
+            Case::Cache(size) => write!(f, "cache{size}")?,
+            Case::Kmalloc(size) => write!(f, "kmalloc{size}")?,
+            Case::SlabBulk => write!(f, "slabbulk{SLAB_BULK}")?,
         }
         writeln!(
             f,

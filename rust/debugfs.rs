@@ -584,7 +584,7 @@ fn bench_run(b: &Bench, reader: &mut UserSliceReader) -> Result {
     if n == 0 || n > 1_000_000 || words.next().is_some() {
         return Err(EINVAL);
     }
-    let report = bench::run(&b.shared.pool, n)?;
+    let report = bench::run(&b.shared, n)?;
     *b.results.lock() = Some(report);
     Ok(())
 }

@@ -377,23 +377,44 @@ impl Client {
         let mut t = self.slab.lock();
         let cache = t.caches.get(&req.cache).cloned().ok_or(EINVAL)?;
         let first = t.next_handle;
-        let mut failed = None;
-        for _ in 0..count {
-            let made = self
-                .new_object(Some(cache.clone()), 0, req.flags)
-                .and_then(|o| Ok((t.number()?, o)));
-            match made {
-                Ok(pair) => {
-                    if let Err(e) = objs.push_within_capacity(pair) {
+        if first.saturating_add(count as u64) > HANDLE_LIMIT {
+            return Err(ENOSPC);
+        }
+        let (slot, objsize) = (cache.geometry().slot, cache.geometry().object_size);
+        // One charge and one bulk allocation (`kmem_cache_alloc_bulk`) for the batch.
+        let charge = slot.checked_mul(count).ok_or(EINVAL)?;
+        self.charge_bytes(charge)?;
+        let mut addrs = [0usize; uapi::SLAB_BULK_MAX as usize];
+        let addrs = addrs.get_mut(..count).ok_or(EINVAL)?;
+        let gfp = Gfp::from_user(
+            req.flags & obj_flags::ATOMIC != 0,
+            req.flags & obj_flags::NOWAIT != 0,
+        );
+        if let Err(e) = cache.alloc_bulk(gfp, addrs) {
+            self.charge.fetch_sub(charge, Relaxed);
+            return Err(e);
+        }
+        for &addr in addrs.iter() {
+            if req.flags & obj_flags::ZERO != 0 {
+                // SAFETY: The object was just allocated for this file; nothing else can reach
+                // it yet.
+                unsafe { crate::slab_mem::bytes_mut(addr, objsize) }.fill(0);
+            }
+            let obj = Object {
+                cache: Some(cache.clone()),
+                addr,
+                objsize,
+                charge: slot,
+            };
+            // Cannot fail: `count` handles are below the limit (checked above) and `objs` has
+            // room for `count`. Were it to, the object goes back at once.
+            match t.number() {
+                Ok(h) => {
+                    if let Err(e) = objs.push_within_capacity((h, obj)) {
                         t.release(e.0 .1);
-                        failed = Some(ENOMEM);
-                        break;
                     }
                 }
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
+                Err(_) => t.release(obj),
             }
         }
         let undo = |t: &mut SlabTable, objs: &mut KVec<(u64, Object)>| {
@@ -404,10 +425,9 @@ impl Client {
                 t.next_handle = first;
             }
         };
-        if let Some(e) = failed {
+        if objs.len() != count {
             undo(&mut t, &mut objs);
-            t.next_handle = t.next_handle.min(first.max(t.next_handle));
-            return Err(e);
+            return Err(ENOMEM);
         }
         drop(t);
         for (h, (handle, _)) in handles.iter_mut().zip(objs.iter()) {

@@ -884,7 +884,21 @@ pub fn bench_reports_every_row() -> TestResult {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    for row in ["order0", "order1", "order2", "order3", "order9", "bulk64"] {
+    for row in [
+        "order0",
+        "order1",
+        "order2",
+        "order3",
+        "order9",
+        "bulk64",
+        "cache64",
+        "cache256",
+        "cache1024",
+        "kmalloc64",
+        "kmalloc256",
+        "kmalloc1024",
+        "slabbulk16",
+    ] {
         let line = text
             .lines()
             .find(|l| l.starts_with(row))
@@ -900,6 +914,9 @@ pub fn bench_reports_every_row() -> TestResult {
         text.contains("scaling 2/1 cpus (medians): minimm "),
         "{text:?}"
     );
+    // The run's caches are gone with it.
+    let slabinfo = debugfs("slabinfo").map_err(e)?;
+    check!(!slabinfo.contains("minimm-bench-"), "{slabinfo}");
     std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1").map_err(e)?;
     for (z, free) in before.iter().enumerate() {
         check_eq!(stats(&dev, z as u32)?.free_pages, *free);
