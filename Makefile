@@ -10,8 +10,9 @@
 #   make fuzz     the fuzzer on the debug kernel: FUZZ_OPS operations (default 1000000) from
 #                 4 processes; FUZZ_SEED=N replays a run
 #   make bench    minimm's allocator against the host's, in one VM run of the non-debug
-#                 `bench` kernel flavour: alloc+free pairs of orders 0-3 and 9, bulk 64, and
-#                 scaling on one and two CPUs, each row in 5 interleaved rounds (medians)
+#                 `bench` kernel flavour: alloc+free pairs of orders 0-3 and 9, bulk 64,
+#                 scaling on one and two CPUs, slab objects of 64/256/1024 bytes from a
+#                 cache and through kmalloc, slab bulk 16; each row in 5 interleaved rounds
 #   make bench-host
 #                 minimm's buddy allocator and page path against published Rust frame
 #                 allocators, natively on the host (no VM): ns (and instructions) per operation

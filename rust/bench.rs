@@ -119,9 +119,10 @@ pub(crate) struct Report {
 pub(crate) struct Profile {
     /// The timing loop itself, per iteration.
     pub(crate) loop_ns: u64,
-    /// Reading the CPU id (`raw_smp_processor_id`, a C helper call).
+    /// Reading the CPU id (`raw_smp_processor_id`: one `%gs`-relative load, inline).
     pub(crate) cpu_id_ns: u64,
-    /// Taking and releasing this CPU's list lock (two exported C calls), the CPU id apart.
+    /// Taking and releasing this CPU's list lock (inline on the bench kernel: see
+    /// `pool/pcp_lock.rs`), the CPU id apart.
     pub(crate) lock_ns: u64,
     /// That with a pop and a push of a page on the list, the CPU id apart.
     pub(crate) lock_pop_push_ns: u64,

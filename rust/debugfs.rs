@@ -126,7 +126,7 @@ impl Entries {
             pcp_lists: dir.read_file(c"pcp_lists", s(), pcp_lists)?,
             slabinfo: dir.read_file(c"slabinfo", s(), slabinfo)?,
             slab_traces: dir.read_file(c"slab_traces", s(), slab_traces)?,
-            page_owner: dir.read_file(c"page_owner", s(), |sh, f| sh.registry.page_owner(f))?,
+            page_owner: dir.read_file(c"page_owner", s(), page_owner)?,
             page_owner_sort: dir.read_file(c"page_owner_sort", s(), |sh, f| {
                 sh.registry.page_owner_sort(f)
             })?,
@@ -482,6 +482,18 @@ fn verdicts(shared: &Shared) -> [Option<Result<usize, crate::buddy::Corruption>>
     core::array::from_fn(|z| shared.pool.zone(z).map(|zone| zone.validate()))
 }
 
+/// `minimm/page_owner`: the buffers' paragraphs, then every slab's, named by its cache.
+fn page_owner(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    shared.registry.page_owner(f)?;
+    let Ok(caches) = shared.caches.all() else {
+        return writeln!(f, "page_owner: out of memory listing the slab caches");
+    };
+    for c in caches.iter() {
+        c.write_page_owner(f)?;
+    }
+    Ok(())
+}
+
 /// `minimm/slabinfo`.
 fn slabinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     crate::slab::write_slabinfo_header(f)?;
@@ -702,6 +714,10 @@ pub(crate) fn cache_files(parent: &Dir, cache: &Arc<SlabCache>) -> Result<CacheF
             flag(f, c, uapi::slab_flags::STORE_USER)
         }),
         (c"alloc_traces", |c, f| {
+            if c.flags() & uapi::slab_flags::STORE_USER == 0 {
+                return writeln!(f, "# no owner tracking: store_user is 0");
+            }
+            writeln!(f, "# <count> allocated|freed pid=<pid> comm=<comm>")?;
             c.write_traces(f).map_err(|_| fmt::Error)
         }),
         (c"debug_errors", |c, f| writeln!(f, "{}", c.stats().errors)),

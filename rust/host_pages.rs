@@ -218,6 +218,7 @@ pub(crate) fn pfn_to_virt(pfn: u64) -> usize {
 
 /// The page frame of a direct-map address (`virt_to_pfn`), `None` for an address below the
 /// direct map.
+#[inline]
 pub(crate) fn virt_to_pfn(addr: usize) -> Option<u64> {
     // SAFETY: As in `pfn_to_virt`.
     let base = unsafe { core::ptr::addr_of!(bindings::page_offset_base).read() } as usize;

@@ -43,9 +43,16 @@ fn natural_align(size: usize) -> usize {
 }
 
 /// The generic caches.
+///
+/// # Invariants
+///
+/// `by_id[i]` is the generic cache with id `first_id + i`, for every generic cache.
 pub(crate) struct Kmalloc {
     normal: KVec<Arc<SlabCache>>,
     dma: KVec<Arc<SlabCache>>,
+    /// Every generic cache by id, from `first_id`: `kfree` finds an object's in one step.
+    by_id: KVec<Option<Arc<SlabCache>>>,
+    first_id: u32,
     pool: Arc<Pool>,
 }
 
@@ -80,9 +87,27 @@ impl Kmalloc {
                 out.push(caches.create(&cfg, pool)?, GFP_KERNEL)?;
             }
         }
+        // Ids come in creation order, but another thread's cache may have taken one between
+        // two of ours: place each by its id, then check that none is missing.
+        let all = || Iterator::chain(normal.iter(), dma.iter());
+        let first_id = all().map(|c| c.id()).min().unwrap_or(0);
+        let mut by_id: KVec<Option<Arc<SlabCache>>> = KVec::new();
+        by_id.resize(2 * NAMES.len(), None, GFP_KERNEL)?;
+        for c in all() {
+            let at = by_id
+                .get_mut(c.id().checked_sub(first_id).ok_or(EINVAL)? as usize)
+                .ok_or(EINVAL)?;
+            *at = Some(c.clone());
+        }
+        if by_id.iter().any(Option::is_none) {
+            return Err(EINVAL);
+        }
+        // INVARIANT: `by_id` holds every generic cache, ids consecutive from `first_id`.
         Ok(Self {
             normal,
             dma,
+            by_id,
+            first_id,
             pool: pool.clone(),
         })
     }
@@ -99,15 +124,29 @@ impl Kmalloc {
     }
 
     /// The generic cache with id `id`.
+    #[inline]
     fn cache_by_id(&self, id: u32) -> Option<&Arc<SlabCache>> {
-        self.caches().find(|c| c.id() == id)
+        self.by_id
+            .get(id.checked_sub(self.first_id)? as usize)?
+            .as_ref()
     }
 
     /// `kmalloc`: `size` bytes (1 or more) from the generic caches, or from the pool above
     /// 8 KiB; `zero` as `__GFP_ZERO`. Returns the address.
     ///
     /// Context: as for [`SlabCache::alloc`].
+    #[inline]
     pub(crate) fn kmalloc(&self, size: usize, gfp: Gfp, dma: bool, zero: bool) -> Result<usize> {
+        // The common case first and small, the rest out of line (every `kmalloc` runs this).
+        match self.cache_for(size, dma) {
+            Some(c) if !zero => c.alloc(gfp),
+            _ => self.kmalloc_slow(size, gfp, dma, zero),
+        }
+    }
+
+    /// [`Kmalloc::kmalloc`] of zeroed memory, of 0 bytes or of a large block.
+    #[inline(never)]
+    fn kmalloc_slow(&self, size: usize, gfp: Gfp, dma: bool, zero: bool) -> Result<usize> {
         let addr = match self.cache_for(size, dma) {
             Some(c) => c.alloc(gfp)?,
             None if size == 0 => return Err(EINVAL),
@@ -177,30 +216,39 @@ impl Kmalloc {
     /// reported (`EINVAL`), nothing changed.
     ///
     /// Context: as for [`SlabCache::free`].
+    #[inline]
     pub(crate) fn kfree(&self, addr: usize) -> Result {
+        // A generic object: its page's tag names its cache (the common case, inline).
+        if let Some((tag, _, page)) = self.pool.tag_of(addr) {
+            if let Some(c) = self.cache_by_id(tag_cache(tag)) {
+                return c.free_tagged(addr, tag, page);
+            }
+        }
+        self.kfree_slow(addr)
+    }
+
+    /// [`Kmalloc::kfree`] of a large block, or of something `kmalloc` did not return.
+    #[inline(never)]
+    fn kfree_slow(&self, addr: usize) -> Result {
         let Some((tag, _, _)) = self.pool.tag_of(addr) else {
             pr_err!("kfree: a pointer outside minimm's pool\n");
             return Err(EINVAL);
         };
         match tag_cache(tag) {
             LARGE => {
-                let Some((block, order)) = self.large_at(addr) else {
+                let Some((block, _order)) = self.large_at(addr) else {
                     pr_err!("kfree: a pointer inside a large allocation\n");
                     return Err(EINVAL);
                 };
-                let _ = order;
                 self.pool.set_tags(&block, 0);
                 crate::slab_mem::leak_untrack(addr);
                 self.pool.free_raw(block);
                 Ok(())
             }
-            id => match self.cache_by_id(id) {
-                Some(c) => c.free(addr),
-                None => {
-                    pr_err!("kfree: an object of cache id {id}, not a generic cache\n");
-                    Err(EINVAL)
-                }
-            },
+            id => {
+                pr_err!("kfree: an object of cache id {id}, not a generic cache\n");
+                Err(EINVAL)
+            }
         }
     }
 

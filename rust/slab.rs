@@ -120,6 +120,10 @@ pub(crate) struct Geometry {
     pub(crate) colour_off: usize,
     /// Distinct colours: the offsets `0, colour_off, ..` up to the leftover.
     pub(crate) colours: usize,
+    /// `ceil(2^32 / slot)`: an offset into the objects is divided by `slot` with a multiply
+    /// and a shift (SLUB's `reciprocal_divide` in `obj_to_index`), exact for every offset in
+    /// a slab (`offset * slot < 2^32`).
+    pub(crate) reciprocal: u64,
 }
 
 const fn align_up(x: usize, align: usize) -> usize {
@@ -251,6 +255,10 @@ impl Geometry {
             leftover,
             colour_off,
             colours: leftover / colour_off + 1,
+            // `slot > 0` (checked: no division-by-zero path in the kernel).
+            reciprocal: ((1u64 << 32) + slot as u64 - 1)
+                .checked_div(slot as u64)
+                .unwrap_or(0),
         })
     }
 
@@ -282,15 +290,22 @@ impl Geometry {
 
     /// The object whose first byte is at `offset` in a slab of `colour`; `None` for an offset
     /// that is not an object's start (SLUB's "pointer not at the start of an object").
+    #[inline]
     pub(crate) fn object_index(&self, colour: usize, offset: usize) -> Option<usize> {
-        let first = self.object_offset(colour, 0)?;
-        let from = offset.checked_sub(first)?;
-        // Checked: no division-by-zero path in the kernel's free path (`slot > 0` anyway).
-        if from.checked_rem(self.slot)? != 0 {
+        // As `object_offset(colour, 0)`, without its division: a colour from a slab's tag is
+        // always below `colours`.
+        if colour >= self.colours {
             return None;
         }
-        let index = from.checked_div(self.slot)?;
-        (index < self.objects).then_some(index)
+        let first = colour * self.colour_off + self.descriptor + self.red_zone;
+        let from = offset.checked_sub(first)?;
+        if from >= self.objects * self.slot {
+            return None;
+        }
+        // `from < objects * slot <= 2^15 * ...`: within a slab of at most 2^15 bytes (order
+        // 3), or one object of a larger one, so the reciprocal is exact (see `reciprocal`).
+        let index = ((from as u64 * self.reciprocal) >> 32) as usize;
+        (index * self.slot == from && index < self.objects).then_some(index)
     }
 }
 
@@ -661,11 +676,23 @@ where
 /// (Linux's `kmalloc_index`: 72..96 bytes go to the 96-byte cache, 136..192 to the 192-byte
 /// one); `None` for 0 bytes or above the largest class, which go to the buddy pool
 /// (`kmalloc_large`).
+#[inline]
 pub(crate) fn kmalloc_class(size: usize) -> Option<usize> {
-    if size == 0 {
-        return None;
+    // Linux's `size_index` for up to 192 bytes (8-byte steps), then powers of two: a table
+    // look-up or a bit scan, not a search (every `kmalloc` asks).
+    const SMALL: [u8; 24] = [
+        0, 1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6,
+    ];
+    match size {
+        0 => None,
+        1..=192 => SMALL.get((size - 1) / 8).map(|&k| usize::from(k)),
+        193..=8192 => {
+            // 256 is class 7, 512 class 8, ... 8192 class 12.
+            let log = usize::BITS - (size - 1).leading_zeros();
+            Some(log as usize - 1)
+        }
+        _ => None,
     }
-    KMALLOC_SIZES.iter().position(|&c| size <= c)
 }
 
 /// The buddy order of a `kmalloc` above the largest class (`kmalloc_large`: `get_order`).
@@ -1104,6 +1131,35 @@ mod tests {
         Ok(())
     }
 
+    /// The reciprocal division finds the object of every offset in a slab exactly, for
+    /// every geometry: starts map to their index, anything else to none.
+    #[test]
+    fn object_index_by_reciprocal_is_division() -> Result<(), String> {
+        for size in (1..=4096).chain([5000, 8192, 10000, 16384, 32768]) {
+            for (align, red_zone) in [(0, false), (64, false), (8, true)] {
+                let opts = Options {
+                    hwcache_align: false,
+                    red_zone,
+                };
+                let Ok(g) = Geometry::new(size, align, opts, PAGE, 2) else {
+                    continue;
+                };
+                for colour in [0, g.colours - 1] {
+                    let first = g.object_offset(colour, 0).must()?;
+                    let step = if g.slab_bytes(PAGE) > 8192 { 7 } else { 1 };
+                    for off in (0..g.slab_bytes(PAGE)).step_by(step) {
+                        let want = off
+                            .checked_sub(first)
+                            .filter(|d| d % g.slot == 0 && d / g.slot < g.objects)
+                            .map(|d| d / g.slot);
+                        assert_eq!(g.object_index(colour, off), want, "size {size} off {off}");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Lists moved onto larger storage keep every slab on its list, in order.
     #[test]
     fn lists_move_to_bigger_storage() -> Result<(), String> {
@@ -1130,6 +1186,20 @@ mod tests {
             _ => None,
         })
         .map_err(|c| c.what.to_string())?;
+        Ok(())
+    }
+
+    /// The table and the bit scan pick the smallest class that holds every size, as a
+    /// search of `KMALLOC_SIZES` does.
+    #[test]
+    fn kmalloc_class_is_the_smallest_that_fits() -> Result<(), String> {
+        for size in 0..=9000 {
+            let search = (size > 0)
+                .then(|| KMALLOC_SIZES.iter().position(|&c| size <= c))
+                .flatten();
+            assert_eq!(kmalloc_class(size), search, "size {size}");
+        }
+        assert_eq!(kmalloc_class(usize::MAX), None);
         Ok(())
     }
 

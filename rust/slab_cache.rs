@@ -39,7 +39,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use kernel::{
     alloc::Flags,
-    cpu::{nr_cpu_ids, CpuId},
+    cpu::nr_cpu_ids,
     new_mutex,
     page::PAGE_SIZE,
     prelude::*,
@@ -53,7 +53,7 @@ use crate::{
     device::registry::{current_comm, Comm},
     fail::{self, Point},
     pool::{
-        pcp_lock::{PcpGuard, PcpLock},
+        pcp_lock::{current_cpu, PcpGuard, PcpLock},
         Pool, RawBlock,
     },
     slab::{self, Damage, FreeError, Freelist, Geometry, Links, SlabLists, Which},
@@ -587,7 +587,7 @@ impl SlabCache {
     /// This CPU's array, if its lock is free.
     #[inline]
     fn this_cpu(&self) -> Option<PcpGuard<'_, CpuArray>> {
-        self.cpu.get(CpuId::current().as_u32() as usize)?.try_lock()
+        self.cpu.get(current_cpu())?.try_lock()
     }
 
     /// Allocates an object; returns its address. With `MINIMM_SLAB_CTOR` it is in its
@@ -596,7 +596,7 @@ impl SlabCache {
     ///
     /// Context: process or softirq context (`Gfp::ATOMIC` there); never sleeps unless
     /// `gfp.host` may (the records of a new slab).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn alloc(&self, gfp: Gfp) -> Result<usize> {
         if self.limit > 0 {
             if let Some(mut a) = self.this_cpu() {
@@ -709,9 +709,15 @@ impl SlabCache {
     }
 
     /// Which slab and object `addr` is, from its page's tag: no lock.
-    #[inline]
+    #[inline(always)]
     fn locate(&self, addr: usize) -> Result<(usize, usize), BadFree> {
         let (tag, _zone, index) = self.pool.tag_of(addr).ok_or(BadFree::NotSlab)?;
+        self.locate_tagged(addr, tag, index)
+    }
+
+    /// [`SlabCache::locate`] with the page's tag and index already read.
+    #[inline(always)]
+    fn locate_tagged(&self, addr: usize, tag: u64, index: u32) -> Result<(usize, usize), BadFree> {
         match tag_cache(tag) {
             0 => return Err(BadFree::NotSlab),
             c if c != self.id => return Err(BadFree::WrongCache(c)),
@@ -738,7 +744,20 @@ impl SlabCache {
     /// Context: process or softirq context.
     #[inline]
     pub(crate) fn free(&self, addr: usize) -> Result {
-        let (id, index) = match self.locate(addr) {
+        match self.pool.tag_of(addr) {
+            Some((tag, _zone, index)) => self.free_tagged(addr, tag, index),
+            None => {
+                self.report_bad_free(addr, BadFree::NotSlab);
+                Err(EINVAL)
+            }
+        }
+    }
+
+    /// [`SlabCache::free`] with the page's tag and index already read (`kfree` reads them to
+    /// find the cache).
+    #[inline(always)]
+    pub(crate) fn free_tagged(&self, addr: usize, tag: u64, page: u32) -> Result {
+        let (id, index) = match self.locate_tagged(addr, tag, page) {
             Ok(at) => at,
             Err(why) => {
                 self.report_bad_free(addr, why);
@@ -752,17 +771,18 @@ impl SlabCache {
                     self.report_bad_free(addr, BadFree::AlreadyFree);
                     return Err(EINVAL);
                 }
-                let mut release = Release::new(self);
-                // A free that flushes counts as a slow-path one (`flush` counts it).
-                let flushed = a.objs.len() >= self.limit;
-                if flushed {
-                    self.flush(&mut a, self.batchcount, &mut release);
-                }
-                if a.objs.push_within_capacity(addr).is_ok() {
-                    if !flushed {
+                if a.objs.len() < self.limit {
+                    if a.objs.push_within_capacity(addr).is_ok() {
                         a.free_fast += 1;
+                        return Ok(());
                     }
-                    return Ok(());
+                } else {
+                    // A free that flushes counts as a slow-path one (`flush` counts it).
+                    let mut release = Release::new(self);
+                    self.flush(&mut a, self.batchcount, &mut release);
+                    if a.objs.push_within_capacity(addr).is_ok() {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -870,6 +890,7 @@ impl SlabCache {
     }
 
     /// Gives the first (oldest) `count` objects of an array back to their slabs.
+    #[inline(never)]
     fn flush(&self, a: &mut CpuArray, count: usize, release: &mut Release<'_>) {
         let count = count.min(a.objs.len());
         let mut n = self.node.lock();
@@ -1194,6 +1215,52 @@ impl SlabCache {
         s
     }
 
+    /// Writes a debugfs `page_owner` paragraph for each slab of the cache, in the manner of
+    /// Linux's `print_page_owner` for a slab page: `Slab allocated via order O, cache C, slab
+    /// S, objects U/N`, then `PFN first-last zone Z`.
+    ///
+    /// Context: process context (the slabs are copied out under the node lock, written after).
+    pub(crate) fn write_page_owner(&self, f: &mut impl core::fmt::Write) -> core::fmt::Result {
+        let room = self.node.lock().nr_slabs;
+        let Ok(mut slabs) = KVVec::<(usize, usize, usize, usize)>::with_capacity(room, GFP_KERNEL)
+        else {
+            return writeln!(f, "page_owner: out of memory copying cache {}", self.name());
+        };
+        {
+            let n = self.node.lock();
+            for (id, s) in n.slabs.iter().enumerate() {
+                if let Some(s) = s {
+                    let used = self.geo.objects - s.free;
+                    if slabs
+                        .push_within_capacity((id, s.base, s.block.zone(), used))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        for &(id, base, zone, used) in slabs.iter() {
+            let pfn = crate::host_pages::virt_to_pfn(base).unwrap_or(0);
+            writeln!(
+                f,
+                "Slab allocated via order {}, cache {}, slab {id}, objects {used}/{}",
+                self.geo.order,
+                self.name(),
+                self.geo.objects
+            )?;
+            writeln!(
+                f,
+                "PFN {:#x}-{:#x} zone {}",
+                pfn,
+                pfn + (1u64 << self.geo.order) - 1,
+                crate::zone::NAMES.get(zone).copied().unwrap_or("?")
+            )?;
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+
     /// Objects allocated and not freed, after flushing the arrays.
     ///
     /// Context: process context.
@@ -1251,6 +1318,8 @@ impl SlabCache {
     }
 
     /// Logs a refused free, as SLUB's reports.
+    #[cold]
+    #[inline(never)]
     fn report_bad_free(&self, addr: usize, why: BadFree) {
         let n = self.node.lock();
         self.report_locked(&n, addr, why);

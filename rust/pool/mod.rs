@@ -449,14 +449,19 @@ impl Pool {
 
     /// The owner tag of the pool page holding kernel address `addr`, with the zone and page
     /// index; `None` for an address outside the pool. Takes no lock.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn tag_of(&self, addr: usize) -> Option<(u64, usize, u32)> {
         let pfn = crate::host_pages::virt_to_pfn(addr)?;
-        (0..NR_ZONES).rev().find_map(|z| {
-            let zone = self.zone(z)?;
-            let index = zone.index_of_pfn(pfn)?;
-            Some((zone.tag(index), z, index))
-        })
+        // Spelled out rather than an iterator over the zones: this is every free's path, and
+        // the kernel's build does not inline the iterator's `next`.
+        let (z, zone, index) = if let Some(i) = self.normal.index_of_pfn(pfn) {
+            (crate::zone::NORMAL, &self.normal, i)
+        } else if let Some(i) = self.dma32.index_of_pfn(pfn) {
+            (crate::zone::DMA32, &self.dma32, i)
+        } else {
+            (crate::zone::DMA, &self.dma, self.dma.index_of_pfn(pfn)?)
+        };
+        Some((zone.tag(index), z, index))
     }
 
     /// The allocated block of `order` headed by page `index` of zone `zone`, for an owner that

@@ -51,6 +51,9 @@ use crate::{
     zone::{self, Reserve, Watermarks, NR_ZONES},
 };
 
+/// Pages of a section of the pfn lookup table (`Zone::by_section`): the largest chunk.
+const SECTION_ORDER: u32 = crate::buddy::MAX_ORDER;
+
 /// A [`HostChunk`] and the index of its first page in its zone's buddy table: what the pool
 /// turns an index back into a host page with.
 pub(super) struct PlacedChunk {
@@ -252,6 +255,11 @@ pub(crate) struct Zone {
     pub(super) chunks: KVec<PlacedChunk>,
     /// `(first pfn, position in chunks)` of every chunk, by pfn: an address back to an index.
     by_pfn: KVec<(u64, usize)>,
+    /// For each 2^[`SECTION_ORDER`] pages of the zone's pfn span from `start_pfn` (aligned
+    /// down), the index of its first page plus one when one chunk covers it whole (0
+    /// otherwise): an address back to an index in one load, as `pfn_to_page` is arithmetic
+    /// for the host. Sections that small chunks share fall back to `by_pfn`.
+    by_section: KVec<u32>,
     /// Each page's owner tag (0: none), minimm's own page metadata for whoever owns a block:
     /// the slab caches record there which slab a page is part of, so that an object's
     /// address leads back to its slab without a lock (`Pool::tag_of`). Written by the block's
@@ -317,6 +325,29 @@ impl Zone {
                 j -= 1;
             }
         }
+        let first_section = start_pfn >> SECTION_ORDER;
+        let sections = if managed == 0 {
+            0
+        } else {
+            ((end_pfn - 1) >> SECTION_ORDER) - first_section + 1
+        };
+        let mut by_section = KVec::from_elem(0u32, sections as usize, GFP_KERNEL)?;
+        for c in chunks.iter() {
+            let order = c.block.order();
+            if order < SECTION_ORDER {
+                continue;
+            }
+            // A chunk of at least a section is aligned to its size (the host's buddy blocks
+            // are): it covers whole sections.
+            for k in 0..1u64 << (order - SECTION_ORDER) {
+                let pfn = c.block.pfn() + (k << SECTION_ORDER);
+                let at = ((pfn >> SECTION_ORDER) - first_section) as usize;
+                let index = c.index + (k << SECTION_ORDER) as u32;
+                if let Some(e) = by_section.get_mut(at) {
+                    *e = index + 1;
+                }
+            }
+        }
         let mut tags = KVVec::with_capacity(managed, GFP_KERNEL)?;
         for _ in 0..managed {
             tags.push(AtomicU64::new(0), GFP_KERNEL)?;
@@ -355,6 +386,7 @@ impl Zone {
             held: AtomicUsize::new(0),
             chunks,
             by_pfn,
+            by_section,
             tags,
             managed,
             start_pfn,
@@ -512,10 +544,16 @@ impl Zone {
     }
 
     /// The index of the page with frame number `pfn`, if it is one of the zone's.
-    #[inline]
+    #[inline(always)]
     pub(super) fn index_of_pfn(&self, pfn: u64) -> Option<u32> {
         if pfn.wrapping_sub(self.start_pfn) >= self.spanned {
             return None;
+        }
+        let section = (pfn >> SECTION_ORDER) - (self.start_pfn >> SECTION_ORDER);
+        if let Some(&e) = self.by_section.get(section as usize) {
+            if e != 0 {
+                return Some(e - 1 + (pfn & ((1 << SECTION_ORDER) - 1)) as u32);
+            }
         }
         let after = self.by_pfn.partition_point(|&(first, _)| first <= pfn);
         let &(first, k) = self.by_pfn.get(after.checked_sub(1)?)?;
@@ -530,7 +568,7 @@ impl Zone {
     }
 
     /// The owner tag of page `index` (0: none).
-    #[inline]
+    #[inline(always)]
     pub(super) fn tag(&self, index: u32) -> u64 {
         self.tags
             .get(index as usize)
@@ -634,7 +672,7 @@ impl Zone {
     /// as safe, and the next call finds the right ones.
     #[inline]
     fn this_cpu(&self) -> Option<PcpGuard<'_, PcpCpu>> {
-        self.pcp.get(CpuId::current().as_u32() as usize)?.try_lock()
+        self.pcp.get(super::pcp_lock::current_cpu())?.try_lock()
     }
 
     /// Times the parts of the order-0 fast path apart, `k` times each, for the benchmark's
@@ -653,7 +691,7 @@ impl Zone {
         let empty = ns(t);
         let t = Instant::<Monotonic>::now();
         for _ in 0..k {
-            core::hint::black_box(CpuId::current());
+            core::hint::black_box(super::pcp_lock::current_cpu());
         }
         let cpu = ns(t);
         let t = Instant::<Monotonic>::now();

@@ -560,6 +560,10 @@ const TESTS: &[Test] = &[
         run: slab::cache_directory,
     },
     Test {
+        name: "slab_page_owner_names_the_cache",
+        run: slab::page_owner_names_the_cache,
+    },
+    Test {
         name: "slab_zone_placement",
         run: slab::zone_placement,
     },

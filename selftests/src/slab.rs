@@ -2114,3 +2114,55 @@ pub fn debug_parameter() -> TestResult {
     back?;
     pass()
 }
+
+/// debugfs `page_owner` shows each slab of a cache with the cache's name, its order and its
+/// zone; the paragraphs go with the slabs.
+pub fn page_owner_names_the_cache() -> TestResult {
+    let dev = open_slab()?;
+    let (cache, name) = create(&dev, "owner", 512, 0, sys::MINIMM_SLAB_CACHE_DMA32, 0)?;
+    let s0 = slab_stats(&dev, cache)?;
+    let mut objs = Vec::new();
+    for _ in 0..s0.objs_per_slab + 1 {
+        objs.push(alloc(&dev, cache, 0, 0)?.object);
+    }
+    let s = slab_stats(&dev, cache)?;
+    let text = debugfs("page_owner").map_err(e)?;
+    let head = format!("Slab allocated via order {}, cache {name}, slab ", s.order);
+    let paragraphs: Vec<&str> = text
+        .split("\n\n")
+        .filter(|p| p.starts_with(&head))
+        .collect();
+    check_eq!(paragraphs.len() as u64, s.num_slabs);
+    let mut used = 0;
+    for p in &paragraphs {
+        let mut lines = p.lines();
+        let first = lines.next().unwrap_or("");
+        let counts = first.rsplit("objects ").next().unwrap_or("");
+        let (u, n) = counts.split_once('/').ok_or(format!("{first:?}"))?;
+        check_eq!(n.parse::<u32>().map_err(e_parse)?, s.objs_per_slab);
+        used += u.parse::<u64>().map_err(e_parse)?;
+        let pfn = lines.next().unwrap_or("");
+        check!(
+            pfn.starts_with("PFN 0x") && (pfn.ends_with("zone DMA32") || pfn.ends_with("zone DMA")),
+            "{pfn:?}"
+        );
+        let range = pfn.split_whitespace().nth(1).unwrap_or("");
+        let (a, b) = range.split_once('-').ok_or(format!("{pfn:?}"))?;
+        let hex = |x: &str| u64::from_str_radix(x.trim_start_matches("0x"), 16).map_err(e_parse);
+        check_eq!(hex(b)? - hex(a)? + 1, 1u64 << s.order);
+    }
+    // Objects in the per-CPU arrays count as used on their slabs.
+    check_eq!(used, s.active_objs + s.cpu_objects);
+    for &o in &objs {
+        free(&dev, o)?;
+    }
+    dev.slab_shrink(cache).map_err(e)?;
+    let text = debugfs("page_owner").map_err(e)?;
+    check!(!text.contains(&head), "slab paragraphs left after SHRINK");
+    dev.slab_destroy(cache).map_err(e)?;
+    pass()
+}
+
+fn e_parse(err: impl std::fmt::Display) -> String {
+    err.to_string()
+}
