@@ -672,6 +672,263 @@ where
     }
 }
 
+/// A slab's record as a cache's [`Node`] keeps it (the kernel side's has the pool block, the
+/// colour, the owner records): where its free list's entries are, and its free count.
+pub(crate) trait SlabRecord {
+    /// The free list's entries (one per object: on the slab itself or beside it) and the
+    /// number of free objects, whose entries are the first ones.
+    fn freelist(&mut self) -> (&mut [u16], &mut usize);
+}
+
+/// A cache's slabs (the classic SLAB's `kmem_cache_node`): records by slab id in `slabs`,
+/// their full, partial and empty lists, and the counts. The kernel side holds it under the
+/// cache's node lock and grows its storage outside the lock ([`Node::grow`]).
+///
+/// # Invariants
+///
+/// The lists' records are exactly the `Some` slots of `slabs`, each on the list its objects
+/// in use call for; `nr_slabs` is their number and `inuse` the sum of their objects in use;
+/// every record's free list is valid for `objects` objects.
+pub(crate) struct Node<R, V, L> {
+    lists: SlabLists<L>,
+    slabs: V,
+    objects: usize,
+    nr_slabs: usize,
+    inuse: usize,
+    _record: core::marker::PhantomData<R>,
+}
+
+impl<R, V, L> Node<R, V, L>
+where
+    R: SlabRecord,
+    V: core::ops::DerefMut<Target = [Option<R>]>,
+    L: core::ops::DerefMut<Target = [Links]>,
+{
+    /// A node over storage `slabs` and `links` of the same length (emptied), for slabs of
+    /// `objects` objects.
+    pub(crate) fn new(mut slabs: V, links: L, objects: usize) -> Self {
+        slabs.iter_mut().for_each(|s| *s = None);
+        // INVARIANT: no records, empty lists.
+        Self {
+            lists: SlabLists::new(links),
+            slabs,
+            objects,
+            nr_slabs: 0,
+            inuse: 0,
+            _record: core::marker::PhantomData,
+        }
+    }
+
+    /// Slabs.
+    pub(crate) fn nr_slabs(&self) -> usize {
+        self.nr_slabs
+    }
+
+    /// Objects off the slabs' free lists.
+    pub(crate) fn inuse(&self) -> usize {
+        self.inuse
+    }
+
+    /// Slabs on `which`.
+    pub(crate) fn len(&self, which: Which) -> usize {
+        self.lists.len(which)
+    }
+
+    /// The list slab `id` is on.
+    pub(crate) fn which(&self, id: usize) -> Option<Which> {
+        self.lists.which(u32::try_from(id).ok()?)
+    }
+
+    /// Records the storage has room for.
+    pub(crate) fn capacity(&self) -> usize {
+        self.slabs.len().min(self.lists.capacity())
+    }
+
+    /// Slab `id`'s record.
+    pub(crate) fn get(&self, id: usize) -> Option<&R> {
+        self.slabs.get(id)?.as_ref()
+    }
+
+    /// Slab `id`'s record, to change what the node does not look at (its free list and
+    /// count stay the node's).
+    pub(crate) fn get_mut(&mut self, id: usize) -> Option<&mut R> {
+        self.slabs.get_mut(id)?.as_mut()
+    }
+
+    /// Every slab, by id.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &R)> {
+        self.slabs
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| Some((id, s.as_ref()?)))
+    }
+
+    /// Objects in use on slab `id` (`None` for no slab).
+    pub(crate) fn slab_inuse(&mut self, id: usize) -> Option<usize> {
+        let (_, free) = self.slabs.get_mut(id)?.as_mut()?.freelist();
+        Some(self.objects - *free)
+    }
+
+    /// Whether object `index` of slab `id` is free (a scan: the debugging path); `None` for
+    /// no slab.
+    pub(crate) fn is_free(&mut self, id: usize, index: usize) -> Option<bool> {
+        let objects = self.objects;
+        let (entries, free) = self.slabs.get_mut(id)?.as_mut()?.freelist();
+        Some(Freelist::from_parts(entries, objects, *free)?.is_free(index))
+    }
+
+    /// The id a new slab would get: the first free record.
+    pub(crate) fn free_id(&self) -> Option<usize> {
+        self.slabs.iter().position(Option::is_none)
+    }
+
+    /// Adds a slab whose objects are all free, under the first free id, on the empty list;
+    /// gives it back when the storage is full (see [`Node::grow`]) or it is not all free.
+    pub(crate) fn insert(&mut self, mut rec: R) -> Result<usize, R> {
+        {
+            let (_, free) = rec.freelist();
+            if *free != self.objects {
+                return Err(rec);
+            }
+        }
+        let Some(id) = self.free_id().filter(|&id| id < self.lists.capacity()) else {
+            return Err(rec);
+        };
+        let Some(slot) = self.slabs.get_mut(id) else {
+            return Err(rec);
+        };
+        *slot = Some(rec);
+        self.lists.move_to(id as u32, Which::Empty);
+        // INVARIANT: a new record with no object in use, on the empty list.
+        self.nr_slabs += 1;
+        Ok(id)
+    }
+
+    /// Takes a free object, from the partial slab used last, else an empty one: its slab id
+    /// and index.
+    pub(crate) fn pop(&mut self) -> Option<(usize, usize)> {
+        let id = self
+            .lists
+            .first(Which::Partial)
+            .or_else(|| self.lists.first(Which::Empty))?;
+        let objects = self.objects;
+        let (entries, free) = self.slabs.get_mut(id as usize)?.as_mut()?.freelist();
+        let mut fl = Freelist::from_parts(entries, objects, *free)?;
+        let index = fl.pop()?;
+        *free = fl.free();
+        let now = Which::for_inuse(objects - *free, objects);
+        self.inuse += 1;
+        self.lists.move_to(id, now);
+        Some((id as usize, index))
+    }
+
+    /// Gives object `index` of slab `id` back; refused (nothing changed) for no slab, an index
+    /// outside it, or a double free where it is caught (`checked`: a scan of the free list).
+    pub(crate) fn push(&mut self, id: usize, index: usize, checked: bool) -> Result<(), FreeError> {
+        let objects = self.objects;
+        let (entries, free) = self
+            .slabs
+            .get_mut(id)
+            .and_then(Option::as_mut)
+            .ok_or(FreeError::BadIndex)?
+            .freelist();
+        let mut fl = Freelist::from_parts(entries, objects, *free).ok_or(FreeError::BadIndex)?;
+        fl.push(index, checked)?;
+        *free = fl.free();
+        let now = Which::for_inuse(objects - *free, objects);
+        self.inuse -= 1;
+        self.lists.move_to(id as u32, now);
+        Ok(())
+    }
+
+    /// Takes an empty slab off the node when more than `keep` are empty: its id and record.
+    pub(crate) fn take_empty(&mut self, keep: usize) -> Option<(usize, R)> {
+        if self.lists.len(Which::Empty) <= keep {
+            return None;
+        }
+        let id = self.lists.first(Which::Empty)? as usize;
+        self.take(id)
+    }
+
+    /// Takes any slab off the node, objects in use or not (teardown): its id and record.
+    pub(crate) fn take_any(&mut self) -> Option<(usize, R)> {
+        let id = self.slabs.iter().position(Option::is_some)?;
+        self.take(id)
+    }
+
+    fn take(&mut self, id: usize) -> Option<(usize, R)> {
+        let mut rec = self.slabs.get_mut(id)?.take()?;
+        let (_, free) = rec.freelist();
+        self.inuse -= self.objects - *free;
+        self.nr_slabs -= 1;
+        self.lists.move_to(id as u32, Which::None);
+        Some((id, rec))
+    }
+
+    /// Moves the node onto larger storage (`slabs` and `links` of one length, at least the
+    /// present one); returns the old storage, emptied, or the new one if it is too short.
+    pub(crate) fn grow(&mut self, mut slabs: V, links: L) -> Result<(V, L), (V, L)> {
+        if slabs.len() < self.slabs.len() || links.len() != slabs.len() {
+            return Err((slabs, links));
+        }
+        let old_links = match self.lists.replace_storage(links) {
+            Ok(old) => old,
+            Err(links) => return Err((slabs, links)),
+        };
+        slabs.iter_mut().for_each(|s| *s = None);
+        for (new, old) in slabs.iter_mut().zip(self.slabs.iter_mut()) {
+            *new = old.take();
+        }
+        let old_slabs = core::mem::replace(&mut self.slabs, slabs);
+        Ok((old_slabs, old_links))
+    }
+
+    /// Checks every invariant, with `seen` a scratch bitmap of at least `objects` bits.
+    pub(crate) fn validate(&mut self, seen: &mut [u64]) -> Result<(), &'static str> {
+        let objects = self.objects;
+        let (mut count, mut inuse) = (0, 0);
+        for (id, s) in self.slabs.iter_mut().enumerate() {
+            let listed = self.lists.which(id as u32);
+            let Some(s) = s else {
+                if listed.is_some_and(|w| w != Which::None) {
+                    return Err("a record in no use on a list");
+                }
+                continue;
+            };
+            let (entries, free) = s.freelist();
+            let fl = Freelist::from_parts(entries, objects, *free)
+                .ok_or("a slab's free list is out of range")?;
+            fl.validate(seen).map_err(|e| match e {
+                FreeError::DoubleFree => "an object is on a free list twice",
+                FreeError::BadIndex => "a free list names an object outside its slab",
+            })?;
+            let used = fl.inuse();
+            if listed != Some(Which::for_inuse(used, objects)) {
+                return Err("a slab on the wrong list for its objects in use");
+            }
+            count += 1;
+            inuse += used;
+        }
+        if count != self.nr_slabs {
+            return Err("the slab count is not the number of slabs");
+        }
+        if inuse != self.inuse {
+            return Err("the objects in use are not the slabs' sum");
+        }
+        // The lists' links and counts (membership was checked above): a representative use
+        // for each list.
+        let lists = &self.lists;
+        lists
+            .validate(|id| match lists.which(id)? {
+                Which::None => None,
+                Which::Full => Some((objects, objects)),
+                Which::Partial => Some((1, objects)),
+                Which::Empty => Some((0, objects)),
+            })
+            .map_err(|c| c.what)
+    }
+}
+
 /// The generic cache serving a `kmalloc` of `size` bytes: its index in [`KMALLOC_SIZES`]
 /// (Linux's `kmalloc_index`: 72..96 bytes go to the 96-byte cache, 136..192 to the 192-byte
 /// one); `None` for 0 bytes or above the largest class, which go to the buddy pool
@@ -1128,6 +1385,107 @@ mod tests {
             "wrong list, and 1 unlisted"
         );
         assert!(!broken.move_to(5, Which::Full));
+        Ok(())
+    }
+
+    /// A test slab record: its free list beside it.
+    struct TestSlab {
+        entries: Vec<u16>,
+        free: usize,
+    }
+
+    impl SlabRecord for TestSlab {
+        fn freelist(&mut self) -> (&mut [u16], &mut usize) {
+            (&mut self.entries, &mut self.free)
+        }
+    }
+
+    fn test_slab(objects: usize) -> Result<TestSlab, String> {
+        let fl = Freelist::new_full(vec![0u16; objects], objects).must_be("a free list")?;
+        let (entries, _, free) = fl.into_parts();
+        Ok(TestSlab { entries, free })
+    }
+
+    /// The node the kernel side runs, under random allocations (a new slab when none has a
+    /// free object, the storage grown when full), frees, double frees, frees of made-up
+    /// objects and shrinks to a random floor, against a model of the live objects, with
+    /// `validate()` after every step; then teardown takes every slab.
+    #[test]
+    fn node_agrees_with_a_model() -> Result<(), String> {
+        for (seed, objects) in [(1u64, 1usize), (2, 2), (3, 7), (4, 64), (5, 300)] {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed;
+            let mut rng = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut node: Node<TestSlab, Vec<Option<TestSlab>>, Vec<Links>> =
+                Node::new(Vec::new(), Vec::new(), objects);
+            let mut live: BTreeSet<(usize, usize)> = BTreeSet::new();
+            let mut seen = vec![0u64; objects.div_ceil(64)];
+            let (mut made, mut gone) = (0usize, 0usize);
+            for step in 0..6000 {
+                match rng() % 10 {
+                    0..=4 => {
+                        if node.pop().map(|at| live.insert(at)) == Some(false) {
+                            return Err(format!("step {step}: an object handed out twice"));
+                        }
+                        if node.len(Which::Partial) + node.len(Which::Empty) == 0
+                            && live.len() == node.nr_slabs() * objects
+                        {
+                            let mut slab = test_slab(objects)?;
+                            loop {
+                                match node.insert(slab) {
+                                    Ok(_) => break,
+                                    Err(back) => {
+                                        slab = back;
+                                        let n = (node.capacity() * 2).max(2);
+                                        let slabs = (0..n).map(|_| None).collect();
+                                        node.grow(slabs, vec![Links::NONE; n])
+                                            .map_err(|_| "grow refused".to_string())?;
+                                    }
+                                }
+                            }
+                            made += 1;
+                        }
+                    }
+                    5..=7 if !live.is_empty() => {
+                        let k = rng() as usize % live.len();
+                        let at = *live.iter().nth(k).must()?;
+                        assert_eq!(node.push(at.0, at.1, false), Ok(()));
+                        live.remove(&at);
+                        // The same object again: refused, nothing changed.
+                        assert_eq!(node.push(at.0, at.1, true), Err(FreeError::DoubleFree));
+                    }
+                    8 => {
+                        let id = rng() as usize % (node.capacity() + 2);
+                        let r = node.push(id, objects + (rng() as usize % 3), true);
+                        assert_eq!(r, Err(FreeError::BadIndex), "step {step}");
+                    }
+                    _ => {
+                        let keep = rng() as usize % 3;
+                        while let Some((id, _)) = node.take_empty(keep) {
+                            assert!(!live.iter().any(|&(s, _)| s == id));
+                            gone += 1;
+                        }
+                        assert!(node.len(Which::Empty) <= keep);
+                    }
+                }
+                node.validate(&mut seen)
+                    .map_err(|e| format!("objects {objects} step {step}: {e}"))?;
+                assert_eq!(node.inuse(), live.len());
+                assert_eq!(node.nr_slabs(), made - gone);
+                for &(id, i) in live.iter().take(4) {
+                    assert_eq!(node.is_free(id, i), Some(false));
+                }
+            }
+            while node.take_any().is_some() {
+                gone += 1;
+            }
+            assert_eq!((node.nr_slabs(), node.inuse(), made), (0, 0, gone));
+            node.validate(&mut seen).map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
 

@@ -56,7 +56,7 @@ use crate::{
         pcp_lock::{current_cpu, PcpGuard, PcpLock},
         Pool, RawBlock,
     },
-    slab::{self, Damage, FreeError, Freelist, Geometry, Links, SlabLists, Which},
+    slab::{self, Damage, FreeError, Freelist, Geometry, Links, SlabRecord, Which},
     slab_mem, uapi,
     zone::Reserve,
 };
@@ -177,12 +177,14 @@ struct Track {
 /// # Invariants
 ///
 /// `block` is owned by the cache and lies in the direct map at `base`; when `off` is `None`
-/// the free list's entries are in the slab, after the descriptor header at the colour's
-/// offset; `free` is the free list's count.
+/// the free list's `objects` entries are in the slab at `entries` (after the descriptor
+/// header at the colour's offset), else in `off`; `free` is the free list's count.
 struct Slab {
     block: RawBlock,
     base: usize,
     colour: usize,
+    objects: usize,
+    entries: usize,
     free: usize,
     /// The free list, for caches whose descriptor is off the slab.
     off: Option<KVec<u16>>,
@@ -190,40 +192,31 @@ struct Slab {
     tracks: Option<KVec<Track>>,
 }
 
-impl Slab {
-    /// The slab's free list.
-    fn list<'a>(&'a mut self, geo: &Geometry) -> Option<Freelist<&'a mut [u16]>> {
-        let entries: &'a mut [u16] = match &mut self.off {
+impl SlabRecord for Slab {
+    fn freelist(&mut self) -> (&mut [u16], &mut usize) {
+        let entries: &mut [u16] = match &mut self.off {
             Some(v) => v.as_mut_slice(),
             // SAFETY: By the type invariant the entries are in this slab, which the cache owns
             // while this record exists; a `&mut Slab` comes only from the locked node, so
             // nothing else touches them meanwhile. The offset is a multiple of the cache line
             // (colour) plus the 16-byte header: aligned for `u16`.
-            None => unsafe {
-                slab_mem::entries_mut(
-                    self.base + geo.descriptor_offset(self.colour) + slab::DESCRIPTOR_HEADER,
-                    geo.objects,
-                )
-            },
+            None => unsafe { slab_mem::entries_mut(self.entries, self.objects) },
         };
-        Freelist::from_parts(entries, geo.objects, self.free)
+        (entries, &mut self.free)
     }
+}
 
+impl Slab {
     /// The address of object `index`.
     fn object(&self, geo: &Geometry, index: usize) -> Option<usize> {
         Some(self.base + geo.object_offset(self.colour, index)?)
     }
 }
 
-/// The cache's slabs, under its node lock.
+/// The cache's slabs, under its node lock: the pure core's [`slab::Node`] and counters.
 struct Node {
-    lists: SlabLists<KVec<Links>>,
-    /// By slab id.
-    slabs: KVec<Option<Slab>>,
+    slabs: slab::Node<Slab, KVec<Option<Slab>>, KVec<Links>>,
     colour_next: usize,
-    nr_slabs: usize,
-    /// Objects off their slabs' free lists: allocated, in per-CPU arrays, or out of service.
-    inuse: usize,
     /// Objects taken out of service by a debugging check.
     damaged: usize,
     alloc_slow: u64,
@@ -233,51 +226,11 @@ struct Node {
 }
 
 impl Node {
-    /// Takes a free object: its slab id and index.
+    /// Takes a free object: its slab id, index and address.
     fn pop(&mut self, geo: &Geometry) -> Option<(usize, usize, usize)> {
-        let id = self
-            .lists
-            .first(Which::Partial)
-            .or_else(|| self.lists.first(Which::Empty))?;
-        let slab = self.slabs.get_mut(id as usize)?.as_mut()?;
-        let (free, index) = {
-            let mut fl = slab.list(geo)?;
-            let i = fl.pop();
-            (fl.free(), i)
-        };
-        slab.free = free;
-        let index = index?;
-        let addr = slab.object(geo, index)?;
-        self.inuse += 1;
-        self.lists
-            .move_to(id, Which::for_inuse(geo.objects - free, geo.objects));
-        Some((id as usize, index, addr))
-    }
-
-    /// Gives object `index` of slab `id` back to its free list.
-    fn push(
-        &mut self,
-        geo: &Geometry,
-        id: usize,
-        index: usize,
-        checked: bool,
-    ) -> Result<(), FreeError> {
-        let slab = self
-            .slabs
-            .get_mut(id)
-            .and_then(Option::as_mut)
-            .ok_or(FreeError::BadIndex)?;
-        let (free, r) = {
-            let mut fl = slab.list(geo).ok_or(FreeError::BadIndex)?;
-            let r = fl.push(index, checked);
-            (fl.free(), r)
-        };
-        slab.free = free;
-        r?;
-        self.inuse -= 1;
-        self.lists
-            .move_to(id as u32, Which::for_inuse(geo.objects - free, geo.objects));
-        Ok(())
+        let (id, index) = self.slabs.pop()?;
+        let addr = self.slabs.get(id)?.object(geo, index)?;
+        Some((id, index, addr))
     }
 }
 
@@ -480,11 +433,8 @@ impl SlabCache {
             .copy_from_slice(cfg.name);
         let cache_flags = cfg.flags;
         let node = Node {
-            lists: SlabLists::new(KVec::new()),
-            slabs: KVec::new(),
+            slabs: slab::Node::new(KVec::new(), KVec::new(), geo.objects),
             colour_next: 0,
-            nr_slabs: 0,
-            inuse: 0,
             damaged: 0,
             alloc_slow: 0,
             free_slow: 0,
@@ -557,10 +507,8 @@ impl SlabCache {
         let n = self.node.lock();
         n.slabs
             .iter()
-            .enumerate()
-            .filter(|(id, _)| n.lists.which(*id as u32) == Some(Which::Partial))
-            .filter_map(|(_, s)| s.as_ref())
-            .map(|s| self.geo.objects - s.free)
+            .filter(|&(id, _)| n.slabs.which(id) == Some(Which::Partial))
+            .map(|(_, s)| self.geo.objects - s.free)
             .sum()
     }
 
@@ -631,9 +579,7 @@ impl SlabCache {
             };
             if a.objs.push_within_capacity(addr).is_err() {
                 // Cannot happen (`len < batchcount <= limit`, the capacity): undo.
-                let _ = self
-                    .locate(addr)
-                    .map(|(id, i)| n.push(&self.geo, id, i, false));
+                let _ = self.locate(addr).map(|(id, i)| n.slabs.push(id, i, false));
                 break;
             }
         }
@@ -698,7 +644,6 @@ impl SlabCache {
             if let Some(t) = n
                 .slabs
                 .get_mut(id)
-                .and_then(Option::as_mut)
                 .and_then(|s| s.tracks.as_mut())
                 .and_then(|t| t.get_mut(index))
             {
@@ -874,7 +819,7 @@ impl SlabCache {
             let pushed = self
                 .locate(addr)
                 .map_err(|_| FreeError::BadIndex)
-                .and_then(|(id, i)| n.push(&self.geo, id, i, false));
+                .and_then(|(id, i)| n.slabs.push(id, i, false));
             if let Err(e) = pushed {
                 let why = match e {
                     FreeError::DoubleFree => BadFree::AlreadyFree,
@@ -898,7 +843,7 @@ impl SlabCache {
         for &addr in a.objs.get(..count).unwrap_or(&[]) {
             match self.locate(addr) {
                 Ok((id, i)) => {
-                    if let Err(e) = n.push(&self.geo, id, i, false) {
+                    if let Err(e) = n.slabs.push(id, i, false) {
                         let why = match e {
                             FreeError::DoubleFree => BadFree::AlreadyFree,
                             FreeError::BadIndex => BadFree::NotObjectStart,
@@ -919,18 +864,14 @@ impl SlabCache {
 
     /// Takes empty slabs beyond `keep` off the node into `release`.
     fn release_empty(&self, n: &mut Node, keep: usize, release: &mut Release<'_>) {
-        while n.lists.len(Which::Empty) > keep && release.room() {
-            let Some(id) = n.lists.first(Which::Empty) else {
+        while release.room() {
+            let Some((_, slab)) = n.slabs.take_empty(keep) else {
                 break;
             };
-            n.lists.move_to(id, Which::None);
-            if let Some(slab) = n.slabs.get_mut(id as usize).and_then(Option::take) {
-                // Cleared under the lock: a stale pointer into the slab is "not a slab" now.
-                self.pool.set_tags(&slab.block, 0);
-                n.nr_slabs -= 1;
-                n.freed += 1;
-                release.add(slab);
-            }
+            // Cleared under the lock: a stale pointer into the slab is "not a slab" now.
+            self.pool.set_tags(&slab.block, 0);
+            n.freed += 1;
+            release.add(slab);
         }
     }
 
@@ -942,11 +883,10 @@ impl SlabCache {
         n.free_slow += 1;
         let debug = self.limit == 0;
         if debug {
-            let Some(slab) = n.slabs.get_mut(id).and_then(Option::as_mut) else {
+            let Some(already) = n.slabs.is_free(id, index) else {
                 self.report_locked(&n, addr, BadFree::NotSlab);
                 return Err(EINVAL);
             };
-            let already = slab.list(&self.geo).is_none_or(|fl| fl.is_free(index));
             if already {
                 self.report_locked(&n, addr, BadFree::AlreadyFree);
                 return Err(EINVAL);
@@ -967,11 +907,12 @@ impl SlabCache {
             if self.poison {
                 geo.poison(slot);
             }
-            if let Some(t) = slab.tracks.as_mut().and_then(|t| t.get_mut(index)) {
+            let track = n.slabs.get_mut(id).and_then(|s| s.tracks.as_mut());
+            if let Some(t) = track.and_then(|t| t.get_mut(index)) {
                 t.free = Who::current();
             }
         }
-        if let Err(e) = n.push(&self.geo, id, index, debug) {
+        if let Err(e) = n.slabs.push(id, index, debug) {
             let why = match e {
                 FreeError::DoubleFree => BadFree::AlreadyFree,
                 FreeError::BadIndex => BadFree::NotObjectStart,
@@ -1054,24 +995,21 @@ impl SlabCache {
                 }
             }
         }
+        // INVARIANT: the block is the cache's, in the direct map at `base`; the on-slab entries
+        // lie after the descriptor header at this colour's offset.
         let mut slab = Slab {
             block,
             base,
             colour,
+            objects: geo.objects,
+            entries: base + geo.descriptor_offset(colour) + slab::DESCRIPTOR_HEADER,
             free: 0,
             off,
             tracks,
         };
-        let entries: &mut [u16] = match &mut slab.off {
-            Some(v) => v.as_mut_slice(),
-            None => {
-                let at = geo.descriptor_offset(colour) + slab::DESCRIPTOR_HEADER;
-                // SAFETY: As `Slab::list`: the descriptor lies in this new slab, ours alone.
-                unsafe { slab_mem::entries_mut(base + at, geo.objects) }
-            }
-        };
+        let (entries, free) = slab.freelist();
         match Freelist::new_full(entries, geo.objects) {
-            Some(fl) => slab.free = fl.free(),
+            Some(fl) => *free = fl.free(),
             None => return Err((slab.block, EINVAL)),
         }
         slab_mem::leak_track(base, bytes);
@@ -1081,51 +1019,43 @@ impl SlabCache {
     /// Puts a prepared slab on the empty list under a free id, growing the records' storage
     /// outside the lock when it is full.
     fn insert(&self, slab: Slab, gfp: Gfp) -> Result {
-        let mut slab = Some(slab);
+        let mut slab = slab;
         loop {
             let cap = {
                 let mut n = self.node.lock();
-                if let Some(id) = n.slabs.iter().position(Option::is_none) {
-                    let Some(s) = slab.take() else {
-                        return Err(EINVAL);
-                    };
-                    self.pool
-                        .set_tags(&s.block, slab_tag(self.id, s.colour, id));
-                    if let Some(at) = n.slabs.get_mut(id) {
-                        *at = Some(s);
+                match n.slabs.insert(slab) {
+                    Ok(id) => {
+                        // Tagged before the lock goes: no object of it is out yet.
+                        if let Some(s) = n.slabs.get(id) {
+                            self.pool
+                                .set_tags(&s.block, slab_tag(self.id, s.colour, id));
+                        }
+                        n.created += 1;
+                        return Ok(());
                     }
-                    n.lists.move_to(id as u32, Which::Empty);
-                    n.nr_slabs += 1;
-                    n.created += 1;
-                    return Ok(());
+                    Err(back) => slab = back,
                 }
-                n.slabs.len()
+                n.slabs.capacity()
             };
             let new_cap = (cap * 2).max(8);
             let grown = (new_cap < 1 << SLAB_ID_BITS)
                 .then(|| Self::storage(new_cap, gfp.host))
                 .and_then(Result::ok);
-            let Some((mut slabs, links)) = grown else {
-                if let Some(s) = slab.take() {
-                    self.release(s);
-                }
+            let Some((slabs, links)) = grown else {
+                self.release(slab);
                 return Err(ENOMEM);
             };
-            let old = {
+            // Moved under the lock unless another CPU grew the storage meanwhile; whichever
+            // storage is left over is dropped unlocked.
+            let spare = {
                 let mut n = self.node.lock();
-                if n.slabs.len() != cap {
-                    // Grown meanwhile by another CPU: drop ours (below, unlocked).
-                    None
+                if n.slabs.capacity() != cap {
+                    (slabs, links)
                 } else {
-                    for (new, old) in slabs.iter_mut().zip(n.slabs.iter_mut()) {
-                        *new = old.take();
-                    }
-                    let old_slabs = core::mem::replace(&mut n.slabs, slabs);
-                    let old_links = n.lists.replace_storage(links).unwrap_or_else(|l| l);
-                    Some((old_slabs, old_links))
+                    n.slabs.grow(slabs, links).unwrap_or_else(|new| new)
                 }
             };
-            drop(old);
+            drop(spare);
         }
     }
 
@@ -1173,7 +1103,7 @@ impl SlabCache {
             let mut n = self.node.lock();
             for &addr in a.objs.iter() {
                 if let Ok((id, i)) = self.locate(addr) {
-                    if n.push(&self.geo, id, i, false).is_err() {
+                    if n.slabs.push(id, i, false).is_err() {
                         self.report_locked(&n, addr, BadFree::AlreadyFree);
                     }
                 }
@@ -1198,13 +1128,13 @@ impl SlabCache {
             s.free_fast += a.free_fast;
         }
         let n = self.node.lock();
-        s.num_slabs = n.nr_slabs;
-        s.num_objs = n.nr_slabs * self.geo.objects;
-        s.active_objs = n.inuse;
+        s.num_slabs = n.slabs.nr_slabs();
+        s.num_objs = s.num_slabs * self.geo.objects;
+        s.active_objs = n.slabs.inuse();
         s.damaged = n.damaged;
-        s.partial = n.lists.len(Which::Partial);
-        s.empty = n.lists.len(Which::Empty);
-        s.active_slabs = n.nr_slabs - s.empty;
+        s.partial = n.slabs.len(Which::Partial);
+        s.empty = n.slabs.len(Which::Empty);
+        s.active_slabs = s.num_slabs - s.empty;
         s.alloc_slow = n.alloc_slow;
         s.free_slow = n.free_slow;
         s.created = n.created;
@@ -1221,22 +1151,20 @@ impl SlabCache {
     ///
     /// Context: process context (the slabs are copied out under the node lock, written after).
     pub(crate) fn write_page_owner(&self, f: &mut impl core::fmt::Write) -> core::fmt::Result {
-        let room = self.node.lock().nr_slabs;
+        let room = self.node.lock().slabs.nr_slabs();
         let Ok(mut slabs) = KVVec::<(usize, usize, usize, usize)>::with_capacity(room, GFP_KERNEL)
         else {
             return writeln!(f, "page_owner: out of memory copying cache {}", self.name());
         };
         {
             let n = self.node.lock();
-            for (id, s) in n.slabs.iter().enumerate() {
-                if let Some(s) = s {
-                    let used = self.geo.objects - s.free;
-                    if slabs
-                        .push_within_capacity((id, s.base, s.block.zone(), used))
-                        .is_err()
-                    {
-                        break;
-                    }
+            for (id, s) in n.slabs.iter() {
+                let used = self.geo.objects - s.free;
+                if slabs
+                    .push_within_capacity((id, s.base, s.block.zone(), used))
+                    .is_err()
+                {
+                    break;
                 }
             }
         }
@@ -1267,7 +1195,7 @@ impl SlabCache {
     pub(crate) fn live_objects(&self) -> usize {
         self.flush_arrays();
         let n = self.node.lock();
-        n.inuse - n.damaged
+        n.slabs.inuse() - n.damaged
     }
 
     /// Checks every invariant of the cache's slabs (lists, free lists, counts, tags); the
@@ -1278,41 +1206,19 @@ impl SlabCache {
         let mut seen = KVec::from_elem(0u64, self.geo.objects.div_ceil(64), GFP_KERNEL)
             .map_err(|_| "no memory for the check")?;
         let mut n = self.node.lock();
-        let objects = self.geo.objects;
-        let slabs = &n.slabs;
-        n.lists
-            .validate(|id| {
-                let s = slabs.get(id as usize)?.as_ref()?;
-                Some((objects - s.free, objects))
-            })
-            .map_err(|c| c.what)?;
-        let (mut inuse, mut count) = (0, 0);
-        let (cache, geo, pool) = (self.id, &self.geo, &self.pool);
-        for (id, s) in n.slabs.iter_mut().enumerate() {
-            let Some(s) = s.as_mut() else {
-                continue;
-            };
-            count += 1;
-            inuse += objects - s.free;
-            let tag = slab_tag(cache, s.colour, id);
-            let pages = 1usize << geo.order;
+        n.slabs.validate(&mut seen)?;
+        // Every page of every slab carries its slab's tag.
+        let pages = 1usize << self.geo.order;
+        for (id, s) in n.slabs.iter() {
+            let tag = slab_tag(self.id, s.colour, id);
             for p in 0..pages {
-                let addr = s.base + p * PAGE_SIZE;
-                if pool.tag_of(addr).map(|t| t.0) != Some(tag) {
+                if self.pool.tag_of(s.base + p * PAGE_SIZE).map(|t| t.0) != Some(tag) {
                     return Err("a slab page does not carry its slab's tag");
                 }
             }
-            let fl = s.list(geo).ok_or("a slab's free list is out of range")?;
-            fl.validate(&mut seen).map_err(|e| match e {
-                FreeError::DoubleFree => "an object is on a free list twice",
-                FreeError::BadIndex => "a free list names an object outside its slab",
-            })?;
         }
-        if count != n.nr_slabs {
-            return Err("the slab count is not the number of slabs");
-        }
-        if inuse != n.inuse {
-            return Err("the objects in use are not the slabs' sum");
+        if n.damaged > n.slabs.inuse() {
+            return Err("more objects out of service than in use");
         }
         Ok(())
     }
@@ -1359,7 +1265,7 @@ impl SlabCache {
         pr_err!("=============================================================================\n");
         pr_err!("BUG {} (minimm): {}\n", self.name(), what);
         pr_err!("-----------------------------------------------------------------------------\n");
-        let Some(slab) = n.slabs.get(id).and_then(Option::as_ref) else {
+        let Some(slab) = n.slabs.get(id) else {
             return;
         };
         pr_err!(
@@ -1422,14 +1328,13 @@ impl SlabCache {
         let mut rows: KVec<(Who, usize, bool)> = KVec::with_capacity(ROWS, GFP_KERNEL)?;
         {
             let mut n = self.node.lock();
-            let geo = self.geo;
-            for s in n.slabs.iter_mut().flatten() {
-                let Some(tracks) = s.tracks.take() else {
+            for id in 0..n.slabs.capacity() {
+                let Some(tracks) = n.slabs.get_mut(id).and_then(|s| s.tracks.take()) else {
                     continue;
                 };
-                if let Some(fl) = s.list(&geo) {
+                {
                     for (i, t) in tracks.iter().enumerate() {
-                        let alloc = !fl.is_free(i);
+                        let alloc = n.slabs.is_free(id, i) == Some(false);
                         let who = if alloc { &t.alloc } else { &t.free };
                         if who.ts_ns == 0 {
                             continue;
@@ -1446,7 +1351,9 @@ impl SlabCache {
                         }
                     }
                 }
-                s.tracks = Some(tracks);
+                if let Some(s) = n.slabs.get_mut(id) {
+                    s.tracks = Some(tracks);
+                }
             }
         }
         for alloc in [true, false] {
@@ -1476,26 +1383,12 @@ impl PinnedDrop for SlabCache {
         loop {
             let slab = {
                 let mut n = self.node.lock();
-                left = n.inuse - n.damaged;
-                let mut found = None;
-                for (id, s) in n.slabs.iter_mut().enumerate() {
-                    if s.is_some() {
-                        found = Some(id);
-                        break;
-                    }
+                left = n.slabs.inuse().saturating_sub(n.damaged);
+                let taken = n.slabs.take_any().map(|(_, s)| s);
+                if let Some(s) = &taken {
+                    self.pool.set_tags(&s.block, 0);
                 }
-                match found {
-                    Some(id) => {
-                        n.lists.move_to(id as u32, Which::None);
-                        let s = n.slabs.get_mut(id).and_then(Option::take);
-                        if let Some(s) = &s {
-                            self.pool.set_tags(&s.block, 0);
-                        }
-                        n.nr_slabs = n.nr_slabs.saturating_sub(1);
-                        s
-                    }
-                    None => None,
-                }
+                taken
             };
             match slab {
                 Some(s) => self.release(s),
