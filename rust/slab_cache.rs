@@ -133,9 +133,12 @@ pub(crate) struct Config<'a> {
     pub(crate) ctor_seed: u64,
 }
 
-/// Whether `name` is a valid cache name: 1..=31 bytes of `[A-Za-z0-9_.-]`.
+/// Whether `name` is a valid cache name: 1..=31 bytes of `[A-Za-z0-9_.-]`, not `.` or `..`
+/// (each cache has a directory of that name in debugfs `slab/`).
 pub(crate) fn valid_name(name: &[u8]) -> bool {
     (1..=MAX_NAME).contains(&name.len())
+        && name != b"."
+        && name != b".."
         && name
             .iter()
             .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))

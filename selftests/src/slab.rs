@@ -426,8 +426,10 @@ pub fn create_errnos() -> TestResult {
     let ok_name = unique("nm");
     let mut after_nul = ok_name.clone().into_bytes();
     after_nul.extend_from_slice(b"\0x");
-    let bad_names: [(&str, Vec<u8>); 9] = [
+    let bad_names: [(&str, Vec<u8>); 11] = [
         ("empty", Vec::new()),
+        ("a dot (debugfs' own directory)", b".".to_vec()),
+        ("two dots", b"..".to_vec()),
         ("32 bytes, no NUL", vec![b'a'; 32]),
         ("space", b"a b".to_vec()),
         ("slash", b"a/b".to_vec()),

@@ -279,8 +279,8 @@ struct minimm_zone_stats {
  * @ctor_seed:   in, with MINIMM_SLAB_CTOR: each object of a new slab is filled with the
  *               pattern of this seed (as MINIMM_BLOCK_FILL: the little-endian 64-bit word at
  *               byte 8k is splitmix64(seed + k), a partial last word cut short); else zero
- * @name:        in: 1..31 bytes of [A-Za-z0-9_.-], NUL-terminated, the rest zero; unique
- *               module-wide (the generic caches' names included)
+ * @name:        in: 1..31 bytes of [A-Za-z0-9_.-], not "." or "..", NUL-terminated, the
+ *               rest zero; unique module-wide (the generic caches' names included)
  * @cache:       out: the cache's opaque, non-zero handle, valid for this file only
  *
  * Errors: EINVAL (flags, size, alignment, name, padding; DMA with DMA32), EEXIST (the name

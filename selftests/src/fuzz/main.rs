@@ -118,14 +118,14 @@ struct Cfg {
     fail: bool,
     fail_probability: u32,
     verbose: bool,
-    /// `--slab` asked for the slab operations.
+    /// The slab operations were not turned off (`--no-slab`).
     want_slab: bool,
     /// The slab operations run: asked for, and the module has MINIMM_FEAT_SLAB.
     slab: bool,
 }
 
 const USAGE: &str = "usage: minimm-fuzz [--seed N] [--seconds S] [--ops N] [--procs P] \
-                     [--threads T] [--fail] [--fail-probability PERCENT] [--slab] [--verbose]";
+                     [--threads T] [--fail] [--fail-probability PERCENT] [--no-slab] [--verbose]";
 
 fn parse_args() -> Result<Cfg, String> {
     let mut cfg = Cfg {
@@ -137,7 +137,7 @@ fn parse_args() -> Result<Cfg, String> {
         fail: false,
         fail_probability: 1,
         verbose: false,
-        want_slab: false,
+        want_slab: true,
         slab: false,
     };
     let mut args = std::env::args().skip(1);
@@ -161,9 +161,7 @@ fn parse_args() -> Result<Cfg, String> {
                 cfg.fail_probability = num(args.next(), "--fail-probability")?.min(100) as u32
             }
             "--verbose" => cfg.verbose = true,
-            // Opt-in while two contract violations its slab operations found are open (see
-            // README, Fuzzer).
-            "--slab" => cfg.want_slab = true,
+            "--no-slab" => cfg.want_slab = false,
             "-h" | "--help" => return Err(USAGE.into()),
             _ => return Err(format!("unknown argument {a:?}\n{USAGE}")),
         }
@@ -202,8 +200,8 @@ fn replay_line(cfg: &Cfg) -> String {
     if cfg.fail {
         s += &format!(" --fail --fail-probability {}", cfg.fail_probability);
     }
-    if cfg.want_slab {
-        s += " --slab";
+    if !cfg.want_slab {
+        s += " --no-slab";
     }
     s
 }
@@ -240,7 +238,11 @@ fn run_thread(p: &Proc, cfg: &Cfg, t: u32, limit: Option<u64>) -> bool {
         if p.verbose {
             eprintln!("# p{} t{t} #{tried} {}", p.id, KINDS[k].name);
         }
-        match (KINDS[k].run)(&mut ctx) {
+        let ran = (KINDS[k].run)(&mut ctx);
+        if p.verbose {
+            eprintln!("#   {}", ctx.what);
+        }
+        match ran {
             Ok(Ran::Done) => {
                 done += 1;
                 p.stats.ops[k].fetch_add(1, Relaxed);
@@ -537,7 +539,7 @@ fn main() {
         if cfg.fail { ", fault injection" } else { "" }
     );
     if !cfg.want_slab {
-        println!("# no slab operations (--slab runs them)");
+        println!("# no slab operations (--no-slab)");
     } else if !cfg.slab {
         println!("# the module has no MINIMM_FEAT_SLAB: no slab operations");
     }
