@@ -442,6 +442,16 @@ fn watermarks(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
+/// What a trigger file (`drain_pcp`, `validate`, a cache's `shrink`) takes: `1`, else
+/// `EINVAL`.
+fn read_one(reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 128];
+    if read_text(reader, &mut buf)? != "1" {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 /// Reads a short text write (at most 127 bytes) from debugfs.
 fn read_text<'a>(reader: &mut UserSliceReader, buf: &'a mut [u8; 128]) -> Result<&'a str> {
     let n = reader.len();
@@ -603,20 +613,14 @@ fn bench_run(b: &Bench, reader: &mut UserSliceReader) -> Result {
 
 /// Writing `1` to `minimm/drain_pcp`.
 fn drain_pcp(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
-    let mut buf = [0u8; 128];
-    if read_text(reader, &mut buf)? != "1" {
-        return Err(EINVAL);
-    }
+    read_one(reader)?;
     shared.pool.drain();
     Ok(())
 }
 
 /// Writing `1` to `minimm/validate`.
 fn validate_write(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
-    let mut buf = [0u8; 128];
-    if read_text(reader, &mut buf)? != "1" {
-        return Err(EINVAL);
-    }
+    read_one(reader)?;
     let mut ok = true;
     for (z, v) in verdicts(shared).iter().enumerate() {
         match v {
@@ -740,10 +744,7 @@ pub(crate) fn cache_files(parent: &Dir, cache: &Arc<SlabCache>) -> Result<CacheF
     )?;
     files.push(
         dir.write_file(c"validate", cache.clone(), |c, reader| {
-            let mut buf = [0u8; 128];
-            if read_text(reader, &mut buf)? != "1" {
-                return Err(EINVAL);
-            }
+            read_one(reader)?;
             // Silent when sound, as SLUB's `validate`: only a broken cache is logged.
             match c.validate() {
                 Ok(()) => Ok(()),
@@ -758,10 +759,7 @@ pub(crate) fn cache_files(parent: &Dir, cache: &Arc<SlabCache>) -> Result<CacheF
     )?;
     files.push(
         dir.write_file(c"shrink", cache.clone(), |c, reader| {
-            let mut buf = [0u8; 128];
-            if read_text(reader, &mut buf)? != "1" {
-                return Err(EINVAL);
-            }
+            read_one(reader)?;
             c.shrink();
             Ok(())
         })?,

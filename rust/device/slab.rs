@@ -194,6 +194,11 @@ impl Client {
         Ok(())
     }
 
+    /// The cache of this file named by `handle` (`EINVAL` for any other handle).
+    fn cache_of(&self, handle: u64) -> Result<Arc<SlabCache>> {
+        self.slab.lock().caches.get(&handle).cloned().ok_or(EINVAL)
+    }
+
     /// `MINIMM_IOC_SLAB_SHRINK`.
     pub(super) fn slab_shrink(&self, arg: UserPtr) -> Result {
         let (mut req, len) =
@@ -201,13 +206,7 @@ impl Client {
         if req.pad != 0 {
             return Err(EINVAL);
         }
-        let cache = self
-            .slab
-            .lock()
-            .caches
-            .get(&req.cache)
-            .cloned()
-            .ok_or(EINVAL)?;
+        let cache = self.cache_of(req.cache)?;
         write_prefix(arg, &req, len)?;
         req.pages_freed = cache.shrink() as u64;
         req.size = u32::try_from(len).map_err(|_| EINVAL)?;
@@ -221,13 +220,7 @@ impl Client {
         if req.pad != 0 {
             return Err(EINVAL);
         }
-        let cache = self
-            .slab
-            .lock()
-            .caches
-            .get(&req.cache)
-            .cloned()
-            .ok_or(EINVAL)?;
+        let cache = self.cache_of(req.cache)?;
         let mut out = stats_of(&cache);
         out.cache = req.cache;
         out.size = u32::try_from(len).map_err(|_| EINVAL)?;
