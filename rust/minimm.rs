@@ -112,8 +112,6 @@ mod kmalloc;
 mod pattern;
 mod pcp;
 mod pool;
-// The pure core's full API is host-tested; the kernel side does not call every accessor.
-#[allow(dead_code)]
 mod slab;
 mod slab_cache;
 mod slab_mem;

@@ -370,13 +370,10 @@ where
     }
 
     /// The storage, the objects and the free count, for [`Freelist::from_parts`].
+    // The kernel keeps the parts in the slab and its record; the host tests take them apart.
+    #[cfg_attr(not(test), expect(dead_code))]
     pub(crate) fn into_parts(self) -> (S, usize, usize) {
         (self.entries, self.objects, self.free)
-    }
-
-    /// Objects in the slab.
-    pub(crate) fn objects(&self) -> usize {
-        self.objects
     }
 
     /// Objects free.
@@ -505,11 +502,6 @@ impl Links {
         prev: NIL,
         which: Which::None,
     };
-
-    /// The list the slab is on.
-    pub(crate) fn which(&self) -> Which {
-        self.which
-    }
 }
 
 /// A cache's full, partial and empty lists of slabs, doubly linked through the [`Links`] of
@@ -761,12 +753,6 @@ where
             .iter()
             .enumerate()
             .filter_map(|(id, s)| Some((id, s.as_ref()?)))
-    }
-
-    /// Objects in use on slab `id` (`None` for no slab).
-    pub(crate) fn slab_inuse(&mut self, id: usize) -> Option<usize> {
-        let (_, free) = self.slabs.get_mut(id)?.as_mut()?.freelist();
-        Some(self.objects - *free)
     }
 
     /// Whether object `index` of slab `id` is free (a scan: the debugging path); `None` for
