@@ -357,6 +357,7 @@ impl<'a> BenchCache<'a> {
             align: 0,
             flags: 0,
             ctor_seed: 0,
+            record: false,
         };
         Ok(Self(shared.caches.create(&cfg, &shared.pool)?, shared))
     }

@@ -83,6 +83,7 @@ impl Kmalloc {
                     align: natural_align(*size),
                     flags,
                     ctor_seed: 0,
+                    record: false,
                 };
                 out.push(caches.create(&cfg, pool)?, GFP_KERNEL)?;
             }

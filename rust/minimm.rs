@@ -29,7 +29,8 @@
 //! - [`slab_cache`]: a cache's kernel side (slabs from the pool, per-CPU object arrays, node
 //!   lock, debugging reports) and the module's list of caches; [`slab_mem`]: the views of slab
 //!   memory (the unsafe part); [`kmalloc`]: the generic caches, `kmalloc` and friends, and the
-//!   `Allocator` over them.
+//!   `Allocator` over them; [`record`]: the module's own records (slab object handles) as
+//!   reference-counted values in dedicated caches (an unsafe part).
 //! - [`device`]: the misc device: open files, the ioctl dispatcher and struct copying
 //!   (`device/mod.rs`); buffers, their ioctls and mmap with faults (`device/blocks.rs`); the
 //!   module-wide mmap offset space and buffer owners (`device/registry.rs`); a file's slab
@@ -56,7 +57,8 @@
 //! 2. `slab_cache::SlabCache::cpu[cpu]` (a `PcpLock`, one lockdep class for every cache): a
 //!    CPU's object array. Only tried outside process context, as the per-CPU page lists.
 //! 3. `slab_cache::SlabCache::node` (irq-safe spinlock, one class for every cache): a cache's
-//!    slabs. Never two caches' at once. The pool's locks below may be taken under 2 (a flush
+//!    slabs. Never two caches' at once. A record (`record.rs`) is allocated and freed through
+//!    its cache under the file's slab table (1). The pool's locks below may be taken under 2 (a flush
 //!    giving an emptied slab back), not under 3.
 //! 4. `pool::Zone::pcp[cpu]` (spinlock, `pool/pcp_lock.rs`, one per CPU and zone, one lockdep
 //!    class per zone): a CPU's per-CPU page lists. Never two at once. Outside process context
@@ -86,8 +88,9 @@
 //! reference too; removal waits for reads and writes in flight), then the pool's reaper is
 //! stopped (a queued one holds a reference to the pool), then `kmalloc::Minimm`'s caches are
 //! unpublished, then the shared state: the caches (their slabs back to the pool; every file's
-//! are gone with its file), then the pool, which gives every borrowed page back to the host. `report` comes last and logs the count; a
-//! page minimm cannot account for is a kernel warning.
+//! are gone with its file, and so are its records in `minimm_slab_object`), then the pool,
+//! which gives every borrowed page back to the host. `report` comes last and logs the count;
+//! a page minimm cannot account for is a kernel warning.
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
@@ -112,6 +115,7 @@ mod kmalloc;
 mod pattern;
 mod pcp;
 mod pool;
+mod record;
 mod slab;
 mod slab_cache;
 mod slab_mem;
@@ -239,6 +243,8 @@ pub(crate) struct Shared {
     pub(crate) caches: Arc<slab_cache::Caches>,
     /// The generic caches (`kmalloc`).
     pub(crate) kmalloc: kmalloc::Kmalloc,
+    /// The records behind slab object handles (`minimm_slab_object`).
+    pub(crate) slab_objects: record::RecordCache<device::slab::Object>,
 }
 
 impl Shared {
@@ -341,6 +347,7 @@ impl kernel::InPlaceModule for Minimm {
             let registry = Arc::pin_init(device::registry::Registry::new(), GFP_KERNEL)?;
             let caches = Arc::pin_init(slab_cache::Caches::new(params.slab_debug), GFP_KERNEL)?;
             let kmalloc = kmalloc::Kmalloc::new(&caches, &pool)?;
+            let slab_objects = record::RecordCache::new(&caches, &pool, b"minimm_slab_object")?;
             let shared = Arc::new(
                 Shared {
                     params,
@@ -349,6 +356,7 @@ impl kernel::InPlaceModule for Minimm {
                     next_file_id: Atomic::new(1),
                     caches,
                     kmalloc,
+                    slab_objects,
                 },
                 GFP_KERNEL,
             )?;

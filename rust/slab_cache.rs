@@ -131,6 +131,9 @@ pub(crate) struct Config<'a> {
     pub(crate) flags: u32,
     /// With `MINIMM_SLAB_CTOR`: the pattern's seed.
     pub(crate) ctor_seed: u64,
+    /// A cache of the module's own records (`record.rs`): no per-CPU arrays, and no empty
+    /// slab kept (`min_partial` 0): its slabs hold pool pages only while records live.
+    pub(crate) record: bool,
 }
 
 /// Whether `name` is a valid cache name: 1..=31 bytes of `[A-Za-z0-9_.-]`, not `.` or `..`
@@ -325,7 +328,8 @@ pub(crate) enum BadFree {
 /// # Invariants
 ///
 /// Every slab on `node` belongs to this cache and its pages carry its tag; `limit` is 0 for
-/// caches with debugging and every array's capacity otherwise.
+/// caches with debugging or without arrays (record caches) and every array's capacity
+/// otherwise.
 #[pin_data(PinnedDrop)]
 pub(crate) struct SlabCache {
     id: u32,
@@ -413,7 +417,16 @@ impl SlabCache {
         let checks = cfg.flags & flags::CONSISTENCY_CHECKS != 0;
         let store_user = cfg.flags & flags::STORE_USER != 0;
         let debug = poison || red_zone || checks || store_user;
-        let (limit, batchcount) = if debug { (0, 0) } else { array_size(geo.slot) };
+        let (limit, batchcount) = if debug || cfg.record {
+            (0, 0)
+        } else {
+            array_size(geo.slot)
+        };
+        let min_partial = if cfg.record {
+            0
+        } else {
+            min_partial_for(geo.slot)
+        };
         let mut cpu = KVec::with_capacity(nr_cpu_ids() as usize, GFP_KERNEL)?;
         for _ in 0..nr_cpu_ids() {
             let arr = CpuArray {
@@ -444,7 +457,8 @@ impl SlabCache {
             created: 0,
             freed: 0,
         };
-        // INVARIANT: no slabs yet; `limit` is 0 with debugging, the arrays' capacity without.
+        // INVARIANT: no slabs yet; `limit` is 0 with debugging or for records, the arrays'
+        // capacity otherwise.
         Ok(try_pin_init!(Self {
             id,
             name,
@@ -462,7 +476,7 @@ impl SlabCache {
             cpu,
             limit,
             batchcount,
-            min_partial: AtomicUsize::new(min_partial_for(geo.slot)),
+            min_partial: AtomicUsize::new(min_partial),
             errors: AtomicU64::new(0),
         }))
     }
@@ -1563,6 +1577,7 @@ mod tests {
                 align: 0,
                 flags,
                 ctor_seed: 7,
+                record: false,
             },
             pool,
         )

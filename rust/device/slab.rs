@@ -31,6 +31,7 @@ use kernel::{
 use super::{read_ext, write_prefix, Client, Tail};
 use crate::{
     fail::{self, Point},
+    record::{Rec, Slot},
     slab_cache::{Config, Gfp, SlabCache},
     uapi::{self, obj_flags, slab_flags},
     Shared,
@@ -39,8 +40,9 @@ use crate::{
 /// Handles stay below this.
 const HANDLE_LIMIT: u64 = 1 << 40;
 
-/// An object of a file.
-struct Object {
+/// An object of a file: the record behind its handle, in minimm's own cache
+/// `minimm_slab_object` (`record.rs`).
+pub(crate) struct Object {
     /// Its cache, or `None` for the generic caches.
     cache: Option<Arc<SlabCache>>,
     addr: usize,
@@ -56,7 +58,7 @@ pub(crate) struct SlabTable {
     charge: Arc<Atomic<usize>>,
     next_handle: u64,
     caches: RBTree<u64, Arc<SlabCache>>,
-    objects: RBTree<u64, Object>,
+    objects: RBTree<u64, Rec<Object>>,
 }
 
 impl SlabTable {
@@ -79,8 +81,8 @@ impl SlabTable {
         Ok(h)
     }
 
-    /// Frees an object taken out of the table and uncharges it.
-    fn release(&self, obj: Object) {
+    /// Frees an object taken out of the table (its record with it) and uncharges it.
+    fn release(&self, obj: Rec<Object>) {
         let freed = match &obj.cache {
             Some(c) => c.free(obj.addr),
             None => self.shared.kmalloc.kfree(obj.addr),
@@ -154,6 +156,7 @@ impl Client {
             align: req.align as usize,
             flags: req.flags,
             ctor_seed: req.ctor_seed,
+            record: false,
         };
         let cache = match self.shared.caches.create(&cfg, &self.shared.pool) {
             Ok(c) => c,
@@ -245,13 +248,15 @@ impl Client {
         if fail::should_fail(Point::HandleInsert) {
             return Err(ENOMEM);
         }
+        // The record first: once the object is allocated, nothing else may fail.
+        let slot = self.shared.slab_objects.reserve()?;
         let mut t = self.slab.lock();
         let cache = if generic {
             None
         } else {
             Some(t.caches.get(&req.cache).cloned().ok_or(EINVAL)?)
         };
-        let obj = self.new_object(cache, req.bytes as usize, req.flags)?;
+        let obj = self.new_object(slot, cache, req.bytes as usize, req.flags)?;
         let handle = match t.number() {
             Ok(h) => h,
             Err(e) => {
@@ -276,13 +281,15 @@ impl Client {
         Ok(())
     }
 
-    /// Allocates an object of `cache` (or of the generic caches, `bytes` long) and charges it.
+    /// Allocates an object of `cache` (or of the generic caches, `bytes` long), charges it and
+    /// records it in `slot`.
     fn new_object(
         &self,
+        slot: Slot<Object>,
         cache: Option<Arc<SlabCache>>,
         bytes: usize,
         flags: u32,
-    ) -> Result<Object> {
+    ) -> Result<Rec<Object>> {
         let gfp = Gfp::from_user(
             flags & obj_flags::ATOMIC != 0,
             flags & obj_flags::NOWAIT != 0,
@@ -311,18 +318,15 @@ impl Client {
             // Generic objects are always zeroed: other files share the caches.
             None => k.kmalloc(bytes, gfp, dma, true),
         };
-        match addr {
-            Ok(addr) => Ok(Object {
-                cache,
-                addr,
-                objsize,
-                charge,
-            }),
-            Err(e) => {
-                self.charge.fetch_sub(charge, Relaxed);
-                Err(e)
-            }
-        }
+        let addr = addr.inspect_err(|_| {
+            self.charge.fetch_sub(charge, Relaxed);
+        })?;
+        Ok(slot.fill(Object {
+            cache,
+            addr,
+            objsize,
+            charge,
+        }))
     }
 
     /// `MINIMM_IOC_SLAB_FREE`.
@@ -366,7 +370,12 @@ impl Client {
         for _ in 0..count {
             nodes.push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
         }
-        let mut objs: KVec<(u64, Object)> = KVec::with_capacity(count, GFP_KERNEL)?;
+        let mut objs: KVec<(u64, Rec<Object>)> = KVec::with_capacity(count, GFP_KERNEL)?;
+        // The records first: once the objects are allocated, nothing else may fail.
+        let mut slots = KVec::with_capacity(count, GFP_KERNEL)?;
+        for _ in 0..count {
+            slots.push(self.shared.slab_objects.reserve()?, GFP_KERNEL)?;
+        }
         let mut t = self.slab.lock();
         let cache = t.caches.get(&req.cache).cloned().ok_or(EINVAL)?;
         let first = t.next_handle;
@@ -387,30 +396,30 @@ impl Client {
             self.charge.fetch_sub(charge, Relaxed);
             return Err(e);
         }
-        for &addr in addrs.iter() {
+        for (&addr, record) in addrs.iter().zip(slots.drain_all()) {
             if req.flags & obj_flags::ZERO != 0 {
                 // SAFETY: The object was just allocated for this file; nothing else can reach
                 // it yet.
                 unsafe { crate::slab_mem::bytes_mut(addr, objsize) }.fill(0);
             }
-            let obj = Object {
+            let rec = record.fill(Object {
                 cache: Some(cache.clone()),
                 addr,
                 objsize,
                 charge: slot,
-            };
+            });
             // Cannot fail: `count` handles are below the limit (checked above) and `objs` has
             // room for `count`. Were it to, the object goes back at once.
             match t.number() {
                 Ok(h) => {
-                    if let Err(e) = objs.push_within_capacity((h, obj)) {
+                    if let Err(e) = objs.push_within_capacity((h, rec)) {
                         t.release(e.0 .1);
                     }
                 }
-                Err(_) => t.release(obj),
+                Err(_) => t.release(rec),
             }
         }
-        let undo = |t: &mut SlabTable, objs: &mut KVec<(u64, Object)>| {
+        let undo = |t: &mut SlabTable, objs: &mut KVec<(u64, Rec<Object>)>| {
             while let Some((_, o)) = objs.pop() {
                 t.release(o);
             }

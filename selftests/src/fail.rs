@@ -12,7 +12,7 @@
 //! the handle sequence exactly as before. A command must pass each point listed for it at
 //! least once: the walk checks the contract of where the points are, too.
 
-use minimm_uapi::{page_size, Device};
+use minimm_uapi::{debugfs, page_size, Device};
 
 use crate::{
     common::{
@@ -187,6 +187,7 @@ fn run_once(
     };
     drain()?;
     let before = State::now(dev)?;
+    let buddy_before = debugfs("buddyinfo").map_err(|err| format!("buddyinfo: {err}"))?;
     let maps_before = device_mappings()?;
     let mut slab_done = Vec::new();
     set(point, "nth", nth)?;
@@ -230,7 +231,27 @@ fn run_once(
                 err.raw_os_error() == Some(libc::ENOMEM),
                 "{what}: {err}, not ENOMEM"
             );
-            let after = State::now(dev)?;
+            // Pages a command took before it failed (a record's slab) went back through the
+            // per-CPU lists: drained, the zones are as they were, and the event counters
+            // count the pages taken and given back.
+            let gives_back = matches!(cmd, Command::SlabAlloc);
+            if gives_back {
+                drain()?;
+            }
+            let mut after = State::now(dev)?;
+            let mut before = before;
+            if gives_back {
+                let event =
+                    |k: &str| k.starts_with("pgalloc_") || k == "pgfree" || k == "zone_fallback";
+                before.vmstat.retain(|(k, _)| !event(k));
+                after.vmstat.retain(|(k, _)| !event(k));
+                // Every page back where it was: the free blocks merged as before.
+                let buddy = debugfs("buddyinfo").map_err(|err| format!("buddyinfo: {err}"))?;
+                check!(
+                    buddy == buddy_before,
+                    "{what}: buddyinfo {buddy:?}, before {buddy_before:?}"
+                );
+            }
             check!(
                 after == before,
                 "{what}: failed, yet changed: {}",

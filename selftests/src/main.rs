@@ -580,6 +580,10 @@ const TESTS: &[Test] = &[
         run: slab::close_frees_everything,
     },
     Test {
+        name: "slab_records_in_own_caches",
+        run: slab::records_in_own_caches,
+    },
+    Test {
         name: "slab_concurrent_one_file",
         run: slab::concurrent_one_file,
     },

@@ -434,28 +434,46 @@ fn pool_back(
     }
 }
 
-/// Every fuzzer's cache is gone from slabinfo once every file is closed. (The generic
-/// caches' objects cannot be counted from here: slabinfo's `active_objs` includes the free
-/// objects in their per-CPU arrays; the pages they hold are counted in the pool's checks.)
+/// The module's record caches (no per-CPU arrays: `active_objs` is exact).
+const RECORD_CACHES: [&str; 1] = ["minimm_slab_object"];
+
+/// Every fuzzer's cache is gone from slabinfo once every file is closed, and the module's
+/// record caches hold as many records as at the start (none of the fuzzer's handles left).
+/// (The generic caches' objects cannot be counted from here: slabinfo's `active_objs`
+/// includes the free objects in their per-CPU arrays; the pages they hold are counted in the
+/// pool's checks.)
 fn slab_released(start: &SlabState) -> Result<Option<String>, String> {
     let Some(start) = start else {
         return Ok(Some("the module has no MINIMM_FEAT_SLAB".into()));
     };
-    start.as_ref().map_err(|e| format!("at the start: {e}"))?;
+    let start = start.as_ref().map_err(|e| format!("at the start: {e}"))?;
+    let records = |lines: &[slab::SlabLine]| -> Vec<(String, u64)> {
+        lines
+            .iter()
+            .filter(|l| RECORD_CACHES.contains(&l.name.as_str()))
+            .map(|l| (l.name.clone(), l.active_objs))
+            .collect()
+    };
+    let records0 = records(start);
     let mut left = Vec::new();
     let back = within(5, || {
-        left = slab::slabinfo()?
-            .into_iter()
+        let now = slab::slabinfo()?;
+        left = now
+            .iter()
             .filter(|l| slab::fuzzer_name(&l.name))
             .map(|l| format!("{} ({} active objects)", l.name, l.active_objs))
             .collect();
+        let records1 = records(&now);
+        if records1 != records0 {
+            left.push(format!("records {records1:?}, at the start {records0:?}"));
+        }
         Ok(left.is_empty())
     })?;
     if back {
         Ok(None)
     } else {
         Err(format!(
-            "after 5 s, fuzzer caches left in slabinfo: {left:?}"
+            "after 5 s, fuzzer caches or records left in slabinfo: {left:?}"
         ))
     }
 }
