@@ -66,7 +66,7 @@ host-test:
 	@$(SETUP) toolchain && $(TOOLENV) && cargo test -q -p minimm-host -p minimm-uapi
 
 run: build
-	@qemu/run --no-build --flavour $(FLAVOUR) --exec 'minimm-info && echo && minimm-buddy && echo && \
+	@qemu/run --no-build --flavour $(FLAVOUR) --exec 'minimm-info && echo && minimm-buddy && echo && minimm-vm 8 && echo && \
 		cd /sys/kernel/debug/minimm && for f in buddyinfo zoneinfo vmstat; do echo "== $$f"; cat $$f; done'
 
 shell: build
@@ -87,7 +87,7 @@ BENCH_ITERATIONS ?= 20000
 bench:
 	@$(MAKE) -s build FLAVOUR=bench
 	@qemu/run --no-build --flavour bench --exec 'cd /sys/kernel/debug/minimm && \
-		echo "run $(BENCH_ITERATIONS)" > bench && cat bench'
+		echo "run $(BENCH_ITERATIONS)" > bench && cat bench && echo && minimm-vm 64'
 
 # Not part of `make check` (which only runs its quick self-check, through `cargo test`).
 # BENCH_HOST_ARGS: e.g. `--ops 400000 --runs 11`; `--instructions` needs valgrind.

@@ -18,7 +18,10 @@
 //!   `kfree`) against the host's `__kmalloc` (the out-of-line path a size unknown at compile
 //!   time takes) and `kfree`;
 //! - **slabbulk16**: 16 objects of 256 bytes at once, `SlabCache::alloc_bulk` / `free_bulk`
-//!   against `kmem_cache_alloc_bulk` / `kmem_cache_free_bulk`.
+//!   against `kmem_cache_alloc_bulk` / `kmem_cache_free_bulk`;
+//! - **vm16k/vm1m/vm4m**: create+free of an area of 16 KiB, 1 MiB and 4 MiB
+//!   (`Vmalloc::create`, order-0 pages from NORMAL, not zeroed, then dropped) against the
+//!   host's `vmalloc` / `vfree` (through the kernel crate's `Vmalloc` allocator).
 //!
 //! Every row runs [`ROUNDS`] rounds after a warm-up; a round times minimm and the host once
 //! each, minimm first in even rounds and the host first in odd ones, so that a busy moment of
@@ -34,6 +37,7 @@ use core::{ffi::c_void, fmt, ptr::NonNull};
 use kernel::{
     bindings,
     error::from_err_ptr,
+    page::PAGE_SIZE,
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
@@ -59,8 +63,10 @@ pub(crate) const ROUNDS: usize = 5;
 pub(crate) const SLAB_SIZES: [usize; 3] = [64, 256, 1024];
 /// Objects a slab bulk call moves.
 pub(crate) const SLAB_BULK: usize = 16;
-/// Rows: the pair orders, bulk, the dedicated-cache and generic pairs, slab bulk.
-const NR_ROWS: usize = ORDERS.len() + 1 + 2 * SLAB_SIZES.len() + 1;
+/// Area sizes of the vmalloc rows, in pages (16 KiB, 1 MiB, 4 MiB).
+pub(crate) const VM_PAGES: [usize; 3] = [4, 256, 1024];
+/// Rows: the pair orders, bulk, the dedicated-cache and generic pairs, slab bulk, vmalloc.
+const NR_ROWS: usize = ORDERS.len() + 1 + 2 * SLAB_SIZES.len() + 1 + VM_PAGES.len();
 /// CPUs the scaling rows run on: 1, then 2.
 const SCALING_CPUS: [u32; 2] = [1, 2];
 
@@ -77,6 +83,8 @@ pub(crate) enum Case {
     Kmalloc(usize),
     /// [`SLAB_BULK`] objects of 256 bytes at once, then freed at once.
     SlabBulk,
+    /// Create+free of an area of this many pages.
+    Vmalloc(usize),
 }
 
 /// One row: medians over the rounds.
@@ -179,6 +187,19 @@ pub(crate) fn run(shared: &Shared, iterations: u64) -> Result<Report> {
                     |k| host_cache_bulk(&host, k),
                 )?);
             }
+        }
+    }
+    let first_vm = ORDERS.len() + 1 + 2 * SLAB_SIZES.len() + 1;
+    for (i, &pages) in VM_PAGES.iter().enumerate() {
+        // A 4 MiB pair costs about what a thousand page pairs do.
+        let k = (n / (pages as u64 * 4)).max(1);
+        if let Some(slot) = rows.get_mut(first_vm + i) {
+            *slot = Some(measure(
+                Case::Vmalloc(pages),
+                k,
+                |k| vm_pairs(shared, pages, k),
+                |k| host_vm_pairs(pages, k),
+            )?);
         }
     }
     let mut scaling = [None; SCALING_CPUS.len()];
@@ -469,6 +490,35 @@ fn host_kmalloc_pairs(size: usize, k: u64) -> Result<u64> {
     Ok(since(t))
 }
 
+/// `k` create+free pairs of a `pages`-page area through minimm's mapper.
+fn vm_pairs(shared: &Shared, pages: usize, k: u64) -> Result<u64> {
+    let opts = crate::vmalloc::Options {
+        highest: zone::NORMAL,
+        class: Reserve::Normal,
+        large: false,
+        zero: false,
+    };
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        drop(shared.vmalloc.create(pages, opts, "bench")?);
+    }
+    Ok(since(t))
+}
+
+/// `k` `vmalloc` + `vfree` pairs of `pages` pages on the host.
+fn host_vm_pairs(pages: usize, k: u64) -> Result<u64> {
+    use kernel::alloc::{allocator::Vmalloc, Allocator, NumaNode};
+    let layout =
+        core::alloc::Layout::from_size_align(pages * PAGE_SIZE, PAGE_SIZE).map_err(|_| EINVAL)?;
+    let t = Instant::<Monotonic>::now();
+    for _ in 0..k {
+        let p = Vmalloc::alloc(layout, GFP_KERNEL, NumaNode::NO_NODE)?;
+        // SAFETY: `p` was just allocated by `Vmalloc` with `layout`.
+        unsafe { Vmalloc::free(p.cast(), layout) };
+    }
+    Ok(since(t))
+}
+
 /// `k` batches of [`SLAB_BULK`] objects through a minimm cache's bulk calls.
 fn cache_bulk(c: &SlabCache, k: u64) -> Result<u64> {
     let mut objs = [0usize; SLAB_BULK];
@@ -679,6 +729,8 @@ pub(crate) fn show(report: &Option<Report>, f: &mut fmt::Formatter<'_>) -> fmt::
             Case::Cache(size) => write!(f, "cache{size}")?,
             Case::Kmalloc(size) => write!(f, "kmalloc{size}")?,
             Case::SlabBulk => write!(f, "slabbulk{SLAB_BULK}")?,
+            Case::Vmalloc(pages) if pages >= 256 => write!(f, "vm{}m", pages / 256)?,
+            Case::Vmalloc(pages) => write!(f, "vm{}k", pages * 4)?,
         }
         writeln!(
             f,

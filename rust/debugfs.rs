@@ -38,6 +38,8 @@
 //! - `slabinfo`: /proc/slabinfo version 2.1, a line per cache (generic ones included).
 //!   `active_objs` counts objects off their slabs' free lists, those cached in per-CPU arrays
 //!   included, as the classic SLAB's did; `limit` and `batchcount` are the per-CPU arrays'.
+//! - `vmallocinfo`: /proc/vmallocinfo's format, a line per live area by address (see
+//!   `vmalloc.rs`), root-only as Linux's (it shows kernel addresses).
 //! - `fail/<point>/{probability,interval,times,verbose,nth}`: fault injection at each failure
 //!   point (see `fail.rs` for their meaning), one number a file, read and written (a value out
 //!   of the knob's range or not a number is EINVAL); `fail/<point>/injected`, read-only: the
@@ -87,6 +89,7 @@ pub(crate) struct Entries {
     slab_traces: File<Arc<Shared>>,
     page_owner: File<Arc<Shared>>,
     page_owner_sort: File<Arc<Shared>>,
+    vmallocinfo: File<Arc<Shared>>,
     bench: File<Bench>,
     slab_dir: Dir,
     fail_knobs: KVec<File<FailKnob>>,
@@ -130,6 +133,8 @@ impl Entries {
             page_owner_sort: dir.read_file(c"page_owner_sort", s(), |sh, f| {
                 sh.registry.page_owner_sort(f)
             })?,
+            vmallocinfo: dir
+                .read_file(c"vmallocinfo", s(), |sh, f| sh.vmalloc.write_vmallocinfo(f))?,
             bench: dir.read_write_file(
                 c"bench",
                 pin_init!(Bench { shared: s(), results <- new_mutex!(None) }),
@@ -410,6 +415,32 @@ fn vmstat(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f, "nr_slab_reclaimable {reclaimable}")?;
     writeln!(f, "nr_slab_unreclaimable {unreclaimable}")?;
     writeln!(f, "nr_slab_objects {objects}")?;
+    let vm = &shared.vmalloc.counters;
+    writeln!(
+        f,
+        "nr_vmalloc {}",
+        vm.pages.load(kernel::sync::atomic::Relaxed)
+    )?;
+    writeln!(
+        f,
+        "nr_vmalloc_areas {}",
+        vm.areas.load(kernel::sync::atomic::Relaxed)
+    )?;
+    writeln!(
+        f,
+        "vmalloc_created {}",
+        vm.created.load(kernel::sync::atomic::Relaxed)
+    )?;
+    writeln!(
+        f,
+        "vmalloc_freed {}",
+        vm.freed.load(kernel::sync::atomic::Relaxed)
+    )?;
+    writeln!(
+        f,
+        "vmalloc_fail {}",
+        vm.failed.load(kernel::sync::atomic::Relaxed)
+    )?;
     writeln!(f, "borrowed_pages {}", shared.pool.borrowed())
 }
 
@@ -492,9 +523,11 @@ fn verdicts(shared: &Shared) -> [Option<Result<usize, crate::buddy::Corruption>>
     core::array::from_fn(|z| shared.pool.zone(z).map(|zone| zone.validate()))
 }
 
-/// `minimm/page_owner`: the buffers' paragraphs, then every slab's, named by its cache.
+/// `minimm/page_owner`: the blocks' paragraphs, the areas', then every slab's, named by its
+/// cache.
 fn page_owner(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     shared.registry.page_owner(f)?;
+    shared.vmalloc.write_page_owner(f)?;
     let Ok(caches) = shared.caches.all() else {
         return writeln!(f, "page_owner: out of memory listing the slab caches");
     };

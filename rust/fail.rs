@@ -113,6 +113,16 @@ points! {
     SlabArrayRefill => "slab_array_refill",
     /// Creating a slab cache (`SLAB_CREATE`): ENOMEM, nothing created.
     SlabCreate => "slab_create",
+    /// Each page of a vmalloc-like area (each block, with large blocks first) as the area
+    /// takes it (`Vmalloc::create`): as if the pool had none left; the area fails with ENOMEM
+    /// and every page it took goes back.
+    VmPage => "vm_page",
+    /// Mapping an area's pages in the kernel (`vmap`): as if the host had no address space
+    /// left; ENOMEM, the pages go back.
+    VmMap => "vm_map",
+    /// An area's record from the cache `minimm_vm_area`: ENOMEM, the mapping and the pages
+    /// go back.
+    VmRecord => "vm_record",
 }
 
 impl Point {
@@ -457,7 +467,10 @@ mod tests {
                 "mapping_insert",
                 "slab_grow",
                 "slab_array_refill",
-                "slab_create"
+                "slab_create",
+                "vm_page",
+                "vm_map",
+                "vm_record"
             ]
         );
         for (i, p) in Point::ALL.iter().enumerate() {

@@ -29,12 +29,16 @@
 //! - [`slab_cache`]: a cache's kernel side (slabs from the pool, per-CPU object arrays, node
 //!   lock, debugging reports) and the module's list of caches; [`slab_mem`]: the views of slab
 //!   memory (the unsafe part); [`kmalloc`]: the generic caches, `kmalloc` and friends, and the
-//!   `Allocator` over them; [`record`]: the module's own records (slab object handles) as
-//!   reference-counted values in dedicated caches (an unsafe part).
+//!   `Allocator` over them; [`record`]: the module's own records (slab object handles, area
+//!   descriptors) as reference-counted values in dedicated caches (an unsafe part).
+//! - [`vm_area`] (pure): an area's size, where an address falls in it (or its guard page),
+//!   the scatter of its pages, the large-blocks-first plan; [`vmalloc`]: the vmalloc-like
+//!   mapper (pages from the pool, `vmap`, area records, the address-ordered tree).
 //! - [`device`]: the misc device: open files, the ioctl dispatcher and struct copying
 //!   (`device/mod.rs`); buffers, their ioctls and mmap with faults (`device/blocks.rs`); the
 //!   module-wide mmap offset space and buffer owners (`device/registry.rs`); a file's slab
-//!   caches and objects and their ioctls (`device/slab.rs`).
+//!   caches and objects and their ioctls (`device/slab.rs`); a file's vmalloc-like areas, which
+//!   are buffers too, and their ioctls (`device/vmalloc.rs`).
 //! - [`debugfs`]: the files under debugfs `minimm/`.
 //! - [`debugfs_file`]: debugfs directories and files that pin the module while open (the
 //!   unsafe part of debugfs).
@@ -44,12 +48,16 @@
 //!
 //! Outermost first; a lock may be taken while holding only locks above it:
 //!
-//! 1. `device::Client::table` (mutex): one open file's buffer table; or
-//!    `device::blocks::Buffer::data` (mutex, one per buffer): the kernel's own accesses to a
-//!    block's contents; or `device::registry::Registry::inner` (mutex): the module's offset
-//!    space and owner records. Never two of these at once. The kernel's mmap lock may be held
+//! 1. `device::blocks::Buffer::data` (mutex, one per buffer): the kernel's own accesses to a
+//!    buffer's contents; above `device::Client::table` (mutex): one open file's buffer table
+//!    (only a resize takes the table under `data`, to swap the buffer under its handle); or
+//!    `device::registry::Registry::inner` (mutex): the module's offset space and owner
+//!    records. Never two `data` locks at once, never the registry's with another of these. The kernel's mmap lock may be held
 //!    above the registry's (a buffer dropped in `vma_close`), and a seq_file's lock (reading
 //!    `page_owner`).
+//!
+//!    `vmalloc::Vmalloc::tree` (mutex): the areas by address; taken alone (an area's pages,
+//!    mapping and record are made and given back outside it).
 //!
 //!    `device::Client::slab` (mutex): one open file's slab table, held across a slab command
 //!    but its user copies; above `slab_cache::Caches::inner` (mutex): the module's list of
@@ -58,7 +66,8 @@
 //!    CPU's object array. Only tried outside process context, as the per-CPU page lists.
 //! 3. `slab_cache::SlabCache::node` (irq-safe spinlock, one class for every cache): a cache's
 //!    slabs. Never two caches' at once. A record (`record.rs`) is allocated and freed through
-//!    its cache under the file's slab table (1). The pool's locks below may be taken under 2 (a flush
+//!    its cache with none of minimm's locks held or under the file's slab table (1), and freed
+//!    under the mmap lock when an area's last mapping goes. The pool's locks below may be taken under 2 (a flush
 //!    giving an emptied slab back), not under 3.
 //! 4. `pool::Zone::pcp[cpu]` (spinlock, `pool/pcp_lock.rs`, one per CPU and zone, one lockdep
 //!    class per zone): a CPU's per-CPU page lists. Never two at once. Outside process context
@@ -88,9 +97,10 @@
 //! reference too; removal waits for reads and writes in flight), then the pool's reaper is
 //! stopped (a queued one holds a reference to the pool), then `kmalloc::Minimm`'s caches are
 //! unpublished, then the shared state: the caches (their slabs back to the pool; every file's
-//! are gone with its file, and so are its records in `minimm_slab_object`), then the pool,
-//! which gives every borrowed page back to the host. `report` comes last and logs the count;
-//! a page minimm cannot account for is a kernel warning.
+//! are gone with its file, and so are its records in `minimm_slab_object` and
+//! `minimm_vm_area`, an area's last one with its last mapping), then the pool, which gives every borrowed page
+//! back to the host. `report` comes last and logs the count; a page minimm cannot account for
+//! is a kernel warning.
 
 use kernel::{
     miscdevice::{MiscDeviceOptions, MiscDeviceRegistration},
@@ -122,6 +132,8 @@ mod slab_mem;
 // The mirror restates the whole header; not every constant has a use in the module.
 #[allow(dead_code)]
 mod uapi;
+mod vm_area;
+mod vmalloc;
 mod zone;
 
 /// The module's version, shown in debugfs `minimm/info`.
@@ -229,7 +241,7 @@ impl Params {
 }
 
 /// Feature bits this build provides.
-const FEATURES: u64 = uapi::feat::BUDDY | uapi::feat::MMAP | uapi::feat::SLAB;
+const FEATURES: u64 = uapi::feat::BUDDY | uapi::feat::MMAP | uapi::feat::SLAB | uapi::feat::VMALLOC;
 
 /// State shared by every open file and every debugfs file.
 pub(crate) struct Shared {
@@ -245,6 +257,8 @@ pub(crate) struct Shared {
     pub(crate) kmalloc: kmalloc::Kmalloc,
     /// The records behind slab object handles (`minimm_slab_object`).
     pub(crate) slab_objects: record::RecordCache<device::slab::Object>,
+    /// The vmalloc-like areas (`vmallocinfo`).
+    pub(crate) vmalloc: Arc<vmalloc::Vmalloc>,
 }
 
 impl Shared {
@@ -348,6 +362,7 @@ impl kernel::InPlaceModule for Minimm {
             let caches = Arc::pin_init(slab_cache::Caches::new(params.slab_debug), GFP_KERNEL)?;
             let kmalloc = kmalloc::Kmalloc::new(&caches, &pool)?;
             let slab_objects = record::RecordCache::new(&caches, &pool, b"minimm_slab_object")?;
+            let vmalloc = Arc::pin_init(vmalloc::Vmalloc::new(&caches, &pool)?, GFP_KERNEL)?;
             let shared = Arc::new(
                 Shared {
                     params,
@@ -357,6 +372,7 @@ impl kernel::InPlaceModule for Minimm {
                     caches,
                     kmalloc,
                     slab_objects,
+                    vmalloc,
                 },
                 GFP_KERNEL,
             )?;

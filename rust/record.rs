@@ -5,8 +5,9 @@
 //! Linux keeps its bookkeeping in dedicated caches (`vmap_area`, `anon_vma`, `files_cache`),
 //! each named in `/proc/slabinfo`. minimm does the same for its records: a [`RecordCache<T>`]
 //! is a dedicated cache of the module (`minimm_slab_object` for the objects behind slab
-//! handles; area descriptors and LRU entries later) and a [`Rec<T>`] is one record in it,
-//! reference-counted like the kernel crate's `Arc`.
+//! handles, `minimm_vm_area` for the areas of the vmalloc-like mapper) and a [`Rec<T>`] is one
+//! record in it, reference-counted like the kernel crate's `Arc` (an area is held by its
+//! owner and by the mapper's tree).
 //!
 //! Not every record: the buffers behind block handles stay in the host's memory, so that a
 //! block takes exactly its pages from its zone and nothing else (the buddy's accounting, which
@@ -15,8 +16,8 @@
 //! A record cache has no per-CPU arrays and keeps no empty slab (`min_partial` 0): records
 //! come and go at ioctl rate under the callers' locks, where arrays gain nothing, and this way
 //! its slabs hold pool pages only while records live: once the last record of a slab goes, so
-//! does the slab, and a module whose files hold no slab objects has every pool page free, as
-//! before it had records.
+//! does the slab, and a module whose files hold no slab objects and no areas has every pool
+//! page free, as before it had records.
 //!
 //! This is one of the unsafe parts: it places values in slab objects.
 
@@ -71,6 +72,11 @@ impl<T> RecordCache<T> {
             cache,
             _records: PhantomData,
         })
+    }
+
+    /// Records live now.
+    pub(crate) fn live(&self) -> usize {
+        self.cache.live_objects()
     }
 
     /// Reserves an object for a record to come.

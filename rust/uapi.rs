@@ -291,6 +291,67 @@ pub(crate) struct SlabStats {
 /// `MINIMM_SLAB_STATS_SIZE_VER0`.
 pub(crate) const SLAB_STATS_SIZE_VER0: u32 = 184;
 
+/// `MINIMM_VM_*` flags of [`VmCreate::flags`].
+pub(crate) mod vm_flags {
+    pub(crate) const ZERO: u32 = 1 << 0;
+    pub(crate) const ATOMIC: u32 = 1 << 1;
+    pub(crate) const NOWAIT: u32 = 1 << 2;
+    pub(crate) const LARGE: u32 = 1 << 3;
+    pub(crate) const VALID: u32 = (1 << 4) - 1;
+}
+
+/// `MINIMM_VM_MAX_BYTES`.
+pub(crate) const VM_MAX_BYTES: u64 = 1 << 32;
+
+/// `struct minimm_vm_create`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct VmCreate {
+    pub(crate) size: u32,
+    pub(crate) zone: u32,
+    pub(crate) bytes: u64,
+    pub(crate) flags: u32,
+    pub(crate) pad: u32,
+    pub(crate) handle: u64,
+    pub(crate) mmap_offset: u64,
+    pub(crate) pages: u64,
+}
+
+/// `MINIMM_VM_CREATE_SIZE_VER0`.
+pub(crate) const VM_CREATE_SIZE_VER0: u32 = 48;
+
+/// `struct minimm_vm_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct VmInfo {
+    pub(crate) size: u32,
+    pub(crate) flags: u32,
+    pub(crate) handle: u64,
+    pub(crate) bytes: u64,
+    pub(crate) pages: u64,
+    pub(crate) zone_pages: [u64; NR_ZONES as usize],
+    pub(crate) runs: u64,
+    pub(crate) mmap_offset: u64,
+}
+
+/// `MINIMM_VM_INFO_SIZE_VER0`.
+pub(crate) const VM_INFO_SIZE_VER0: u32 = 72;
+
+/// `struct minimm_vm_resize`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct VmResize {
+    pub(crate) size: u32,
+    pub(crate) pad: u32,
+    pub(crate) handle: u64,
+    pub(crate) bytes: u64,
+    pub(crate) mmap_offset: u64,
+    pub(crate) pages: u64,
+}
+
+/// `MINIMM_VM_RESIZE_SIZE_VER0`.
+pub(crate) const VM_RESIZE_SIZE_VER0: u32 = 40;
+
 /// `MINIMM_IOC_MAGIC`.
 pub(crate) const IOC_MAGIC: u32 = 0xB9;
 
@@ -320,6 +381,14 @@ pub(crate) const IOC_SLAB_DATA: u32 = iow(0x15, core::mem::size_of::<SlabData>()
 pub(crate) const IOC_SLAB_SHRINK: u32 = iowr(0x16, core::mem::size_of::<SlabCache>());
 /// `MINIMM_IOC_SLAB_STATS`.
 pub(crate) const IOC_SLAB_STATS: u32 = iowr(0x17, core::mem::size_of::<SlabStats>());
+/// `MINIMM_IOC_VM_CREATE`.
+pub(crate) const IOC_VM_CREATE: u32 = iowr(0x20, core::mem::size_of::<VmCreate>());
+/// `MINIMM_IOC_VM_FREE`.
+pub(crate) const IOC_VM_FREE: u32 = iow(0x21, core::mem::size_of::<Free>());
+/// `MINIMM_IOC_VM_RESIZE`.
+pub(crate) const IOC_VM_RESIZE: u32 = iowr(0x22, core::mem::size_of::<VmResize>());
+/// `MINIMM_IOC_VM_INFO`.
+pub(crate) const IOC_VM_INFO: u32 = iowr(0x23, core::mem::size_of::<VmInfo>());
 
 // The generic Linux ioctl encoding (include/uapi/asm-generic/ioctl.h), used by x86_64:
 // bits 0..8 number, 8..16 type, 16..30 size, 30..32 direction.
@@ -364,6 +433,10 @@ pub(crate) fn command(cmd: u32) -> Option<u32> {
         IOC_SLAB_DATA,
         IOC_SLAB_SHRINK,
         IOC_SLAB_STATS,
+        IOC_VM_CREATE,
+        IOC_VM_FREE,
+        IOC_VM_RESIZE,
+        IOC_VM_INFO,
     ]
     .into_iter()
     .find(|&c| c & !IOC_SIZE_MASK == key)
@@ -426,6 +499,10 @@ mod tests {
             IOC_SLAB_DATA,
             IOC_SLAB_SHRINK,
             IOC_SLAB_STATS,
+            IOC_VM_CREATE,
+            IOC_VM_FREE,
+            IOC_VM_RESIZE,
+            IOC_VM_INFO,
         ] {
             assert_eq!(command(c), Some(c));
             // A longer struct from a later header, and a shorter one, name the same command.

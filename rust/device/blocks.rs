@@ -21,11 +21,12 @@
 //! # Locks
 //!
 //! `Table` (a mutex in the [`Client`]) is the file's handle table; no other minimm lock is held
-//! when it is taken, and nothing is freed, allocated or copied to or from user space under it
-//! (tree nodes are reserved before; removed buffers are dropped after). `Buffer::data` (a
-//! mutex, one per block) serialises the kernel's own reads and writes of a block's contents;
-//! it is taken with no other lock held. The fault handler runs under the mmap read lock and
-//! takes none of minimm's locks (a zone's, freeing nothing).
+//! when it is taken (but a resize's, below), and nothing is freed, allocated or copied to or
+//! from user space under it (tree nodes are reserved before; removed buffers are dropped
+//! after). `Buffer::data` (a mutex, one per buffer) serialises the kernel's own reads and
+//! writes of a buffer's contents; it is taken with no other lock held, and a resize
+//! (`device/vmalloc.rs`) takes the table under it to swap the buffer. The fault handler runs
+//! under the mmap read lock and takes none of minimm's locks (a zone's, freeing nothing).
 
 use core::ffi::c_void;
 
@@ -33,7 +34,7 @@ use kernel::{
     bindings,
     mm::virt::{flags as vm_flags, VmaNew, VmaRef},
     new_mutex,
-    page::{PAGE_SHIFT, PAGE_SIZE},
+    page::{BorrowedPage, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
     sync::{
@@ -52,30 +53,101 @@ use crate::{
     fail::{self, Point},
     pool::PoolBlock,
     uapi::{self, alloc_flags},
+    vmalloc::Area,
     zone::{Reserve, NR_ZONES},
 };
 
 /// Handles stay below this (a file cannot allocate that many blocks in its life).
 const HANDLE_LIMIT: u64 = 1 << 40;
 
-/// A buffer: a [`PoolBlock`] owned by an open file and named by a handle there, with the
-/// file's quota charge for it and its range of the offset space. Its table entry and each
-/// user mapping of it hold a reference.
+/// What a buffer's pages are.
+pub(crate) enum Backing {
+    /// A block of the buddy pool (`ALLOC`).
+    Block(PoolBlock),
+    /// A vmalloc-like area (`VM_CREATE`), with the `MINIMM_VM_*` flags and the highest zone
+    /// it was made with (a resize makes the new one alike).
+    Area(Area, u32, usize),
+}
+
+impl Backing {
+    /// Number of pages.
+    pub(crate) fn pages(&self) -> usize {
+        match self {
+            Self::Block(b) => b.pages(),
+            Self::Area(a, ..) => a.nr_pages(),
+        }
+    }
+
+    /// The `i`-th page.
+    fn page(&self, i: usize) -> Option<BorrowedPage<'_>> {
+        match self {
+            Self::Block(b) => b.page(i),
+            Self::Area(a, ..) => a.page(i),
+        }
+    }
+
+    /// Fills the buffer with the pattern of `seed`: a block page by page, an area through
+    /// its kernel mapping (the same words at the same offsets either way).
+    ///
+    /// # Safety
+    ///
+    /// The contents are the caller's to change and the kernel touches them nowhere else
+    /// meanwhile (see [`PoolBlock::fill`]).
+    unsafe fn fill(&self, seed: u64) -> Result {
+        match self {
+            // SAFETY: By the caller's obligation.
+            Self::Block(b) => unsafe { b.fill(seed) },
+            Self::Area(a, ..) => {
+                let word = |k: usize| {
+                    u64::from_ne_bytes(crate::pattern::word(seed, k as u64).to_le_bytes())
+                };
+                // SAFETY: By the caller's obligation.
+                unsafe { a.write_words(word) };
+                Ok(())
+            }
+        }
+    }
+
+    /// The 64-bit FNV-1a checksum of the buffer's bytes (an area's through its kernel
+    /// mapping).
+    ///
+    /// # Safety
+    ///
+    /// As for [`PoolBlock::checksum`].
+    unsafe fn checksum(&self) -> Result<u64> {
+        match self {
+            // SAFETY: By the caller's obligation.
+            Self::Block(b) => unsafe { b.checksum() },
+            Self::Area(a, ..) => {
+                let mut h = crate::pattern::Fnv1a::new();
+                // SAFETY: By the caller's obligation.
+                unsafe { a.read_words(|w| h.update(&w.to_ne_bytes())) };
+                Ok(h.finish())
+            }
+        }
+    }
+}
+
+/// A buffer: a [`PoolBlock`] or an [`Area`] owned by an open file and named by a handle
+/// there, with the file's quota charge for it and its range of the offset space. Its table
+/// entry and each user mapping of it hold a reference.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Buffer {
-    block: PoolBlock,
+    pub(super) backing: Backing,
     /// The owning file's charged bytes; dropping the block uncharges its pages, whenever the last
     /// mapping goes, so freed-but-mapped blocks still count against the file's quota.
     charge: Arc<Atomic<usize>>,
     /// The first page of the buffer's range of the mmap offset space.
-    pgoff: u64,
+    pub(super) pgoff: u64,
     /// Where the buffer's owner record lives (removed when the buffer goes).
     registry: Arc<Registry>,
-    /// Held while the kernel reads or writes the block's contents (`BLOCK_DATA`), so that two
-    /// such accesses never race with each other. User space may still write through a
-    /// mapping meanwhile; `PoolBlock::checksum` and `PoolBlock::fill` are written for that.
+    /// Held while the kernel reads or writes the block's contents (`BLOCK_DATA`, and a
+    /// resize's copy), so that two such accesses never race with each other. User space may
+    /// still write through a mapping meanwhile; `PoolBlock::checksum` and `PoolBlock::fill`
+    /// are written for that. `true` once a resize copied the buffer and put another in its
+    /// place under its handle: a command that finds it so looks the handle up again.
     #[pin]
-    data: Mutex<()>,
+    pub(super) data: Mutex<bool>,
 }
 
 #[pinned_drop]
@@ -84,7 +156,7 @@ impl PinnedDrop for Buffer {
     fn drop(self: Pin<&mut Self>) {
         self.registry.remove(self.pgoff);
         self.charge
-            .fetch_sub(self.block.pages() * PAGE_SIZE, Relaxed);
+            .fetch_sub(self.backing.pages() * PAGE_SIZE, Relaxed);
     }
 }
 
@@ -108,7 +180,7 @@ impl Table {
 }
 
 /// The nodes one buffer takes in the tables, allocated before any lock is taken.
-struct Nodes {
+pub(super) struct Nodes {
     handle: RBTreeNodeReservation<u64, Arc<Buffer>>,
     pgoff: RBTreeNodeReservation<u64, u64>,
     owner: RBTreeNodeReservation<u64, OwnerRecord>,
@@ -116,7 +188,7 @@ struct Nodes {
 
 impl Nodes {
     /// Errors: `ENOMEM`, also when fault injection fails `handle_insert`.
-    fn new() -> Result<Self> {
+    pub(super) fn new() -> Result<Self> {
         if fail::should_fail(Point::HandleInsert) {
             return Err(ENOMEM);
         }
@@ -128,9 +200,43 @@ impl Nodes {
     }
 }
 
+/// Linux's reserves for a request with the `ATOMIC` and `NOWAIT` flags: `__GFP_HIGH` alone,
+/// or with "cannot block" as `GFP_ATOMIC`.
+pub(super) fn reserve(atomic: bool, nowait: bool) -> Reserve {
+    match (atomic, nowait) {
+        (false, _) => Reserve::Normal,
+        (true, false) => Reserve::High,
+        (true, true) => Reserve::Atomic,
+    }
+}
+
 impl Client {
-    fn lookup(&self, handle: u64) -> Option<Arc<Buffer>> {
+    pub(super) fn lookup(&self, handle: u64) -> Option<Arc<Buffer>> {
         self.table.lock().by_handle.get(&handle).cloned()
+    }
+
+    /// Runs `f` on the buffer `handle` names with its `data` lock held (`f` gets the buffer
+    /// and the lock's flag, `true` once retired); a buffer a resize retired meanwhile is
+    /// looked up again (its successor is under the handle by then).
+    ///
+    /// Errors: `EINVAL` (no such handle), `EAGAIN` (retired again and again by resizes), or
+    /// `f`'s.
+    pub(super) fn with_data<R>(
+        &self,
+        handle: u64,
+        f: impl FnOnce(&Arc<Buffer>, &mut bool) -> Result<R>,
+    ) -> Result<R> {
+        let mut f = Some(f);
+        for _ in 0..8 {
+            let buf = self.lookup(handle).ok_or(EINVAL)?;
+            let mut retired = buf.data.lock();
+            if *retired {
+                continue;
+            }
+            let f = f.take().ok_or(EINVAL)?;
+            return f(&buf, &mut retired);
+        }
+        Err(EAGAIN)
     }
 
     /// The buffer of this file whose offset range starts at `pgoff`.
@@ -151,15 +257,10 @@ impl Client {
         {
             return Err(EINVAL);
         }
-        // Linux's reserves: __GFP_HIGH alone, or with "cannot block" as GFP_ATOMIC.
-        let class = match (
+        let class = reserve(
             req.flags & alloc_flags::ATOMIC != 0,
             req.flags & alloc_flags::NOWAIT != 0,
-        ) {
-            (false, _) => Reserve::Normal,
-            (true, false) => Reserve::High,
-            (true, true) => Reserve::Atomic,
-        };
+        );
         // Fail on an unwritable struct before anything changes.
         write_prefix(arg, &req, len)?;
         // Everything the tables need, before anything is taken.
@@ -192,23 +293,65 @@ impl Client {
             }
         };
         let zone = block.zone();
-        // Once the `Buffer` exists, the charge is its own and is released when it drops; until
-        // then (a failure to allocate it drops the block) it is ours to give back.
-        let buf = Arc::pin_init(
+        let buf = self.new_buffer(Backing::Block(block), pgoff, bytes)?;
+        let order = req.order;
+        let flags = req.flags;
+        self.enter(
+            nodes,
+            buf,
+            |handle| {
+                req.handle = handle;
+                req.mmap_offset = pgoff << PAGE_SHIFT;
+                req.zone_out = zone as u32;
+                req.size = u32::try_from(len).unwrap_or(u32::MAX);
+                write_prefix(arg, &req, len)
+            },
+            |id, handle| {
+                Some(OwnerRecord::new_by_current(
+                    id, handle, order, zone, pfn, flags,
+                ))
+            },
+        )
+    }
+
+    /// A buffer of `backing`, at `pgoff` of the offset space, whose `bytes` are charged to the
+    /// file already: once the buffer exists the charge is its own and is released when it
+    /// drops; a failure to make it (the backing then drops) gives the charge back here.
+    pub(super) fn new_buffer(
+        &self,
+        backing: Backing,
+        pgoff: u64,
+        bytes: usize,
+    ) -> Result<Arc<Buffer>> {
+        // In the host's memory, not the pool's: a buffer's bookkeeping must not take pages
+        // from the zones whose counters its pages move (see README, "records").
+        Arc::pin_init(
             try_pin_init!(Buffer {
-                block,
+                backing,
                 charge: self.charge.clone(),
                 pgoff,
                 registry: self.shared.registry.clone(),
-                data <- new_mutex!((), "minimm_block_data"),
+                data <- new_mutex!(false, "minimm_block_data"),
             }),
             GFP_KERNEL,
         )
         .inspect_err(|_| {
             self.charge.fetch_sub(bytes, Relaxed);
-        })?;
-        // Number the buffer, but enter it only once the caller has its handle: until then no
-        // other thread can reach it (map, fill or free it), so an undo is exact.
+        })
+    }
+
+    /// Numbers `buf` and enters it in the tables, once `report(handle)` told the caller its
+    /// handle (writing the command's struct back): until then no other thread can reach it
+    /// (map, fill or free it), so the undo of a failed report is exact (the buffer drops).
+    /// `owner` makes its record for `page_owner`, if it has one.
+    pub(super) fn enter(
+        &self,
+        nodes: Nodes,
+        buf: Arc<Buffer>,
+        report: impl FnOnce(u64) -> Result,
+        owner: impl FnOnce(u32, u64) -> Option<OwnerRecord>,
+    ) -> Result {
+        let pgoff = buf.pgoff;
         let handle = {
             let mut table = self.table.lock();
             let handle = table.next_handle;
@@ -218,11 +361,7 @@ impl Client {
             table.next_handle += 1;
             handle
         };
-        req.handle = handle;
-        req.mmap_offset = pgoff << PAGE_SHIFT;
-        req.zone_out = zone as u32;
-        req.size = u32::try_from(len).unwrap_or(u32::MAX);
-        if let Err(e) = write_prefix(arg, &req, len) {
+        if let Err(e) = report(handle) {
             // The struct was writable a moment ago (another thread changed the mapping): the
             // caller never learns the handle, so undo, and take the handle number back unless
             // a later allocation took the next one meanwhile.
@@ -234,10 +373,11 @@ impl Client {
             drop(buf);
             return Err(e);
         }
-        let owner = OwnerRecord::new_by_current(self.id, handle, req.order, zone, pfn, req.flags);
-        self.shared
-            .registry
-            .insert(nodes.owner.into_node(pgoff, owner));
+        if let Some(record) = owner(self.id, handle) {
+            self.shared
+                .registry
+                .insert(nodes.owner.into_node(pgoff, record));
+        }
         // The nodes were allocated above: entering the buffer cannot fail.
         let mut table = self.table.lock();
         table.by_pgoff.insert(nodes.pgoff.into_node(pgoff, handle));
@@ -245,10 +385,50 @@ impl Client {
         Ok(())
     }
 
-    /// Removes `handle` from the table; the block goes back when its last mapping goes.
-    fn take(&self, handle: u64) -> Result<Arc<Buffer>> {
+    /// Puts `new` in the place of `old` under `handle` (a resized area: same handle, new
+    /// offsets), if `handle` still names `old`; returns `old`'s table reference. `node` is
+    /// `new`'s node of the offset table, reserved before.
+    ///
+    /// Errors: `EINVAL` (the handle was freed or replaced meanwhile), nothing changed.
+    pub(super) fn replace(
+        &self,
+        handle: u64,
+        old: &Arc<Buffer>,
+        new: Arc<Buffer>,
+        node: RBTreeNodeReservation<u64, u64>,
+    ) -> Result<Arc<Buffer>> {
+        let (new_pgoff, old_pgoff) = (new.pgoff, old.pgoff);
         let mut table = self.table.lock();
-        let pgoff = table.by_handle.get(&handle).ok_or(EINVAL)?.pgoff;
+        let slot = table.by_handle.get_mut(&handle).ok_or(EINVAL)?;
+        if !Arc::ptr_eq(slot, old) {
+            return Err(EINVAL);
+        }
+        let taken = core::mem::replace(slot, new);
+        let stale = table.by_pgoff.remove_node(&old_pgoff);
+        table.by_pgoff.insert(node.into_node(new_pgoff, handle));
+        drop(table);
+        // Freed outside the lock.
+        drop(stale);
+        Ok(taken)
+    }
+
+    /// Removes `handle` from the table; the block goes back when its last mapping goes.
+    pub(super) fn take(&self, handle: u64) -> Result<Arc<Buffer>> {
+        self.take_if(handle, |_| true)
+    }
+
+    /// [`Client::take`] of a buffer that `want` accepts (`EINVAL`, nothing changed, if not).
+    pub(super) fn take_if(
+        &self,
+        handle: u64,
+        want: impl Fn(&Buffer) -> bool,
+    ) -> Result<Arc<Buffer>> {
+        let mut table = self.table.lock();
+        let buf = table.by_handle.get(&handle).ok_or(EINVAL)?;
+        if !want(buf) {
+            return Err(EINVAL);
+        }
+        let pgoff = buf.pgoff;
         let node = table.by_handle.remove_node(&handle).ok_or(EINVAL)?;
         let pgoff_node = table.by_pgoff.remove_node(&pgoff);
         drop(table);
@@ -275,19 +455,22 @@ impl Client {
         if req.op != uapi::BLOCK_CHECKSUM && req.op != uapi::BLOCK_FILL {
             return Err(EINVAL);
         }
-        let buf = self.lookup(req.handle).ok_or(EINVAL)?;
-        // Fail on an unwritable struct before the block is touched.
+        // An unknown handle first, then an unwritable struct, before the block is touched.
+        self.lookup(req.handle).ok_or(EINVAL)?;
         write_prefix(arg, &req, len)?;
-        {
-            let _data = buf.data.lock();
-            if req.op == uapi::BLOCK_FILL {
+        let fill = req.op == uapi::BLOCK_FILL;
+        let result = self.with_data(req.handle, |buf, _| {
+            if fill {
                 // SAFETY: The block is this file's, and the kernel touches its contents only
-                // here and in `checksum`, both under `data`, held.
-                unsafe { buf.block.fill(req.seed)? };
+                // here, in `checksum` and in a resize's copy, all under `data`, held.
+                unsafe { buf.backing.fill(req.seed) }.map(|()| 0)
             } else {
                 // SAFETY: As above.
-                req.result = unsafe { buf.block.checksum()? };
+                unsafe { buf.backing.checksum() }
             }
+        })?;
+        if !fill {
+            req.result = result;
         }
         req.size = u32::try_from(len).map_err(|_| EINVAL)?;
         write_prefix(arg, &req, len)
@@ -304,8 +487,12 @@ impl Client {
         let len = vma.end().checked_sub(vma.start()).ok_or(EINVAL)?;
         // VM_MAYSHARE, not VM_SHARED: the kernel clears VM_SHARED for a shared mapping of a
         // file opened read-only, which is still a shared mapping.
-        if len != buf.block.pages() * PAGE_SIZE || vma.flags() & vm_flags::MAYSHARE == 0 {
+        if len != buf.backing.pages() * PAGE_SIZE || vma.flags() & vm_flags::MAYSHARE == 0 {
             return Err(EINVAL);
+        }
+        if let Backing::Area(area, ..) = &buf.backing {
+            // Its pages may be pinned through this mapping from now on.
+            area.note_user_mapping();
         }
         vma.set_dontexpand();
         vma.set_dontcopy();
@@ -383,7 +570,7 @@ unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
     };
     // SAFETY: The VMA holds a reference to its buffer in `vm_private_data` (see `vma_open`)
     // until `vma_close`, which cannot run during a fault on it.
-    let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*raw).vm_private_data.cast::<Buffer>()) };
+    let buf = unsafe { &*(*raw).vm_private_data.cast::<Buffer>() };
     // SAFETY: The VMA is read-locked: its offset is stable.
     let vma_pgoff = unsafe { (*raw).vm_pgoff } as u64;
     // The VMA maps pages `first..first + pages` of the buffer (a split or moved piece may start
@@ -404,7 +591,7 @@ unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
     let insert = |i: usize| -> Result {
         let page = first
             .checked_add(i)
-            .and_then(|k| buf.block.page(k))
+            .and_then(|k| buf.backing.page(k))
             .ok_or(EFAULT)?;
         match map.vm_insert_page(vma.start() + i * PAGE_SIZE, &page) {
             // Mapped already: by a racing fault, or left by a partial zap.
@@ -424,9 +611,64 @@ unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
         Err(_) => return SIGBUS,
     }
     // The rest of the VMA, so that touching the mapping costs one fault: a page that cannot
-    // be inserted now is left to a fault of its own.
+    // be inserted now is left to a fault of its own. An area's pages go in batches (one
+    // page-table lock per batch), from its array of struct pages.
+    if let Backing::Area(area, ..) = &buf.backing {
+        if first
+            .checked_add(pages)
+            .is_some_and(|end| end <= area.nr_pages())
+        {
+            // SAFETY: The VMA is read-locked, ours (set up by `mmap_buffer`) and covers
+            // `pages` pages from `vma.start()`; the area's pages `first..first + pages` exist
+            // (checked) and stay while the VMA holds the buffer.
+            unsafe {
+                insert_batched(raw, vma.start(), area, first, 0..at);
+                insert_batched(raw, vma.start(), area, first, at + 1..pages);
+            }
+            return bindings::vm_fault_reason_VM_FAULT_NOPAGE;
+        }
+    }
     for i in (0..pages).filter(|&i| i != at) {
         let _ = insert(i);
     }
     bindings::vm_fault_reason_VM_FAULT_NOPAGE
+}
+
+/// Inserts pages `range` of a VMA (starting at `start`) that maps an area from its page
+/// `first`, with `vm_insert_pages`; a page mapped already (after a partial zap) is skipped,
+/// and on any other failure (no memory for a page table) the rest is left to later faults.
+///
+/// # Safety
+///
+/// `vma` is read-locked, set up by [`Client::mmap_buffer`], starts at `start` and covers
+/// `range`; `area` has the pages `first + range.end` needs.
+unsafe fn insert_batched(
+    vma: *mut bindings::vm_area_struct,
+    start: usize,
+    area: &Area,
+    first: usize,
+    range: core::ops::Range<usize>,
+) {
+    let mut lo = range.start;
+    while lo < range.end {
+        let mut num: kernel::ffi::c_ulong = range.end - lo;
+        // SAFETY: The caller's obligations: `lo..range.end` is inside the VMA and the area
+        // has those pages (`first + lo ..`); `vm_insert_pages` only reads the array and takes
+        // its own reference to each page it maps.
+        let ret = unsafe {
+            bindings::vm_insert_pages(
+                vma,
+                start + lo * PAGE_SIZE,
+                area.page_array().add(first + lo).cast_mut(),
+                &mut num,
+            )
+        };
+        if ret == 0 || ret != -(bindings::EBUSY as i32) {
+            // Done, or out of memory for a page table: the rest is left to later faults.
+            return;
+        }
+        // `num` pages were not inserted, the first of them mapped already: skip it.
+        let done = (range.end - lo).saturating_sub(num);
+        lo += done + 1;
+    }
 }

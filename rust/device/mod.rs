@@ -36,6 +36,7 @@
 pub(crate) mod blocks;
 pub(crate) mod registry;
 pub(crate) mod slab;
+mod vmalloc;
 
 use core::mem::size_of;
 
@@ -77,13 +78,20 @@ uapi_bytes!(
     uapi::SlabFree,
     uapi::SlabBulk,
     uapi::SlabData,
-    uapi::SlabStats
+    uapi::SlabStats,
+    uapi::VmCreate,
+    uapi::VmInfo,
+    uapi::VmResize
 );
 
 // The pure mirror encodes ioctl numbers itself; check it against the kernel's own macros.
 const _: () = {
     use kernel::ioctl::{_IOW, _IOWR};
     assert!(uapi::IOC_GET_INFO == _IOWR::<uapi::Info>(uapi::IOC_MAGIC, 0x00));
+    assert!(uapi::IOC_VM_CREATE == _IOWR::<uapi::VmCreate>(uapi::IOC_MAGIC, 0x20));
+    assert!(uapi::IOC_VM_FREE == _IOW::<uapi::Free>(uapi::IOC_MAGIC, 0x21));
+    assert!(uapi::IOC_VM_INFO == _IOWR::<uapi::VmInfo>(uapi::IOC_MAGIC, 0x23));
+    assert!(uapi::IOC_VM_RESIZE == _IOWR::<uapi::VmResize>(uapi::IOC_MAGIC, 0x22));
     assert!(uapi::IOC_ALLOC == _IOWR::<uapi::Alloc>(uapi::IOC_MAGIC, 0x01));
     assert!(uapi::IOC_FREE == _IOW::<uapi::Free>(uapi::IOC_MAGIC, 0x02));
     assert!(uapi::IOC_BLOCK_DATA == _IOWR::<uapi::BlockData>(uapi::IOC_MAGIC, 0x03));
@@ -159,6 +167,10 @@ impl MiscDevice for Client {
             uapi::IOC_SLAB_DATA => me.slab_data(arg),
             uapi::IOC_SLAB_SHRINK => me.slab_shrink(arg),
             uapi::IOC_SLAB_STATS => me.slab_stats(arg),
+            uapi::IOC_VM_CREATE => me.vm_create(arg),
+            uapi::IOC_VM_FREE => me.vm_free(arg),
+            uapi::IOC_VM_RESIZE => me.vm_resize(arg),
+            uapi::IOC_VM_INFO => me.vm_info(arg),
             _ => Err(ENOTTY),
         }
         .map(|()| 0)

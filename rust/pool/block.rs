@@ -29,6 +29,11 @@ impl RawBlock {
     pub(crate) fn zone(&self) -> usize {
         self.zone
     }
+
+    /// The block's order.
+    pub(crate) fn order(&self) -> u32 {
+        self.order
+    }
 }
 
 /// A [`RawBlock`] that keeps the pool alive and gives the block back when dropped (or holds it,

@@ -228,6 +228,40 @@ impl Pool {
         })
     }
 
+    /// Gives back every block of `blocks` (emptying their slots) as dropping a [`PoolBlock`]
+    /// of each would, in bulk: a block with a page still referenced from outside minimm (a
+    /// `get_user_pages` pin taken through a user mapping) is held, the rest go back through
+    /// [`Pool::free_bulk`]. `checked`: whether the blocks may have been mapped to user space
+    /// at all; if not, none can be referenced and none is looked at.
+    ///
+    /// Context: as for [`Pool::alloc_raw`]; never sleeps.
+    pub(crate) fn give_back(self: &Arc<Self>, blocks: &mut [Option<RawBlock>], checked: bool) {
+        if checked {
+            let mut held = false;
+            for slot in blocks.iter_mut() {
+                let Some(b) = slot else { continue };
+                let Some(zone) = self.zone(b.zone) else {
+                    continue;
+                };
+                if zone.referenced(b.index, b.order) {
+                    zone.hold(b.index);
+                    *slot = None;
+                    held = true;
+                }
+            }
+            if held {
+                self.schedule_reaper();
+            }
+        }
+        self.free_bulk(blocks);
+    }
+
+    /// The struct page of the first page of `block` (the rest follow it: a block's pages are
+    /// physically contiguous, and x86_64's `vmemmap` is one array).
+    pub(crate) fn first_page(&self, block: &RawBlock) -> Option<*mut kernel::bindings::page> {
+        Some(self.zone(block.zone)?.page(block.index)?.as_ptr())
+    }
+
     /// Allocates a block of 2^`order` pages from `highest` or a lower zone; the caller gives it
     /// back with [`Pool::free_raw`]. The in-kernel API, without reference counting.
     ///

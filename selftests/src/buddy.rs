@@ -898,6 +898,9 @@ pub fn bench_reports_every_row() -> TestResult {
         "kmalloc256",
         "kmalloc1024",
         "slabbulk16",
+        "vm16k",
+        "vm1m",
+        "vm4m",
     ] {
         let line = text
             .lines()

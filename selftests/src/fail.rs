@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Every failure point, as debugfs names them.
-const POINTS: [&str; 8] = [
+const POINTS: [&str; 11] = [
     "host_borrow",
     "zone_alloc",
     "pcp_refill",
@@ -32,13 +32,16 @@ const POINTS: [&str; 8] = [
     "slab_grow",
     "slab_array_refill",
     "slab_create",
+    "vm_page",
+    "vm_map",
+    "vm_record",
 ];
 
 /// Every knob of a point.
 const KNOBS: [&str; 5] = ["probability", "interval", "times", "verbose", "nth"];
 
 /// Longest walk: a command passes no point more often than this.
-const MAX_NTH: i64 = 64;
+const MAX_NTH: i64 = 80;
 
 fn knob_path(point: &str, knob: &str) -> String {
     format!("{DEBUGFS}/fail/{point}/{knob}")
@@ -142,6 +145,8 @@ enum Command {
     SlabAlloc,
     /// SLAB_CREATE of a cache, then SLAB_DESTROY.
     SlabCreate,
+    /// VM_CREATE of a 70-page area from NORMAL (two batches of pages), then VM_FREE.
+    VmCreate,
 }
 
 /// A cache name of this walk's.
@@ -175,7 +180,7 @@ fn run_once(
             *next_handle += 1;
             Some(a)
         }
-        Command::Alloc(_) | Command::SlabCreate => None,
+        Command::Alloc(_) | Command::SlabCreate | Command::VmCreate => None,
         Command::SlabAlloc => None,
     };
     let cache = match cmd {
@@ -190,6 +195,7 @@ fn run_once(
     let buddy_before = debugfs("buddyinfo").map_err(|err| format!("buddyinfo: {err}"))?;
     let maps_before = device_mappings()?;
     let mut slab_done = Vec::new();
+    let mut area = None;
     set(point, "nth", nth)?;
     let (result, mapping) = match (cmd, &block) {
         (Command::Alloc(order), _) => (dev.alloc(order, NORMAL, 0).map(Some), None),
@@ -220,6 +226,13 @@ fn run_once(
             }),
             None,
         ),
+        (Command::VmCreate, _) => (
+            dev.vm_create(70 * page_size() as u64, NORMAL, 0).map(|a| {
+                area = Some(a.handle);
+                None
+            }),
+            None,
+        ),
     };
     let left = get(point, "nth")?;
     set(point, "nth", 0)?;
@@ -231,15 +244,21 @@ fn run_once(
                 err.raw_os_error() == Some(libc::ENOMEM),
                 "{what}: {err}, not ENOMEM"
             );
-            // Pages a command took before it failed (a record's slab) went back through the
-            // per-CPU lists: drained, the zones are as they were, and the event counters
-            // count the pages taken and given back.
-            let gives_back = matches!(cmd, Command::SlabAlloc);
+            // Pages a command took before it failed (an area's, a record's slab) went back
+            // through the per-CPU lists: drained, the zones are as they were, and the event
+            // counters count the pages taken and given back.
+            let gives_back = matches!(cmd, Command::VmCreate | Command::SlabAlloc);
             if gives_back {
                 drain()?;
             }
             let mut after = State::now(dev)?;
             let mut before = before;
+            // A failed area is counted as one, once it got as far as the mapper.
+            if matches!(cmd, Command::VmCreate) && point != "handle_insert" {
+                if let Some((_, n)) = before.vmstat.iter_mut().find(|(k, _)| k == "vmalloc_fail") {
+                    *n += 1;
+                }
+            }
             if gives_back {
                 let event =
                     |k: &str| k.starts_with("pgalloc_") || k == "pgfree" || k == "zone_fallback";
@@ -272,6 +291,16 @@ fn run_once(
         *next_handle += 1;
         dev.free(a.handle)
             .map_err(|err| format!("{what}: FREE: {err}"))?;
+    }
+    if let Some(h) = area {
+        check!(
+            h == *next_handle,
+            "{what}: area handle {h} where {} was next",
+            next_handle
+        );
+        *next_handle += 1;
+        dev.vm_free(h)
+            .map_err(|err| format!("{what}: VM_FREE: {err}"))?;
     }
     for done in slab_done {
         match done {
@@ -314,7 +343,7 @@ pub fn nth_walks_every_point() -> TestResult {
     let probe = dev.alloc(0, NORMAL, 0).map_err(e)?;
     dev.free(probe.handle).map_err(e)?;
     let mut next_handle = probe.handle + 1;
-    let cases: [(Command, &[&str]); 5] = [
+    let cases: [(Command, &[&str]); 6] = [
         (
             Command::Alloc(0),
             &["zone_alloc", "pcp_refill", "handle_insert"],
@@ -332,6 +361,16 @@ pub fn nth_walks_every_point() -> TestResult {
             ],
         ),
         (Command::SlabCreate, &["slab_create"]),
+        (
+            Command::VmCreate,
+            &[
+                "vm_page",
+                "vm_map",
+                "vm_record",
+                "zone_alloc",
+                "handle_insert",
+            ],
+        ),
     ];
     let mut wrong = Vec::new();
     for (cmd, points) in cases {

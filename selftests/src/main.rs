@@ -19,6 +19,7 @@ mod mapping;
 mod owner;
 mod slab;
 mod unload;
+mod vmalloc;
 
 use std::{io, mem::size_of, os::unix::fs::PermissionsExt};
 
@@ -590,6 +591,42 @@ const TESTS: &[Test] = &[
     Test {
         name: "slab_struct_sizes",
         run: slab::struct_sizes,
+    },
+    Test {
+        name: "vm_errnos",
+        run: vmalloc::errnos,
+    },
+    Test {
+        name: "vm_sizes",
+        run: vmalloc::sizes,
+    },
+    Test {
+        name: "vm_scattered_and_too_large",
+        run: vmalloc::scattered_and_too_large,
+    },
+    Test {
+        name: "vm_create_free_loop",
+        run: vmalloc::create_free_loop,
+    },
+    Test {
+        name: "vm_data_both_ways",
+        run: vmalloc::data_both_ways,
+    },
+    Test {
+        name: "vm_free_close_fork_while_mapped",
+        run: vmalloc::free_close_fork_while_mapped,
+    },
+    Test {
+        name: "vm_concurrent",
+        run: vmalloc::concurrent,
+    },
+    Test {
+        name: "vm_resize",
+        run: vmalloc::resize,
+    },
+    Test {
+        name: "vm_vmallocinfo_and_page_owner",
+        run: vmalloc::vmallocinfo_and_page_owner,
     },
     // Last: these unload and reload the module.
     Test {

@@ -1539,7 +1539,9 @@ pub fn close_frees_everything() -> TestResult {
 }
 
 /// The module's own records come from its own caches: `minimm_slab_object` counts the live
-/// object handles, generic and bulk ones included, in slabinfo without per-CPU arrays. A block's buffer is no record of the pool's: the block takes exactly its
+/// object handles, generic and bulk ones included, and `minimm_vm_area` the live areas (one
+/// freed while mapped keeps its record until the munmap); both are in slabinfo without
+/// per-CPU arrays. A block's buffer is no record of the pool's: the block takes exactly its
 /// pages from its zone. Closing the file gives every record back, and with the records the
 /// pages of their slabs.
 pub fn records_in_own_caches() -> TestResult {
@@ -1547,8 +1549,10 @@ pub fn records_in_own_caches() -> TestResult {
     let line = |name: &str| -> Result<SlabinfoLine, String> {
         slabinfo_line(name)?.ok_or(format!("no {name} in slabinfo"))
     };
-    let objects0 = line("minimm_slab_object")?;
-    check_eq!((objects0.limit, objects0.batchcount), (0, 0));
+    let (objects0, areas0) = (line("minimm_slab_object")?, line("minimm_vm_area")?);
+    for l in [&objects0, &areas0] {
+        check_eq!((l.limit, l.batchcount), (0, 0));
+    }
     check!(
         slabinfo_line("minimm_buffer")?.is_none(),
         "block buffers are not pool records"
@@ -1576,15 +1580,34 @@ pub fn records_in_own_caches() -> TestResult {
     free(&f, generic[0])?;
     bulk_free_all(&f, cache, &objs[..8])?;
     check_eq!(active("minimm_slab_object")?, objects0.active_objs + 12);
+    let areas: Vec<_> = (0..3)
+        .map(|_| f.vm_create(2 * PAGE, NORMAL, 0))
+        .collect::<Result<_, _>>()
+        .map_err(e)?;
+    check_eq!(active("minimm_vm_area")?, areas0.active_objs + 3);
+    // An area freed while mapped keeps its record until the munmap.
+    let mut m = f.map(areas[0].mmap_offset, 2 * PAGE as usize).map_err(e)?;
+    m.bytes_mut()[0] = 0x5a;
+    f.vm_free(areas[0].handle).map_err(e)?;
+    check_eq!(active("minimm_vm_area")?, areas0.active_objs + 3);
+    drop(m);
+    check_eq!(active("minimm_vm_area")?, areas0.active_objs + 2);
     drop(f);
     // (The pool's pages are not compared: the generic cache keeps its slab.)
     let back = within(5, || {
-        Ok(active("minimm_slab_object")? == objects0.active_objs)
+        Ok(active("minimm_slab_object")? == objects0.active_objs
+            && active("minimm_vm_area")? == areas0.active_objs)
     })?;
-    check!(back, "after close: {:?}", line("minimm_slab_object")?);
+    check!(
+        back,
+        "after close: {:?} {:?}",
+        line("minimm_slab_object")?,
+        line("minimm_vm_area")?
+    );
     // No records left of any file: no slab left either.
-    if objects0.active_objs == 0 {
+    if objects0.active_objs == 0 && areas0.active_objs == 0 {
         check_eq!(line("minimm_slab_object")?.num_slabs, 0);
+        check_eq!(line("minimm_vm_area")?.num_slabs, 0);
     }
     pass()
 }

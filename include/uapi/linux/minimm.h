@@ -486,6 +486,118 @@ struct minimm_slab_stats {
 };
 #define MINIMM_SLAB_STATS_SIZE_VER0	184
 
+/*
+ * vmalloc-like areas (MINIMM_FEAT_VMALLOC). An area is memory contiguous in the kernel's
+ * virtual addresses only, as Linux's vmalloc gives: pages from the pool wherever they are
+ * (order-0 pages by default, in batches; with MINIMM_VM_LARGE the largest blocks the zones
+ * have first), taken from the highest zone the request allows and falling back zone by zone
+ * under the watermark rules, then mapped contiguously in the kernel with a guard page after
+ * them. An area is a buffer of the file, like a block: its handle comes from the same
+ * numbering as MINIMM_IOC_ALLOC's, MINIMM_IOC_FREE and MINIMM_IOC_VM_FREE free it,
+ * MINIMM_IOC_BLOCK_DATA checksums and fills it (through the kernel's contiguous mapping), and
+ * mmap(2) of its mmap_offset maps it under the block rules (below). Its pages count against
+ * the file's quota. An area is always zeroed before user space can see it.
+ */
+#define MINIMM_VM_ZERO		(1U << 0)	/* accepted; areas are always zeroed */
+#define MINIMM_VM_ATOMIC	(1U << 1)	/* the reserves of MINIMM_ALLOC_ATOMIC */
+#define MINIMM_VM_NOWAIT	(1U << 2)	/* as MINIMM_ALLOC_NOWAIT */
+#define MINIMM_VM_LARGE		(1U << 3)	/* largest blocks first, fewer runs */
+#define MINIMM_VM_VALID		((1U << 4) - 1)
+
+/* The largest area, in bytes (4 GiB). */
+#define MINIMM_VM_MAX_BYTES	(1ULL << 32)
+
+/**
+ * struct minimm_vm_create - MINIMM_IOC_VM_CREATE: create an area
+ * @size:        sizeof(struct minimm_vm_create), at least MINIMM_VM_CREATE_SIZE_VER0;
+ *               out: bytes written
+ * @zone:        the highest zone the pages may come from (MINIMM_ZONE_*; NORMAL is the
+ *               usual choice, as vmalloc prefers the highest zone)
+ * @bytes:       1..MINIMM_VM_MAX_BYTES, rounded up to whole pages
+ * @flags:       MINIMM_VM_*
+ * @__pad:       zero
+ * @handle:      out: the area's handle
+ * @mmap_offset: out: the offset to mmap the whole area at
+ * @pages:       out: pages in the area
+ *
+ * Errors: EINVAL (bytes 0 or above MINIMM_VM_MAX_BYTES, unknown zone or flags, padding),
+ * ENOMEM (the zones cannot give every page, or the kernel has no mapping for them: every
+ * page already taken goes back, nothing is left), EDQUOT (beyond the file's quota), ENOSPC
+ * (the file's handles or the module's offset space used up), EBADF (file not open for
+ * writing), EFAULT.
+ */
+struct minimm_vm_create {
+	__u32 size;
+	__u32 zone;
+	__u64 bytes;
+	__u32 flags;
+	__u32 __pad;
+	__u64 handle;
+	__u64 mmap_offset;
+	__u64 pages;
+};
+#define MINIMM_VM_CREATE_SIZE_VER0	48
+
+/**
+ * struct minimm_vm_info - MINIMM_IOC_VM_INFO: what an area is made of
+ * @size:        sizeof(struct minimm_vm_info), at least MINIMM_VM_INFO_SIZE_VER0;
+ *               out: bytes written
+ * @flags:       out: the MINIMM_VM_* flags it was created with
+ * @handle:      in: the area
+ * @bytes:       out: pages times the page size
+ * @pages:       out: pages in the area
+ * @zone_pages:  out: its pages per zone
+ * @runs:        out: physically contiguous runs its pages lie in, in mapping order (1 for
+ *               an area that happens to be contiguous; up to @pages when scattered)
+ * @mmap_offset: out: the offset to mmap it at
+ *
+ * Errors: EINVAL (not an area of this file: a block's handle too), EBADF, EFAULT.
+ */
+struct minimm_vm_info {
+	__u32 size;
+	__u32 flags;
+	__u64 handle;
+	__u64 bytes;
+	__u64 pages;
+	__u64 zone_pages[MINIMM_NR_ZONES];
+	__u64 runs;
+	__u64 mmap_offset;
+};
+#define MINIMM_VM_INFO_SIZE_VER0	72
+
+/**
+ * struct minimm_vm_resize - MINIMM_IOC_VM_RESIZE: grow or shrink an area (as vrealloc)
+ * @size:        sizeof(struct minimm_vm_resize), at least MINIMM_VM_RESIZE_SIZE_VER0;
+ *               out: bytes written
+ * @__pad:       zero
+ * @handle:      in: the area (its handle stays the same)
+ * @bytes:       in: the new size, 1..MINIMM_VM_MAX_BYTES, rounded up to whole pages
+ * @mmap_offset: out: the area's new mmap offset
+ * @pages:       out: its pages now
+ *
+ * The area keeps its first min(old, new) bytes; bytes it grows by are zero. It gets new
+ * pages (same zone and flags as at creation) and a new kernel mapping and mmap offset: the
+ * bytes are copied, then the old pages go back to the pool, so shrinking gives the tail
+ * back. A user mapping of the area made before the resize keeps the pages it had (the old
+ * contents, no longer the area's) until it is unmapped; only then do those pages go back.
+ * The new pages count against the quota before the old ones are released. A resize and a
+ * MINIMM_IOC_BLOCK_DATA of the same area are serialised: a fill is never lost between the
+ * copy and the switch. The struct is written back before the switch: should the command
+ * still fail after that (the area freed meanwhile), its fields mean nothing. Errors: EINVAL
+ * (not an area of this file, freed meanwhile, bytes, padding), EDQUOT, ENOMEM (the area as
+ * it was), ENOSPC (the module's offset space used up), EAGAIN (resized by other threads
+ * again and again meanwhile), EBADF, EFAULT.
+ */
+struct minimm_vm_resize {
+	__u32 size;
+	__u32 __pad;
+	__u64 handle;
+	__u64 bytes;
+	__u64 mmap_offset;
+	__u64 pages;
+};
+#define MINIMM_VM_RESIZE_SIZE_VER0	40
+
 #define MINIMM_IOC_MAGIC	0xB9
 
 #define MINIMM_IOC_GET_INFO	_IOWR(MINIMM_IOC_MAGIC, 0x00, struct minimm_info)
@@ -501,9 +613,17 @@ struct minimm_slab_stats {
 #define MINIMM_IOC_SLAB_DATA	_IOW(MINIMM_IOC_MAGIC, 0x15, struct minimm_slab_data)
 #define MINIMM_IOC_SLAB_SHRINK	_IOWR(MINIMM_IOC_MAGIC, 0x16, struct minimm_slab_cache)
 #define MINIMM_IOC_SLAB_STATS	_IOWR(MINIMM_IOC_MAGIC, 0x17, struct minimm_slab_stats)
+#define MINIMM_IOC_VM_CREATE	_IOWR(MINIMM_IOC_MAGIC, 0x20, struct minimm_vm_create)
+#define MINIMM_IOC_VM_FREE	_IOW(MINIMM_IOC_MAGIC, 0x21, struct minimm_free)
+#define MINIMM_IOC_VM_RESIZE	_IOWR(MINIMM_IOC_MAGIC, 0x22, struct minimm_vm_resize)
+#define MINIMM_IOC_VM_INFO	_IOWR(MINIMM_IOC_MAGIC, 0x23, struct minimm_vm_info)
 
 /*
- * mmap(2): map a whole block with the mmap_offset MINIMM_IOC_ALLOC returned (opaque: a
+ * MINIMM_IOC_VM_FREE takes a struct minimm_free naming an area (EINVAL for a block's handle;
+ * MINIMM_IOC_FREE frees either).
+ *
+ * mmap(2): map a whole block or area with the mmap_offset MINIMM_IOC_ALLOC or
+ * MINIMM_IOC_VM_CREATE returned (opaque: a
  * range of offsets unique module-wide, mappable only through the file that owns the block),
  * MAP_SHARED (PROT_READ alone is fine), length exactly the block's size. A wrong length,
  * offset or handle, another file's offset, or MAP_PRIVATE, gives EINVAL. Pages are mapped at

@@ -28,6 +28,9 @@ pub mod slab;
 #[path = "../../uapi.rs"]
 pub mod uapi;
 
+#[path = "../../vm_area.rs"]
+pub mod vm_area;
+
 #[path = "../../zone.rs"]
 pub mod zone;
 
@@ -85,6 +88,11 @@ mod tests {
         assert_eq!(uapi::IOC_SLAB_DATA, sys::MINIMM_IOC_SLAB_DATA);
         assert_eq!(uapi::IOC_SLAB_SHRINK, sys::MINIMM_IOC_SLAB_SHRINK);
         assert_eq!(uapi::IOC_SLAB_STATS, sys::MINIMM_IOC_SLAB_STATS);
+        assert_eq!(uapi::IOC_VM_CREATE, sys::MINIMM_IOC_VM_CREATE);
+        assert_eq!(uapi::IOC_VM_FREE, sys::MINIMM_IOC_VM_FREE);
+        assert_eq!(uapi::IOC_VM_INFO, sys::MINIMM_IOC_VM_INFO);
+        assert_eq!(uapi::IOC_VM_RESIZE, sys::MINIMM_IOC_VM_RESIZE);
+        assert_eq!(uapi::VM_RESIZE_SIZE_VER0, sys::MINIMM_VM_RESIZE_SIZE_VER0);
     }
 
     #[test]
@@ -109,6 +117,14 @@ mod tests {
         assert_eq!(uapi::SLAB_MAX_GENERIC, sys::MINIMM_SLAB_MAX_GENERIC);
         assert_eq!(uapi::SLAB_MAX_CACHES, sys::MINIMM_SLAB_MAX_CACHES as usize);
         assert_eq!(uapi::SLAB_BULK_MAX, sys::MINIMM_SLAB_BULK_MAX);
+        assert_eq!(uapi::vm_flags::ZERO, sys::MINIMM_VM_ZERO);
+        assert_eq!(uapi::vm_flags::ATOMIC, sys::MINIMM_VM_ATOMIC);
+        assert_eq!(uapi::vm_flags::NOWAIT, sys::MINIMM_VM_NOWAIT);
+        assert_eq!(uapi::vm_flags::LARGE, sys::MINIMM_VM_LARGE);
+        assert_eq!(uapi::vm_flags::VALID, sys::MINIMM_VM_VALID);
+        assert_eq!(uapi::VM_MAX_BYTES, sys::MINIMM_VM_MAX_BYTES as u64);
+        assert_eq!(uapi::VM_CREATE_SIZE_VER0, sys::MINIMM_VM_CREATE_SIZE_VER0);
+        assert_eq!(uapi::VM_INFO_SIZE_VER0, sys::MINIMM_VM_INFO_SIZE_VER0);
         assert_eq!(uapi::SLAB_BULK_ALLOC, sys::MINIMM_SLAB_BULK_ALLOC);
         assert_eq!(uapi::SLAB_BULK_FREE, sys::MINIMM_SLAB_BULK_FREE);
         assert_eq!(uapi::SLAB_READ, sys::MINIMM_SLAB_READ);
@@ -218,6 +234,85 @@ mod tests {
                 low_wmark_hit = low_wmark_hit,
                 min_wmark_hit = min_wmark_hit,
                 fallback = fallback,
+            ]
+        );
+    }
+
+    /// Lines as Linux 7.3's `vmalloc_info_show` prints them, and minimm's.
+    #[test]
+    fn vmallocinfo_lines() {
+        let text = "\
+0xffffc90000000000-0xffffc90000005000   20480 irq_init_percpu_irqstack+0x176/0x1c0 vmap
+0xffffc9000000d000-0xffffc9000000f000    8192 hpet_enable+0x3a/0x2e0 phys=0x00000000fed00000 ioremap
+0xffffc90000100000-0xffffc90000102000    8192 mod_fn+0x10/0x40 [some_mod] pages=1 vmalloc N0=1
+0xffffc90000200000-0xffffc90000202000    8192 unpurged vm_area
+0xffffc90000300000-0xffffc90000305000   20480 vm_create pages=4 vmalloc N0=4 DMA=0 DMA32=1 Normal=3 large
+";
+        let l = minimm_uapi::parse_vmallocinfo(text).unwrap();
+        assert_eq!(l.len(), 5);
+        assert_eq!(l[0].start, 0xffffc90000000000);
+        assert_eq!(l[0].end - l[0].start, l[0].size);
+        assert_eq!(l[0].caller, "irq_init_percpu_irqstack+0x176/0x1c0");
+        assert_eq!(l[0].flags, ["vmap"]);
+        assert_eq!(
+            l[1].extra,
+            [("phys".to_string(), "0x00000000fed00000".to_string())]
+        );
+        assert_eq!(l[2].caller, "mod_fn+0x10/0x40 [some_mod]");
+        assert_eq!(l[2].pages, Some(1));
+        assert_eq!(l[3].caller, "unpurged");
+        assert_eq!(l[3].flags, ["vm_area"]);
+        assert_eq!(l[4].pages, Some(4));
+        assert_eq!(l[4].flags, ["vmalloc", "large"]);
+        assert_eq!(l[4].extra.len(), 4);
+        assert!(minimm_uapi::parse_vmallocinfo("ffff-0x1 10 x").is_err());
+        assert!(minimm_uapi::parse_vmallocinfo("0x1-0x2 ten x").is_err());
+        assert!(minimm_uapi::parse_vmallocinfo("0x1-0x2 10").is_err());
+    }
+
+    #[test]
+    fn vm_structs_match_the_header() {
+        same_layout!(
+            uapi::VmCreate,
+            sys::minimm_vm_create,
+            uapi::VM_CREATE_SIZE_VER0,
+            [
+                size = size,
+                zone = zone,
+                bytes = bytes,
+                flags = flags,
+                pad = __pad,
+                handle = handle,
+                mmap_offset = mmap_offset,
+                pages = pages,
+            ]
+        );
+        same_layout!(
+            uapi::VmInfo,
+            sys::minimm_vm_info,
+            uapi::VM_INFO_SIZE_VER0,
+            [
+                size = size,
+                flags = flags,
+                handle = handle,
+                bytes = bytes,
+                pages = pages,
+                zone_pages = zone_pages,
+                runs = runs,
+                mmap_offset = mmap_offset,
+            ]
+        );
+        same_layout!(
+            uapi::VmResize,
+            sys::minimm_vm_resize,
+            uapi::VM_RESIZE_SIZE_VER0,
+            [
+                size = size,
+                pad = __pad,
+                handle = handle,
+                bytes = bytes,
+                mmap_offset = mmap_offset,
+                pages = pages,
             ]
         );
     }

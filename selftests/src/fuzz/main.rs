@@ -32,6 +32,7 @@ mod ops;
 mod rng;
 mod slab;
 mod sys;
+mod vm;
 
 use std::{
     io::{self, Write},
@@ -50,7 +51,7 @@ use minimm_uapi::{page_size, sys as uapi, Device};
 use common::{info_value, validate_ok, vmstat_all, within, DEBUGFS};
 use ktap::{KSFT_FAIL, KSFT_PASS, KSFT_SKIP};
 use model::{lock, Proc};
-use ops::{errno_name, is_slab, Ctx, Ran, KINDS};
+use ops::{errno_name, is_slab, is_vm, Ctx, Ran, KINDS};
 use rng::Rng;
 
 /// Kinds of operation the counters have room for.
@@ -122,6 +123,8 @@ struct Cfg {
     want_slab: bool,
     /// The slab operations run: asked for, and the module has MINIMM_FEAT_SLAB.
     slab: bool,
+    /// The area operations run: the module has MINIMM_FEAT_VMALLOC.
+    vm: bool,
 }
 
 const USAGE: &str = "usage: minimm-fuzz [--seed N] [--seconds S] [--ops N] [--procs P] \
@@ -139,6 +142,7 @@ fn parse_args() -> Result<Cfg, String> {
         verbose: false,
         want_slab: true,
         slab: false,
+        vm: false,
     };
     let mut args = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> Result<u64, String> {
@@ -222,9 +226,13 @@ fn run_thread(p: &Proc, cfg: &Cfg, t: u32, limit: Option<u64>) -> bool {
     };
     let mut recent: Vec<String> = Vec::new();
     let (mut done, mut tried) = (0u64, 0u64);
-    let weights = KINDS
-        .iter()
-        .map(|k| if is_slab(k) && !p.slab { 0 } else { k.weight });
+    let weights = KINDS.iter().map(|k| {
+        if (is_slab(k) && !p.slab) || (is_vm(k) && !p.vm) {
+            0
+        } else {
+            k.weight
+        }
+    });
     loop {
         if p.stats.stop.load(Relaxed)
             || limit.is_some_and(|l| done >= l || tried >= l.saturating_mul(20))
@@ -294,6 +302,7 @@ fn worker(cfg: &Cfg, id: u32, stats: &'static Stats, quota: u64, socks: &[(i32, 
         deadline: cfg.seconds.map(|s| Instant::now() + Duration::from_secs(s)),
         verbose: cfg.verbose,
         slab: cfg.slab,
+        vm: cfg.vm,
         // SAFETY: getpid has no preconditions.
         pid: unsafe { libc::getpid() } as u32,
         next_name: AtomicU64::new(0),
@@ -339,13 +348,21 @@ const FAIL_POINTS: [&str; 4] = [
 ];
 
 /// The slab layer's fault-injection points, turned on with `--fail` when the module has them.
-const SLAB_FAIL_POINTS: [&str; 3] = ["slab_grow", "slab_array_refill", "slab_create"];
+const SLAB_FAIL_POINTS: [&str; 6] = [
+    "slab_grow",
+    "slab_array_refill",
+    "slab_create",
+    "vm_page",
+    "vm_map",
+    "vm_record",
+];
 
 fn fail_dir() -> String {
     format!("{DEBUGFS}/fail")
 }
 
-/// The points `--fail` turns on: the slab layer's too where the module has them.
+/// The points `--fail` turns on: the slab layer's and the mapper's too where the module has
+/// them.
 fn fail_points() -> Vec<&'static str> {
     let slab = SLAB_FAIL_POINTS
         .into_iter()
@@ -435,7 +452,7 @@ fn pool_back(
 }
 
 /// The module's record caches (no per-CPU arrays: `active_objs` is exact).
-const RECORD_CACHES: [&str; 1] = ["minimm_slab_object"];
+const RECORD_CACHES: [&str; 2] = ["minimm_slab_object", "minimm_vm_area"];
 
 /// Every fuzzer's cache is gone from slabinfo once every file is closed, and the module's
 /// record caches hold as many records as at the start (none of the fuzzer's handles left).
@@ -544,6 +561,9 @@ fn main() {
         && watch
             .info()
             .is_ok_and(|i| i.features & uapi::MINIMM_FEAT_SLAB != 0);
+    cfg.vm = watch
+        .info()
+        .is_ok_and(|i| i.features & uapi::MINIMM_FEAT_VMALLOC != 0);
     println!(
         "# minimm-fuzz: seed {:#x}, {} processes x {} threads, {}{}",
         cfg.seed,
@@ -560,6 +580,9 @@ fn main() {
         println!("# no slab operations (--no-slab)");
     } else if !cfg.slab {
         println!("# the module has no MINIMM_FEAT_SLAB: no slab operations");
+    }
+    if !cfg.vm {
+        println!("# the module has no MINIMM_FEAT_VMALLOC: no area operations");
     }
     println!("# replay: {}", replay_line(&cfg));
     println!("1..{}", nr_checks(&cfg));

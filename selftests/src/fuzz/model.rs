@@ -98,6 +98,19 @@ impl Data {
         buf
     }
 
+    /// The data of an area resized to `pages` pages: its first pages as they were (at the
+    /// same offsets), the rest zero.
+    pub(crate) fn resized(&self, pages: u32) -> Self {
+        let mut d = Self::new(pages, Fill::Zero);
+        for &(s, e, f) in &self.runs {
+            let e = e.min(pages);
+            if s < e {
+                d.write(s, e, f);
+            }
+        }
+        d
+    }
+
     /// What `MINIMM_BLOCK_CHECKSUM` must return for a block of `pages` pages.
     pub(crate) fn checksum(&self, pages: u32, page: usize) -> u64 {
         checksum(&self.bytes(0, pages, page))
@@ -133,7 +146,10 @@ impl Piece {
 #[derive(Debug)]
 pub(crate) struct Block {
     pub(crate) handle: u64,
-    pub(crate) order: u32,
+    /// Pages: 2^order for a block, any number for an area.
+    pub(crate) pages: u32,
+    /// A vmalloc-like area (`VM_CREATE`), with these `MINIMM_VM_*` flags, or a block.
+    pub(crate) area: Option<u32>,
     pub(crate) zone: u32,
     pub(crate) offset: u64,
     pub(crate) data: Data,
@@ -143,7 +159,7 @@ pub(crate) struct Block {
 
 impl Block {
     pub(crate) fn pages(&self) -> u32 {
-        1 << self.order
+        self.pages
     }
 }
 
@@ -454,6 +470,8 @@ pub(crate) struct Proc {
     pub(crate) verbose: bool,
     /// GET_INFO's features have MINIMM_FEAT_SLAB: the slab operations run.
     pub(crate) slab: bool,
+    /// GET_INFO's features have MINIMM_FEAT_VMALLOC: the area operations run.
+    pub(crate) vm: bool,
     /// The process id, in the names of its caches.
     pub(crate) pid: u32,
     /// The next number in the names of this process's caches.

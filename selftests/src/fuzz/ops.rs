@@ -25,7 +25,7 @@ use crate::{
     rng::Rng,
     slab,
     sys::{madvise, mmap, mprotect, mremap, munmap, recv_fd, reserve, send_fd, MSG_WORDS},
-    MAIL_BUSY, MAIL_EMPTY, MAIL_FULL, MAIL_TAKEN,
+    vm, MAIL_BUSY, MAIL_EMPTY, MAIL_FULL, MAIL_TAKEN,
 };
 
 /// Files one worker process keeps open at most.
@@ -55,6 +55,11 @@ pub(crate) struct Kind {
 /// Whether a kind of operation needs MINIMM_FEAT_SLAB.
 pub(crate) fn is_slab(k: &Kind) -> bool {
     k.name.starts_with("slab_")
+}
+
+/// Whether a kind of operation needs MINIMM_FEAT_VMALLOC.
+pub(crate) fn is_vm(k: &Kind) -> bool {
+    k.name.starts_with("vm_")
 }
 
 /// Every kind of operation, with its weight.
@@ -188,6 +193,33 @@ pub(crate) const KINDS: &[Kind] = &[
         name: "drain_pcp",
         weight: 1,
         run: op_drain_pcp,
+    },
+    // vmalloc-like areas (MINIMM_FEAT_VMALLOC; run only when the module has it): `vm.rs`.
+    // Every block operation above works on areas too.
+    Kind {
+        name: "vm_create",
+        weight: 8,
+        run: vm::op_vm_create,
+    },
+    Kind {
+        name: "vm_create_invalid",
+        weight: 2,
+        run: vm::op_vm_create_invalid,
+    },
+    Kind {
+        name: "vm_resize",
+        weight: 4,
+        run: vm::op_vm_resize,
+    },
+    Kind {
+        name: "vm_free",
+        weight: 4,
+        run: vm::op_vm_free,
+    },
+    Kind {
+        name: "vm_info",
+        weight: 3,
+        run: vm::op_vm_info,
     },
     // Slab caches (MINIMM_FEAT_SLAB; run only when the module has it): `slab.rs`.
     Kind {
@@ -380,7 +412,7 @@ impl Ctx<'_> {
 
     /// Takes a random block for which `want` holds out of `file`'s model (live ones, and
     /// freed ones still mapped if `freed_too`).
-    fn take_block(
+    pub(crate) fn take_block(
         &mut self,
         file: &File,
         freed_too: bool,
@@ -417,7 +449,7 @@ impl Ctx<'_> {
 
 /// Puts a block taken with [`Ctx::take_block`] back into `file`'s model: a freed block whose
 /// last piece is gone is no longer charged.
-fn put_block(file: &File, b: Block) {
+pub(crate) fn put_block(file: &File, b: Block) {
     let mut m = lock(&file.model);
     m.releasing -= u64::from(b.pages());
     if !b.freed {
@@ -484,10 +516,10 @@ fn verify_piece(b: &Block, p: &Piece, page: usize, what: &str) -> Result<(), Str
     }
     let at = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(0);
     Err(format!(
-        "{what}: handle {} (order {}, zone {}, freed {}) pages {}..{} at {:#x} differ from the model at \
-         byte {at}: {:#04x}, expected {:#04x} (model {:?})",
+        "{what}: handle {} ({} pages, zone {}, freed {}) pages {}..{} at {:#x} differ from the model \
+         at byte {at}: {:#04x}, expected {:#04x} (model {:?})",
         b.handle,
-        b.order,
+        b.pages,
         b.zone,
         b.freed,
         p.first,
@@ -697,7 +729,7 @@ fn alloc_locked(
         out.handle
     );
     for other in m.live.iter().chain(m.freed_mapped.iter()) {
-        let other_len = page << other.order;
+        let other_len = page * u64::from(other.pages);
         check!(
             out.mmap_offset + len <= other.offset || other.offset + other_len <= out.mmap_offset,
             "ALLOC: offsets {:#x}+{len:#x} overlap handle {}'s {:#x}+{other_len:#x}",
@@ -719,7 +751,8 @@ fn alloc_locked(
     ctx.what += &format!(": handle {} from zone {}", out.handle, out.zone_out);
     Ok(Some(Block {
         handle: out.handle,
-        order: a.order,
+        pages: 1 << a.order,
+        area: None,
         zone: out.zone_out,
         offset: out.mmap_offset,
         data: Data::new(1 << a.order, Fill::Zero),
@@ -1080,7 +1113,7 @@ fn op_mmap(ctx: &mut Ctx<'_>) -> Step {
         return Ok(Ran::Skipped);
     };
     let page = ctx.page();
-    let len = page << b.order;
+    let len = page * b.pages() as usize;
     let prot = if ctx.rng.chance(75) {
         libc::PROT_READ | libc::PROT_WRITE
     } else {
@@ -1131,10 +1164,10 @@ fn op_mmap_invalid(ctx: &mut Ctx<'_>) -> Step {
         return Ok(Ran::Skipped);
     };
     let page = ctx.page();
-    let len = page << b.order;
+    let len = page * b.pages() as usize;
     let rw = libc::PROT_READ | libc::PROT_WRITE;
     let (what, offset, len, flags) = match ctx.rng.below(5) {
-        0 if b.order > 0 => ("shorter", b.offset, len - page, libc::MAP_SHARED),
+        0 if b.pages > 1 => ("shorter", b.offset, len - page, libc::MAP_SHARED),
         1 => ("longer", b.offset, len + page, libc::MAP_SHARED),
         2 => ("zero length", b.offset, 0, libc::MAP_SHARED),
         3 => ("unaligned offset", b.offset + 8, len, libc::MAP_SHARED),
@@ -1449,7 +1482,7 @@ fn op_fork(ctx: &mut Ctx<'_>) -> Step {
     let Some(file) = ctx.pick_file(|f| f.writable() && f.readable()) else {
         return Ok(Ran::Skipped);
     };
-    let Some(mut b) = ctx.take_block(&file, false, |b| b.order <= 8) else {
+    let Some(mut b) = ctx.take_block(&file, false, |b| b.pages <= 256) else {
         return Ok(Ran::Skipped);
     };
     let r = fork_child(ctx, &file, &mut b);
@@ -1459,7 +1492,7 @@ fn op_fork(ctx: &mut Ctx<'_>) -> Step {
 
 fn fork_child(ctx: &mut Ctx<'_>, file: &File, b: &mut Block) -> Result<(), String> {
     let page = ctx.page();
-    let len = page << b.order;
+    let len = page * b.pages() as usize;
     let want = b.data.bytes(0, b.pages(), page);
     let parent_addr = b.pieces.iter().find(|p| p.readable()).map(|p| p.addr);
     let mut scenario = ctx.rng.below(3);
@@ -1469,7 +1502,7 @@ fn fork_child(ctx: &mut Ctx<'_>, file: &File, b: &mut Block) -> Result<(), Strin
     let seed = ctx.rng.next();
     let (fd, offset, want_ref) = (file.dev.fd(), b.offset, &want[..]);
     ctx.what = format!(
-        "fork: the child {} handle {} (file {}, order {})",
+        "fork: the child {} handle {} (file {}, {} pages)",
         [
             "reads the parent's mapping of",
             "maps, checks and writes seed {seed:#x} into",
@@ -1477,7 +1510,7 @@ fn fork_child(ctx: &mut Ctx<'_>, file: &File, b: &mut Block) -> Result<(), Strin
         ][scenario as usize],
         b.handle,
         file.id,
-        b.order
+        b.pages
     );
     // The child makes system calls and reads and writes memory only: no allocation, no lock.
     let child = Child::spawn(|| {
@@ -1627,7 +1660,7 @@ fn op_send_file(ctx: &mut Ctx<'_>) -> Step {
     let seed = ctx.rng.next();
     ctx.what = format!(
         "give file {} with handle {} (order {}, seed {seed:#x}) to process {to}",
-        file.id, b.handle, b.order
+        file.id, b.handle, a.order
     );
     let r = ctx
         .ok(file.dev.fill(b.handle, seed), "FILL")
@@ -1642,7 +1675,7 @@ fn op_send_file(ctx: &mut Ctx<'_>) -> Step {
     };
     let msg: [u64; MSG_WORDS] = [
         b.handle,
-        u64::from(b.order),
+        u64::from(a.order),
         seed,
         u64::from(ctx.p.id),
         u64::from(file.id),
@@ -1732,7 +1765,8 @@ fn op_recv_file(ctx: &mut Ctx<'_>) -> Step {
         if let Ok(addr) = ctx.outcome(r, ctx.mmap_may_fail(), "mmap of the received handle")? {
             let b = Block {
                 handle,
-                order,
+                pages: 1 << order,
+                area: None,
                 zone: 0,
                 offset,
                 data,
@@ -1790,7 +1824,7 @@ fn op_race_free(ctx: &mut Ctx<'_>) -> Step {
 
 fn race_free(ctx: &mut Ctx<'_>, file: &File, b: &mut Block) -> Result<(), String> {
     let page = ctx.page();
-    let len = page << b.order;
+    let len = page * b.pages() as usize;
     let what = ctx.rng.below(3);
     let seed = ctx.rng.next();
     let spin = ctx.rng.below(20_000);

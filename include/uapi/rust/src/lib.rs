@@ -126,6 +126,57 @@ impl Device {
         self.ioctl(sys::MINIMM_IOC_FREE, &mut f).map(|_| ())
     }
 
+    /// `MINIMM_IOC_VM_CREATE`: an area of `bytes` (rounded up to pages) from `zone` or below.
+    pub fn vm_create(
+        &self,
+        bytes: u64,
+        zone: u32,
+        flags: u32,
+    ) -> io::Result<sys::minimm_vm_create> {
+        let mut a = sys::minimm_vm_create {
+            size: size_of::<sys::minimm_vm_create>() as u32,
+            zone,
+            bytes,
+            flags,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_VM_CREATE, &mut a)?;
+        Ok(a)
+    }
+
+    /// `MINIMM_IOC_VM_FREE`.
+    pub fn vm_free(&self, handle: u64) -> io::Result<()> {
+        let mut f = sys::minimm_free {
+            size: size_of::<sys::minimm_free>() as u32,
+            handle,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_VM_FREE, &mut f).map(|_| ())
+    }
+
+    /// `MINIMM_IOC_VM_RESIZE`: the area `handle`, `bytes` long from now on.
+    pub fn vm_resize(&self, handle: u64, bytes: u64) -> io::Result<sys::minimm_vm_resize> {
+        let mut r = sys::minimm_vm_resize {
+            size: size_of::<sys::minimm_vm_resize>() as u32,
+            handle,
+            bytes,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_VM_RESIZE, &mut r)?;
+        Ok(r)
+    }
+
+    /// `MINIMM_IOC_VM_INFO`.
+    pub fn vm_info(&self, handle: u64) -> io::Result<sys::minimm_vm_info> {
+        let mut i = sys::minimm_vm_info {
+            size: size_of::<sys::minimm_vm_info>() as u32,
+            handle,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_VM_INFO, &mut i)?;
+        Ok(i)
+    }
+
     /// `MINIMM_IOC_BLOCK_DATA` with `MINIMM_BLOCK_CHECKSUM`.
     pub fn checksum(&self, handle: u64) -> io::Result<u64> {
         let mut d = sys::minimm_block_data {
@@ -437,6 +488,70 @@ pub const SLABINFO_HEADER: [&str; 2] = [
      : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> \
      <sharedavail>",
 ];
+
+/// One line of /proc/vmallocinfo (or debugfs `minimm/vmallocinfo`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmallocLine {
+    pub start: u64,
+    pub end: u64,
+    /// Bytes, the guard page included (as Linux counts `vm_struct.size`).
+    pub size: u64,
+    /// The caller column (`func+0x1a/0x60`, with ` [module]` when there is one).
+    pub caller: String,
+    /// `pages=N`, when the line has it.
+    pub pages: Option<u64>,
+    /// Bare words: `vmalloc`, `vmap`, `ioremap`, `user`, `vpages`, minimm's `large`...
+    pub flags: Vec<String>,
+    /// `key=value` words but `pages=`: `N0=4`, `phys=0x...`, minimm's `DMA=`, `DMA32=`,
+    /// `Normal=`.
+    pub extra: Vec<(String, String)>,
+}
+
+/// Parses /proc/vmallocinfo as `mm/vmalloc.c`'s `vmalloc_info_show` prints it: `0x<start>-
+/// 0x<end> <size> <caller> [[module]] [pages=N] [phys=..] <flags and key=value words>`.
+pub fn parse_vmallocinfo(text: &str) -> Result<Vec<VmallocLine>, String> {
+    let hex = |t: &str| -> Result<u64, String> {
+        let h = t.strip_prefix("0x").ok_or(format!("{t:?} lacks 0x"))?;
+        u64::from_str_radix(h, 16).map_err(|err| format!("{t:?}: {err}"))
+    };
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let range = words.next().ok_or(format!("empty line {line:?}"))?;
+        let (a, b) = range
+            .split_once('-')
+            .ok_or(format!("no range in {line:?}"))?;
+        let size = words
+            .next()
+            .and_then(|w| w.parse().ok())
+            .ok_or(format!("no size in {line:?}"))?;
+        let mut caller = words
+            .next()
+            .ok_or(format!("no caller in {line:?}"))?
+            .to_string();
+        let mut l = VmallocLine {
+            start: hex(a)?,
+            end: hex(b)?,
+            size,
+            ..Default::default()
+        };
+        for w in words {
+            if w.starts_with('[') && l.pages.is_none() && l.flags.is_empty() && l.extra.is_empty() {
+                caller.push(' ');
+                caller.push_str(w);
+            } else if let Some(n) = w.strip_prefix("pages=") {
+                l.pages = Some(n.parse().map_err(|_| format!("pages in {line:?}"))?);
+            } else if let Some((k, v)) = w.split_once('=') {
+                l.extra.push((k.to_string(), v.to_string()));
+            } else {
+                l.flags.push(w.to_string());
+            }
+        }
+        l.caller = caller;
+        out.push(l);
+    }
+    Ok(out)
+}
 
 /// Parses a /proc/slabinfo version 2.1 text as slabtop does, strictly: the two header lines,
 /// then per cache its name, five numbers, `: tunables` and three numbers, `: slabdata` and
