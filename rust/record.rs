@@ -16,8 +16,8 @@
 //! A record cache has no per-CPU arrays and keeps no empty slab (`min_partial` 0): records
 //! come and go at ioctl rate under the callers' locks, where arrays gain nothing, and this way
 //! its slabs hold pool pages only while records live: once the last record of a slab goes, so
-//! does the slab, and a module whose files hold no slab objects and no areas has every pool
-//! page free, as before it had records.
+//! does the slab, and a module whose files hold no slab objects and no areas has no page in
+//! its record caches.
 //!
 //! This is one of the unsafe parts: it places values in slab objects.
 

@@ -9,7 +9,8 @@
 //!   about the module as a whole (`GET_INFO`, `ZONE_STATS`);
 //! - [`blocks`]: buffers of pool pages, their ioctls (`ALLOC`, `FREE`, `BLOCK_DATA`) and mmap;
 //! - [`registry`]: the module-wide mmap offset space and who owns each buffer (page_owner);
-//! - [`slab`]: the file's slab caches and objects, and their ioctls (`SLAB_*`).
+//! - [`slab`]: the file's slab caches and objects, and their ioctls (`SLAB_*`);
+//! - `vmalloc`: the file's vmalloc-like areas, buffers too, and their ioctls (`VM_*`).
 //!
 //! Commands are told apart by the type, number and direction of the ioctl number, not its size
 //! bits: a program built against a later header, whose struct is longer, reaches the same
@@ -28,7 +29,8 @@
 //! # Locks
 //!
 //! Each file's buffer table (`Client::table`, a mutex), the registry's mutex and each buffer's
-//! data mutex are taken with no other minimm lock held, never two at once. The kernel's own
+//! data mutex are taken with no other minimm lock held, never two at once, but for a resize,
+//! which takes the table under the old buffer's data mutex to swap the buffer. The kernel's own
 //! locks may be held when they are taken: the mmap lock (a buffer dropped in `vma_close`
 //! takes the registry's), a debugfs file's seq_file lock (`page_owner`). Nothing copies to or
 //! from user space under them.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! vmalloc-like areas of an open file: `VM_CREATE`, `VM_FREE`, `VM_INFO`.
+//! vmalloc-like areas of an open file: `VM_CREATE`, `VM_FREE`, `VM_RESIZE`, `VM_INFO`.
 //!
 //! An area is a buffer of the file (`blocks.rs`) whose pages are a [`crate::vmalloc::Area`]:
 //! it shares the blocks' handles, table, quota, offset space and mmap rules, and
@@ -8,8 +8,9 @@
 //!
 //! # Locks
 //!
-//! As for blocks: the file's table lock is taken alone, and the area is made (pages, mapping,
-//! record, the mapper's tree lock) with no device lock held.
+//! As for blocks: the file's table lock is taken alone but in a resize, which takes it under
+//! the old buffer's `data` to swap the buffer under its handle; an area is made (pages,
+//! mapping, record, the mapper's tree lock) with no device lock held.
 
 use kernel::{
     page::PAGE_SHIFT, page::PAGE_SIZE, prelude::*, rbtree::RBTreeNodeReservation,
