@@ -625,6 +625,10 @@ const TESTS: &[Test] = &[
         run: vmalloc::resize,
     },
     Test {
+        name: "vm_pinned_pages_held",
+        run: vmalloc::pinned_pages_held,
+    },
+    Test {
         name: "vm_vmallocinfo_and_page_owner",
         run: vmalloc::vmallocinfo_and_page_owner,
     },
