@@ -103,27 +103,13 @@ impl<T> RecordCache<T> {
     where
         Error: From<E>,
     {
-        let addr = self.cache.alloc(Gfp::KERNEL)?;
-        let inner = addr as *mut Inner<T>;
-        // SAFETY: `addr` is a new object of the cache, nobody else's, large and aligned enough
-        // for an `Inner<T>` (the type invariant). The fields are written before anything
-        // reads them.
-        unsafe {
-            (&raw mut (*inner).refs).write(Refcount::new(1));
-            (&raw mut (*inner).cache).write(self.cache.clone());
-        }
-        // SAFETY: `data` is valid for writes and is never moved once initialised (records stay
-        // where they are until freed): `init` may pin it.
-        if let Err(e) = unsafe { init.__init(&raw mut (*inner).data) } {
-            // SAFETY: `cache` was written above; `data` was left uninitialised by the failure.
-            unsafe { core::ptr::drop_in_place(&raw mut (*inner).cache) };
-            kernel::warn_on!(self.cache.free(addr).is_err());
-            return Err(e.into());
-        }
-        // SAFETY: `addr` is an object's address, not null.
-        let ptr = unsafe { NonNull::new_unchecked(inner) };
-        // INVARIANT: the record is initialised and this is its one reference.
-        Ok(Rec { ptr })
+        let slot = self.reserve()?;
+        // SAFETY: The slot's `data` is valid for writes and never moves once initialised
+        // (records stay where they are until freed): `init` may pin it. On failure `init`
+        // leaves it uninitialised and the slot, dropped, gives the object back.
+        unsafe { init.__init(slot.data()) }?;
+        // SAFETY: `data` was just initialised.
+        Ok(unsafe { slot.finish() })
     }
 }
 
@@ -141,20 +127,38 @@ pub(crate) struct Slot<T> {
 }
 
 impl<T> Slot<T> {
+    /// Where the record's value goes.
+    fn data(&self) -> *mut T {
+        let inner = self.addr as *mut Inner<T>;
+        // SAFETY: The object fits an `Inner<T>` (type invariant): `data` is inside it.
+        unsafe { &raw mut (*inner).data }
+    }
+
     /// Makes the slot a record holding `value`, with one reference. Cannot fail.
     pub(crate) fn fill(self, value: T) -> Rec<T> {
+        // SAFETY: `data` is the slot's, valid for writes and uninitialised; then initialised.
+        unsafe {
+            self.data().write(value);
+            self.finish()
+        }
+    }
+
+    /// Makes the slot a record around its value, with one reference.
+    ///
+    /// # Safety
+    ///
+    /// The slot's `data` is initialised.
+    unsafe fn finish(self) -> Rec<T> {
         let this = core::mem::ManuallyDrop::new(self);
         let inner = this.addr as *mut Inner<T>;
         // SAFETY: The slot's object is ours and fits an `Inner<T>` (type invariant); the
         // cache reference moves into the record (the slot is not dropped).
         unsafe {
-            inner.write(Inner {
-                refs: Refcount::new(1),
-                cache: core::ptr::read(&this.cache),
-                data: value,
-            })
-        };
-        // INVARIANT: the record is initialised and this is its one reference.
+            (&raw mut (*inner).refs).write(Refcount::new(1));
+            (&raw mut (*inner).cache).write(core::ptr::read(&this.cache));
+        }
+        // INVARIANT: the record is initialised (the caller's obligation for `data`) and this
+        // is its one reference.
         Rec {
             // SAFETY: An object's address is not null.
             ptr: unsafe { NonNull::new_unchecked(inner) },

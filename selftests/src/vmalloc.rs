@@ -18,7 +18,8 @@ use minimm_uapi::{checksum, debugfs, fill_pattern, parse_vmallocinfo, sys, Devic
 
 use crate::{
     common::{
-        e, free_pages, in_child, open, stats, vmstat, within, Exit, DEBUGFS, DMA, DMA32, NORMAL,
+        e, free_pages, in_child, open, stats, vmstat, within, Exit, Pipe, DEBUGFS, DMA, DMA32,
+        NORMAL,
     },
     ktap::{expect_errno, pass, TestResult},
 };
@@ -579,15 +580,13 @@ pub fn pinned_pages_held() -> TestResult {
     let a = dev.vm_create(3 * PAGE, NORMAL, 0).map_err(e)?;
     let mut m = dev.map(a.mmap_offset, 3 * page).map_err(e)?;
     fill_pattern(78, m.bytes_mut());
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    check_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let pipe = Pipe::new()?;
     let iov = libc::iovec {
         iov_base: m.bytes_mut()[page..].as_mut_ptr().cast(),
         iov_len: page,
     };
     // SAFETY: `iov` describes a page of the live mapping; the pipe takes a reference to it.
-    let n = unsafe { libc::vmsplice(fds[1], &iov, 1, 0) };
+    let n = unsafe { libc::vmsplice(pipe.w, &iov, 1, 0) };
     check_eq!(n, page as isize);
     drop(m);
     dev.vm_free(a.handle).map_err(e)?;
@@ -600,12 +599,8 @@ pub fn pinned_pages_held() -> TestResult {
     }
     let mut buf = vec![0u8; page];
     // SAFETY: reading into `buf`, valid for `page` bytes.
-    let r = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), page) };
-    // SAFETY: closing the pipe made above.
-    unsafe {
-        libc::close(fds[0]);
-        libc::close(fds[1]);
-    }
+    let r = unsafe { libc::read(pipe.r, buf.as_mut_ptr().cast(), page) };
+    drop(pipe);
     check_eq!(r, page as isize);
     let mut want = vec![0u8; 3 * page];
     fill_pattern(78, &mut want);
