@@ -456,8 +456,9 @@ impl Vmalloc {
         let mut scatter = Scatter::default();
         // Keeps `raw` (in `taken` first, so that it goes back on any failure below) and
         // notes its pages.
+        let mut hint = usize::MAX;
         let mut keep = |taken: &mut Taken, raw: RawBlock| -> Result {
-            let first = self.pool.first_page(&raw).ok_or(EINVAL);
+            let first = self.pool.first_page(&raw, &mut hint).ok_or(EINVAL);
             let (zone, n) = (raw.zone(), 1usize << raw.order());
             taken.blocks.push(Some(raw), GFP_KERNEL)?;
             let first = first?;
@@ -582,8 +583,9 @@ impl Vmalloc {
             )?;
             // (first pfn, last pfn, zone) of the run being printed.
             let mut run: Option<(u64, u64, usize)> = None;
+            let mut hint = usize::MAX;
             for b in a.blocks.blocks.iter().flatten() {
-                let Some(p) = self.pool.first_page(b) else {
+                let Some(p) = self.pool.first_page(b, &mut hint) else {
                     continue;
                 };
                 let first = crate::host_pages::page_to_pfn(p);

@@ -538,8 +538,23 @@ impl Zone {
 
     /// The host page at `index` of the zone's table.
     pub(super) fn page(&self, index: u32) -> Option<BorrowedPage<'_>> {
-        let after = self.chunks.partition_point(|c| c.index <= index);
-        let c = self.chunks.get(after.checked_sub(1)?)?;
+        let mut hint = usize::MAX;
+        self.page_near(index, &mut hint)
+    }
+
+    /// [`Zone::page`], trying the chunk at position `*hint` first (any value will do) and
+    /// leaving there the chunk that holds `index`: consecutive lookups that stay in one chunk
+    /// (the pages of a bulk allocation, mostly) skip the search.
+    #[inline]
+    pub(super) fn page_near(&self, index: u32, hint: &mut usize) -> Option<BorrowedPage<'_>> {
+        let c = match self.chunks.get(*hint) {
+            Some(c) if index.wrapping_sub(c.index) < (c.block.pages() as u32) => c,
+            _ => {
+                let after = self.chunks.partition_point(|c| c.index <= index);
+                *hint = after.checked_sub(1)?;
+                self.chunks.get(*hint)?
+            }
+        };
         c.block.page(usize::try_from(index - c.index).ok()?)
     }
 
