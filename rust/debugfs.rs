@@ -19,6 +19,9 @@
 //! - `bench`: writing `run [ITERATIONS]` times minimm's allocator against the host's (see
 //!   `bench.rs`); reading prints the last results.
 //! - `drain_pcp`: writing `1` empties every per-CPU page list back into the zones.
+//! - `reclaim`: writing `N` reclaims N pages now, as cgroup v2's `memory.reclaim`: the
+//!   per-CPU lists, then the slab caches, then held blocks whose pins dropped (see
+//!   `reclaim.rs`); `EAGAIN` if they gave fewer than N pages back, `EINVAL` unless N >= 1.
 //! - `pcp_lists`: what zoneinfo's `pagesets` sum up, by order (Linux has no such file): a line
 //!   per populated zone and possible CPU, `Node 0, zone %8s cpu %3d count %6d blocks` then
 //!   the blocks on the lists of orders 0..3, `%6d` each.
@@ -84,6 +87,7 @@ pub(crate) struct Entries {
     watermarks: File<Arc<Shared>>,
     validate: File<Arc<Shared>>,
     drain_pcp: File<Arc<Shared>>,
+    reclaim: File<Arc<Shared>>,
     pcp_lists: File<Arc<Shared>>,
     slabinfo: File<Arc<Shared>>,
     slab_traces: File<Arc<Shared>>,
@@ -126,6 +130,7 @@ impl Entries {
             vmstat: dir.read_file(c"vmstat", s(), vmstat)?,
             watermarks: dir.read_write_file(c"watermarks", s(), watermarks, set_watermarks)?,
             drain_pcp: dir.write_file(c"drain_pcp", s(), drain_pcp)?,
+            reclaim: dir.write_file(c"reclaim", s(), reclaim)?,
             pcp_lists: dir.read_file(c"pcp_lists", s(), pcp_lists)?,
             slabinfo: dir.read_file(c"slabinfo", s(), slabinfo)?,
             slab_traces: dir.read_file(c"slab_traces", s(), slab_traces)?,
@@ -648,6 +653,21 @@ fn bench_run(b: &Bench, reader: &mut UserSliceReader) -> Result {
 fn drain_pcp(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
     read_one(reader)?;
     shared.pool.drain();
+    Ok(())
+}
+
+/// Writing `N` to `minimm/reclaim` (as cgroup v2's `memory.reclaim`): reclaims, source by
+/// source (`reclaim.rs`), until N pages came back; `EAGAIN` if every source together gave
+/// fewer, `EINVAL` for anything but a number from 1 up.
+fn reclaim(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
+    let mut buf = [0u8; 128];
+    let target: usize = read_text(reader, &mut buf)?.parse().map_err(|_| EINVAL)?;
+    if target == 0 {
+        return Err(EINVAL);
+    }
+    if crate::reclaim::reclaim(shared, target).total() < target {
+        return Err(EAGAIN);
+    }
     Ok(())
 }
 

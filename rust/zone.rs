@@ -55,7 +55,8 @@ pub(crate) fn min_free_kbytes(pool_pages: usize, page_kib: usize) -> usize {
     isqrt(kib.saturating_mul(16)).clamp(128, 262_144)
 }
 
-fn isqrt(n: usize) -> usize {
+/// `int_sqrt`: floor(sqrt(n)).
+pub(crate) fn isqrt(n: usize) -> usize {
     // Newton's method on integers; exact floor(sqrt(n)).
     if n < 2 {
         return n;

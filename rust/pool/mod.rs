@@ -517,6 +517,17 @@ impl Pool {
         (z.allocated_order(index)? == order).then_some(RawBlock { zone, index, order })
     }
 
+    /// Recycles every held block whose pages are no longer referenced from outside; returns
+    /// the pages given back (what the reaper does, at once).
+    ///
+    /// Context: process context.
+    pub(crate) fn reap_held(&self) -> usize {
+        (0..NR_ZONES)
+            .filter_map(|z| self.zone(z))
+            .map(Zone::reap_all_held)
+            .sum()
+    }
+
     /// Empties every per-CPU list of every zone; returns the pages given back.
     ///
     /// Context: process context.

@@ -1275,6 +1275,19 @@ pub fn debugfs_garbage_writes() -> TestResult {
         .concat(),
     ));
     targets.push((
+        "reclaim".into(),
+        [
+            generic.clone(),
+            vec![
+                b"0".to_vec(),
+                b"-5".to_vec(),
+                b"0x10".to_vec(),
+                b"1 1".to_vec(),
+            ],
+        ]
+        .concat(),
+    ));
+    targets.push((
         "validate".into(),
         [
             generic.clone(),

@@ -17,6 +17,7 @@ mod contract;
 mod fail;
 mod mapping;
 mod owner;
+mod reclaim;
 mod slab;
 mod unload;
 mod vmalloc;
@@ -591,6 +592,10 @@ const TESTS: &[Test] = &[
     Test {
         name: "slab_struct_sizes",
         run: slab::struct_sizes,
+    },
+    Test {
+        name: "reclaim_gives_back_every_source",
+        run: reclaim::gives_back_every_source,
     },
     Test {
         name: "vm_errnos",

@@ -19,6 +19,9 @@ pub mod fail;
 #[path = "../../pcp.rs"]
 pub mod pcp;
 
+#[path = "../../lru.rs"]
+pub mod lru;
+
 #[path = "../../pattern.rs"]
 pub mod pattern;
 
