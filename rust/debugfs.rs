@@ -19,14 +19,18 @@
 //! - `bench`: writing `run [ITERATIONS]` times minimm's allocator against the host's (see
 //!   `bench.rs`); reading prints the last results.
 //! - `drain_pcp`: writing `1` empties every per-CPU page list back into the zones.
+//! - `lru`: reclaim's lists per populated zone, `Node 0, zone %8s inactive|active units N
+//!   pages N`, then a line per unit from head to tail: `  offset <mmap offset> pages N <A|-><R|->`
+//!   (its reference bit, its second chance).
 //! - `reclaim`: writing `N` reclaims N pages now, as cgroup v2's `memory.reclaim`: the
-//!   per-CPU lists, then the slab caches, then held blocks whose pins dropped (see
-//!   `reclaim.rs`); `EAGAIN` if they gave fewer than N pages back, `EINVAL` unless N >= 1.
+//!   per-CPU lists, then the slab caches, then held blocks whose pins dropped, then unpinned
+//!   discardable blocks by the clock (see `reclaim.rs`); `EAGAIN` if they gave fewer than N
+//!   pages back, `EINVAL` unless N >= 1.
 //! - `pcp_lists`: what zoneinfo's `pagesets` sum up, by order (Linux has no such file): a line
 //!   per populated zone and possible CPU, `Node 0, zone %8s cpu %3d count %6d blocks` then
 //!   the blocks on the lists of orders 0..3, `%6d` each.
 //! - `validate`: reading runs the buddy invariant checker over every zone, then every slab
-//!   cache's checker, and prints the verdicts; writing `1` runs them and logs the verdicts (a
+//!   cache's checker and reclaim's lists' (`lru <zone>: ok`), and prints the verdicts; writing `1` runs them and logs the verdicts (a
 //!   failure loudly, with a warning).
 //! - `slab_traces`: for each cache with `STORE_USER`, its name, then `<count> allocated|freed
 //!   pid=<pid> comm=<comm>` lines: who allocated the objects in use and freed the free ones
@@ -88,6 +92,7 @@ pub(crate) struct Entries {
     validate: File<Arc<Shared>>,
     drain_pcp: File<Arc<Shared>>,
     reclaim: File<Arc<Shared>>,
+    lru: File<Arc<Shared>>,
     pcp_lists: File<Arc<Shared>>,
     slabinfo: File<Arc<Shared>>,
     slab_traces: File<Arc<Shared>>,
@@ -131,6 +136,7 @@ impl Entries {
             watermarks: dir.read_write_file(c"watermarks", s(), watermarks, set_watermarks)?,
             drain_pcp: dir.write_file(c"drain_pcp", s(), drain_pcp)?,
             reclaim: dir.write_file(c"reclaim", s(), reclaim)?,
+            lru: dir.read_file(c"lru", s(), |sh, f| sh.reclaim.write_lru(f))?,
             pcp_lists: dir.read_file(c"pcp_lists", s(), pcp_lists)?,
             slabinfo: dir.read_file(c"slabinfo", s(), slabinfo)?,
             slab_traces: dir.read_file(c"slab_traces", s(), slab_traces)?,
@@ -314,11 +320,13 @@ fn zoneinfo(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             .skip(PAGEBLOCK_ORDER)
             .map(|(o, n)| n << o)
             .sum();
+        // Discardable blocks are minimm's anonymous memory: its LRU lists' pages.
+        let (inactive, active) = shared.reclaim.sizes(z);
         for (name, value) in [
             ("nr_free_pages", s.free),
             ("nr_free_pages_blocks", in_blocks),
-            ("nr_zone_inactive_anon", 0),
-            ("nr_zone_active_anon", 0),
+            ("nr_zone_inactive_anon", inactive),
+            ("nr_zone_active_anon", active),
             ("nr_zone_inactive_file", 0),
             ("nr_zone_active_file", 0),
             ("nr_zone_unevictable", 0),
@@ -446,6 +454,43 @@ fn vmstat(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         "vmalloc_fail {}",
         vm.failed.load(kernel::sync::atomic::Relaxed)
     )?;
+    use kernel::sync::atomic::Relaxed;
+    let rc = &shared.reclaim.counters;
+    let (mut inactive, mut active) = (0, 0);
+    for z in 0..zone::NR_ZONES {
+        let (i, a) = shared.reclaim.sizes(z);
+        inactive += i;
+        active += a;
+    }
+    for (name, value) in [
+        ("nr_inactive", inactive as u64),
+        ("nr_active", active as u64),
+        ("nr_unpinned", rc.unpinned.load(Relaxed) as u64),
+        ("nr_purged", rc.purged.load(Relaxed)),
+        ("pgscan_kswapd", rc.pgscan_kswapd.load(Relaxed)),
+        ("pgscan_direct", rc.pgscan_direct.load(Relaxed)),
+        ("pgsteal_kswapd", rc.pgsteal_kswapd.load(Relaxed)),
+        ("pgsteal_direct", rc.pgsteal_direct.load(Relaxed)),
+        ("pgactivate", rc.pgactivate.load(Relaxed)),
+        ("pgdeactivate", rc.pgdeactivate.load(Relaxed)),
+        ("pgrotated", rc.pgrotated.load(Relaxed)),
+        ("allocstall_dma", rc.allocstall[zone::DMA].load(Relaxed)),
+        ("allocstall_dma32", rc.allocstall[zone::DMA32].load(Relaxed)),
+        (
+            "allocstall_normal",
+            rc.allocstall[zone::NORMAL].load(Relaxed),
+        ),
+        (
+            "kswapd_low_wmark_hit_quickly",
+            rc.low_hit_quickly.load(Relaxed),
+        ),
+        (
+            "kswapd_high_wmark_hit_quickly",
+            rc.high_hit_quickly.load(Relaxed),
+        ),
+    ] {
+        writeln!(f, "{name} {value}")?;
+    }
     writeln!(f, "borrowed_pages {}", shared.pool.borrowed())
 }
 
@@ -520,7 +565,11 @@ fn set_watermarks(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result 
     if words.next().is_some() {
         return Err(EINVAL);
     }
-    shared.pool.zone(z).ok_or(EINVAL)?.set_watermarks(w)
+    shared.pool.zone(z).ok_or(EINVAL)?.set_watermarks(w)?;
+    // A zone now below its new low watermark wakes the reclaim thread, as Linux's
+    // `setup_per_zone_wmarks` leaves kswapd to the next allocation.
+    shared.reclaim.wake_if_low();
+    Ok(())
 }
 
 /// The checker's verdict on every zone: blocks counted, or the first broken invariant.
@@ -607,6 +656,12 @@ fn validate(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             Err(what) => writeln!(f, "slab {}: CORRUPT: {what}", c.name())?,
         }
     }
+    for (z, v) in shared.reclaim.validate().iter().enumerate() {
+        match v {
+            Ok(()) => writeln!(f, "lru {}: ok", zone::NAMES[z])?,
+            Err(what) => writeln!(f, "lru {}: CORRUPT: {what}", zone::NAMES[z])?,
+        }
+    }
     for (z, v) in verdicts(shared).iter().enumerate() {
         match v {
             Some(Ok(blocks)) => writeln!(f, "{}: ok, {blocks} blocks", zone::NAMES[z])?,
@@ -665,7 +720,7 @@ fn reclaim(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
     if target == 0 {
         return Err(EINVAL);
     }
-    if crate::reclaim::reclaim(shared, target).total() < target {
+    if crate::reclaim::reclaim(shared, target, crate::reclaim::Who::Direct).total() < target {
         return Err(EAGAIN);
     }
     Ok(())
@@ -688,6 +743,12 @@ fn validate_write(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result 
                 );
             }
             None => {}
+        }
+    }
+    for (z, v) in shared.reclaim.validate().iter().enumerate() {
+        if let Err(what) = v {
+            ok = false;
+            pr_err!("validate: lru {}: CORRUPT: {what}\n", zone::NAMES[z]);
         }
     }
     // The caches' verdicts are logged only when broken: there are dozens.

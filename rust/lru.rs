@@ -87,6 +87,7 @@ impl Default for Link {
 
 impl Link {
     /// Where the unit is.
+    #[cfg(test)]
     pub(crate) fn place(&self) -> Place {
         self.place
     }
@@ -326,10 +327,13 @@ impl<S: DerefMut<Target = [Link]>> Lru<S> {
     }
 
     /// Scans up to `nr` pages from the inactive tail (at least one unit if there is one): the
-    /// clock's decision for each, as the module documentation says. Isolated units are
-    /// handed to `isolate` (their links say `Isolated` until [`Lru::putback`] or
-    /// [`Lru::evicted`]). A unit is looked at once per call, however often it rotates.
-    pub(crate) fn shrink_inactive(&mut self, nr: usize, mut isolate: impl FnMut(u32)) -> Scan {
+    /// clock's decision for each, as the module documentation says. Each unit looked at is
+    /// handed to `seen(index, isolated)`: isolated (its link says `Isolated` until
+    /// [`Lru::putback`] or [`Lru::evicted`]), or kept after its reference bit was cleared
+    /// (rotated or activated: whoever provides the bit re-arms it). A unit is looked at once
+    /// per call, however often it rotates, and a call looks at no more than `max(nr, 1)`
+    /// units.
+    pub(crate) fn shrink_inactive(&mut self, nr: usize, mut seen: impl FnMut(u32, bool)) -> Scan {
         let mut scan = Scan::default();
         let mut budget = self.units(Kind::Inactive);
         while budget > 0 && (scan.scanned < nr || scan.scanned == 0) {
@@ -345,7 +349,7 @@ impl<S: DerefMut<Target = [Link]>> Lru<S> {
             let to = if !accessed {
                 l.place = Place::Isolated;
                 scan.isolated += pages;
-                isolate(index);
+                seen(index, true);
                 continue;
             } else if l.referenced {
                 l.referenced = false;
@@ -359,6 +363,7 @@ impl<S: DerefMut<Target = [Link]>> Lru<S> {
             if self.push_head(index, to).is_err() {
                 break;
             }
+            seen(index, false);
         }
         scan
     }
@@ -420,15 +425,12 @@ impl<S: DerefMut<Target = [Link]>> Lru<S> {
         inactive_is_low(inactive, active, page_shift)
     }
 
-    /// One zone's pass at `priority` (`shrink_lruvec` for one kind of memory): the active
-    /// list aged by its scan target if the inactive list is low, then the inactive list
-    /// scanned by its own.
-    pub(crate) fn shrink(
-        &mut self,
-        priority: u32,
-        page_shift: u32,
-        isolate: impl FnMut(u32),
-    ) -> Scan {
+    /// The start of one zone's pass at `priority` (`shrink_lruvec` for one kind of memory):
+    /// the active list aged by its scan target if the inactive list is low. Returns what the
+    /// aging did and how many pages of the inactive list the pass scans next (the caller
+    /// scans them with [`Lru::shrink_inactive`], a chunk at a time, so that the lock can be
+    /// dropped between chunks to evict what they isolated).
+    pub(crate) fn begin_pass(&mut self, priority: u32, page_shift: u32) -> (Scan, usize) {
         let mut scan = Scan::default();
         if self.inactive_is_low(page_shift) {
             let nr = scan_target(self.pages(Kind::Active), priority);
@@ -436,11 +438,7 @@ impl<S: DerefMut<Target = [Link]>> Lru<S> {
                 scan.add(&self.age_active(nr));
             }
         }
-        let nr = scan_target(self.pages(Kind::Inactive), priority);
-        if nr > 0 {
-            scan.add(&self.shrink_inactive(nr, isolate));
-        }
-        scan
+        (scan, scan_target(self.pages(Kind::Inactive), priority))
     }
 
     /// The units of a list from head to tail: `(first page, link)`.
@@ -599,6 +597,7 @@ impl Retry {
     }
 
     /// Passes so far.
+    #[cfg(test)]
     pub(crate) fn attempts(&self) -> u32 {
         self.attempts
     }
@@ -664,7 +663,11 @@ mod tests {
         assert!(l.mark_accessed(0));
         assert!(l.mark_accessed(2));
         let mut out = Vec::new();
-        let s = l.shrink_inactive(4, |i| out.push(i));
+        let s = l.shrink_inactive(4, |i, iso| {
+            if iso {
+                out.push(i)
+            }
+        });
         assert_eq!(out, [1, 3]);
         assert_eq!(
             (s.scanned, s.rotated, s.isolated, s.activated),
@@ -675,7 +678,11 @@ mod tests {
         // Accessed again: 0 goes active; 2, not accessed since, is evicted.
         l.mark_accessed(0);
         let mut out = Vec::new();
-        let s = l.shrink_inactive(8, |i| out.push(i));
+        let s = l.shrink_inactive(8, |i, iso| {
+            if iso {
+                out.push(i)
+            }
+        });
         assert_eq!(out, [2]);
         assert_eq!((s.scanned, s.activated, s.isolated), (2, 1, 1));
         assert_eq!(list(&l, Kind::Active), [0]);
@@ -688,7 +695,11 @@ mod tests {
         assert_eq!(list(&l, Kind::Inactive), [1]);
         // A unit pinned while isolated stays off.
         let mut out = Vec::new();
-        l.shrink_inactive(1, |i| out.push(i));
+        l.shrink_inactive(1, |i, iso| {
+            if iso {
+                out.push(i)
+            }
+        });
         assert_eq!(out, [1]);
         assert_eq!(l.remove(1), Ok(Place::Isolated));
         assert_eq!(l.putback(1), Ok(false));
@@ -704,13 +715,19 @@ mod tests {
             l.mark_accessed(i);
         }
         // Everything rotates: the scan stops after one round, not forever.
-        let s = l.shrink_inactive(100, |_| panic!("nothing is evicted"));
+        let mut kept = Vec::new();
+        let s = l.shrink_inactive(100, |i, iso| {
+            assert!(!iso, "nothing is evicted");
+            kept.push(i);
+        });
+        assert_eq!(kept, [0, 1, 2, 3]);
         assert_eq!((s.scanned, s.rotated), (4, 4));
         // A target of 0 still scans one unit (as a pass at a low priority would).
-        let s = l.shrink_inactive(0, |_| {});
-        assert_eq!(s.scanned, 1);
+        let mut n = 0;
+        let s = l.shrink_inactive(0, |_, _| n += 1);
+        assert_eq!((s.scanned, n), (1, 1));
         let mut empty = lru(4);
-        assert_eq!(empty.shrink_inactive(10, |_| {}), Scan::default());
+        assert_eq!(empty.shrink_inactive(10, |_, _| {}), Scan::default());
         assert_eq!(empty.age_active(10), Scan::default());
     }
 
@@ -721,11 +738,11 @@ mod tests {
             l.add(i, 0).unwrap();
             l.mark_accessed(i);
         }
-        l.shrink_inactive(3, |_| {});
+        l.shrink_inactive(3, |_, _| {});
         for i in 0..3 {
             l.mark_accessed(i);
         }
-        l.shrink_inactive(3, |_| {});
+        l.shrink_inactive(3, |_, _| {});
         assert_eq!(list(&l, Kind::Active), [2, 1, 0]);
         l.mark_accessed(0);
         let s = l.age_active(2);
@@ -796,33 +813,38 @@ mod tests {
     /// A zone's pass: the active list ages only while the inactive one is low, then the
     /// inactive one is scanned by `size >> priority`.
     #[test]
-    fn shrink_ages_only_when_inactive_is_low() {
+    fn passes_age_only_when_inactive_is_low() {
         let mut l = lru(64);
         for i in 0..16 {
             l.add(i, 0).unwrap();
             l.mark_accessed(i);
         }
-        l.shrink_inactive(16, |_| {});
+        l.shrink_inactive(16, |_, _| {});
         for i in 0..16 {
             l.mark_accessed(i);
         }
-        l.shrink_inactive(16, |_| {});
+        l.shrink_inactive(16, |_, _| {});
         assert_eq!(l.pages(Kind::Active), 16);
         for i in 16..20 {
             l.add(i, 0).unwrap();
         }
-        // 4 inactive against 16 active: low; priority 2 ages 16 >> 2 = 4, then scans
-        // 8 >> 2 = 2 inactive pages (16, 17: not accessed, isolated).
+        // 4 inactive against 16 active: low; priority 2 ages 16 >> 2 = 4, then the pass
+        // scans 8 >> 2 = 2 inactive pages (16, 17: not accessed, isolated).
+        let (s, nr) = l.begin_pass(2, SHIFT);
+        assert_eq!((s.deactivated, nr), (4, 2));
         let mut out = Vec::new();
-        let s = l.shrink(2, SHIFT, |i| out.push(i));
-        assert_eq!(s.deactivated, 4);
+        l.shrink_inactive(nr, |i, iso| {
+            if iso {
+                out.push(i)
+            }
+        });
         assert_eq!(out, [16, 17]);
         assert_eq!((l.pages(Kind::Active), l.pages(Kind::Inactive)), (12, 6));
-        // Not low any more after enough aging: no aging at all.
+        // Not low: no aging at all.
         let mut l = lru(8);
         l.add(0, 0).unwrap();
-        let s = l.shrink(0, SHIFT, |_| {});
-        assert_eq!((s.deactivated, s.isolated), (0, 1));
+        let (s, nr) = l.begin_pass(0, SHIFT);
+        assert_eq!((s, nr), (Scan::default(), 1));
     }
 
     #[test]
@@ -972,10 +994,27 @@ mod tests {
                     }
                     6 | 7 => {
                         let nr = rng.below(24) as usize;
-                        let mut out = Vec::new();
-                        let s = l.shrink_inactive(nr, |i| out.push(i));
+                        let (mut out, mut kept) = (Vec::new(), Vec::new());
+                        let s = l.shrink_inactive(nr, |i, iso| {
+                            if iso {
+                                out.push(i);
+                            } else {
+                                kept.push(i);
+                            }
+                        });
                         let (ms, mout) = m.shrink_inactive(nr);
                         assert_eq!((s, &out), (ms, &mout), "{ctx}");
+                        let looked = out.len() + kept.len();
+                        assert!(looked <= nr.max(1), "{ctx}: {looked} units for {nr} pages");
+                        for &i in &kept {
+                            // Kept units had their bit cleared and are listed again.
+                            let k = l.link(i).unwrap();
+                            assert!(
+                                !k.accessed()
+                                    && matches!(k.place(), Place::Inactive | Place::Active),
+                                "{ctx}: kept unit {i}: {k:?}"
+                            );
+                        }
                         // Evict some, put the others back.
                         for i in out {
                             if rng.below(3) == 0 {

@@ -37,13 +37,16 @@
 //! - [`lru`] (pure): page frame reclaim's lists: a zone's inactive and active lists linked
 //!   through a table of one link per page, the clock (second chance) that scans them, the
 //!   aging ratio, the priority loop, the reclaim thread's sleep decision and direct reclaim's
-//!   retry bound; [`reclaim`]: reclaim's kernel side as built so far (the per-CPU lists, the
-//!   slab caches and held blocks, on demand through debugfs `reclaim`).
+//!   retry bound; [`reclaim`]: reclaim's kernel side as built so far: discardable blocks
+//!   (`Unit`: pages, pin state, mappings to zap), each zone's lists of them, and reclaim on
+//!   demand (debugfs `reclaim`) from the per-CPU lists, the slab caches, held blocks and the
+//!   clock's choice of unpinned blocks.
 //! - [`device`]: the misc device: open files, the ioctl dispatcher and struct copying
 //!   (`device/mod.rs`); buffers, their ioctls and mmap with faults (`device/blocks.rs`); the
 //!   module-wide mmap offset space and buffer owners (`device/registry.rs`); a file's slab
 //!   caches and objects and their ioctls (`device/slab.rs`); a file's vmalloc-like areas, which
-//!   are buffers too, and their ioctls (`device/vmalloc.rs`).
+//!   are buffers too, and their ioctls (`device/vmalloc.rs`); a file's discardable blocks'
+//!   `UNPIN` and `PIN` (`device/discard.rs`).
 //! - [`debugfs`]: the files under debugfs `minimm/`.
 //! - [`debugfs_file`]: debugfs directories and files that pin the module while open (the
 //!   unsafe part of debugfs).
@@ -63,6 +66,16 @@
 //!
 //!    `vmalloc::Vmalloc::tree` (mutex): the areas by address; taken alone (an area's pages,
 //!    mapping and record are made and given back outside it).
+//!
+//!    `reclaim::Unit::state` (mutex, one per discardable block, one class): a discardable
+//!    block's pages and pin state; taken alone (`page_owner` copies the registry's records out
+//!    first), or by the fault handler and `vma_open`/`vma_close` under the mmap lock. Above
+//!    `reclaim::Reclaim::zones[z]` (mutex, one class): a zone's inactive and active lists and
+//!    their units, never two zones' at once. A scan takes the lists alone and then each unit's
+//!    state in turn, never two units' states at once. `unmap_mapping_range` runs under a
+//!    unit's state (the file's `i_mmap` lock and the page table locks below it, as the kernel
+//!    orders them after the mmap lock). A unit frees its block (the pool's locks, 4 and 5)
+//!    after dropping both.
 //!
 //!    `device::Client::slab` (mutex): one open file's slab table, held across a slab command
 //!    but its user copies; above `slab_cache::Caches::inner` (mutex): the module's list of
@@ -99,11 +112,14 @@
 //! [`Minimm`] owns everything; its fields drop in declaration order: the misc device first (no
 //! new opens; an open file holds a module reference, so unload cannot race with one, and a
 //! user mapping holds its file), then the debugfs files (an open debugfs file holds a module
-//! reference too; removal waits for reads and writes in flight), then the pool's reaper is
+//! reference too; removal waits for reads and writes in flight), then the reclaim thread is
+//! stopped (`kthread_stop` waits until it has returned, mid-pass or asleep), then the pool's reaper is
 //! stopped (a queued one holds a reference to the pool), then `kmalloc::Minimm`'s caches are
 //! unpublished, then the shared state: the caches (their slabs back to the pool; every file's
 //! are gone with its file, and so are its records in `minimm_slab_object` and
-//! `minimm_vm_area`, an area's last one with its last mapping), then the pool, which gives every borrowed page
+//! `minimm_vm_area`, an area's last one with its last mapping), reclaim's lists (empty by then:
+//! a discardable block leaves them when its buffer goes), then the pool, which gives every
+//! borrowed page
 //! back to the host. `report` comes last and logs the count; a page minimm cannot account for
 //! is a kernel warning.
 
@@ -127,14 +143,12 @@ mod device;
 mod fail;
 mod host_pages;
 mod kmalloc;
-// Reclaim's pure part: the kernel side of its lists (discardable buffers' units, the thread,
-// direct reclaim) is still to come, so most of it has no caller in the module yet.
-#[allow(dead_code)]
 mod lru;
 mod pattern;
 mod pcp;
 mod pool;
 mod reclaim;
+mod reclaimd;
 mod record;
 mod slab;
 mod slab_cache;
@@ -251,7 +265,11 @@ impl Params {
 }
 
 /// Feature bits this build provides.
-const FEATURES: u64 = uapi::feat::BUDDY | uapi::feat::MMAP | uapi::feat::SLAB | uapi::feat::VMALLOC;
+const FEATURES: u64 = uapi::feat::BUDDY
+    | uapi::feat::MMAP
+    | uapi::feat::SLAB
+    | uapi::feat::VMALLOC
+    | uapi::feat::RECLAIM;
 
 /// State shared by every open file and every debugfs file.
 pub(crate) struct Shared {
@@ -269,6 +287,8 @@ pub(crate) struct Shared {
     pub(crate) slab_objects: record::RecordCache<device::slab::Object>,
     /// The vmalloc-like areas (`vmallocinfo`).
     pub(crate) vmalloc: Arc<vmalloc::Vmalloc>,
+    /// Reclaim's lists and counters (discardable blocks).
+    pub(crate) reclaim: Arc<reclaim::Reclaim>,
 }
 
 impl Shared {
@@ -319,6 +339,8 @@ pub(crate) struct Minimm {
     #[pin]
     misc: MiscDeviceRegistration<device::Client>,
     debugfs: debugfs::Entries,
+    /// `minimm_reclaimd`, stopped before anything it uses goes.
+    reclaimd: reclaimd::Reclaimd,
     reaper: ReaperStop,
     /// `kmalloc::Minimm`'s caches, cleared before `shared` goes.
     published: kmalloc::Published,
@@ -373,6 +395,7 @@ impl kernel::InPlaceModule for Minimm {
             let kmalloc = kmalloc::Kmalloc::new(&caches, &pool)?;
             let slab_objects = record::RecordCache::new(&caches, &pool, b"minimm_slab_object")?;
             let vmalloc = Arc::pin_init(vmalloc::Vmalloc::new(&caches, &pool)?, GFP_KERNEL)?;
+            let reclaim = reclaim::Reclaim::new(&pool)?;
             let shared = Arc::new(
                 Shared {
                     params,
@@ -383,6 +406,7 @@ impl kernel::InPlaceModule for Minimm {
                     kmalloc,
                     slab_objects,
                     vmalloc,
+                    reclaim,
                 },
                 GFP_KERNEL,
             )?;
@@ -393,6 +417,7 @@ impl kernel::InPlaceModule for Minimm {
                 debugfs <- debugfs::Entries::new(shared.clone()),
                 // INVARIANT: the registration is created in place inside this `Minimm`.
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"minimm" }),
+                reclaimd: reclaimd::Reclaimd::start(&shared)?,
                 reaper: ReaperStop(shared.pool.clone()),
                 published,
                 shared,

@@ -1,19 +1,64 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Page frame reclaim, the kernel side: what gives pool pages back on demand, cheapest first,
-//! in the order of issue 13's list (Linux's `drain_all_pages`, `shrink_slab`, then the LRU):
+//! in the order of Linux's `drain_all_pages`, `shrink_slab` and the LRU:
 //!
 //! 1. the per-CPU page lists, drained into the zones;
 //! 2. the slab caches: their per-CPU object arrays flushed and their empty slabs given back
 //!    (`kmem_cache_shrink` on every cache, the generic ones included);
 //! 3. held blocks (pages once referenced from outside, as by a GUP pin) whose references have
-//!    dropped: recycled now rather than by the next round of the reaper.
+//!    dropped: recycled now rather than by the next round of the reaper;
+//! 4. unpinned discardable blocks ([`Unit`]s), chosen by the clock over each zone's inactive
+//!    and active lists (`lru.rs`), from the highest zone down, in passes of falling priority.
 //!
-//! The clock over the inactive and active lists of discardable buffers (`lru.rs`, its pure
-//! part), the reclaim thread and direct reclaim are not built yet; debugfs `reclaim` runs
-//! these steps when written.
+//! A purge takes the block's pages back into the pool and zaps every user mapping of them in
+//! every process with `unmap_mapping_range` over the buffer's range of the device's offset
+//! space (unique module-wide, so it names this buffer's mappings and nothing else); a later
+//! access faults into the buffer's fault handler, which answers SIGBUS until the buffer is
+//! pinned again.
+//!
+//! # Reference bits
+//!
+//! A module cannot read or clear the accessed bits of user page table entries (no exported
+//! `folio_referenced`), so the clock learns of accesses the way clock implementations on
+//! hardware without reference bits did: by unmapping. A unit's mappings are zapped when it is
+//! unpinned and again each time a scan clears its bit; the next access through them faults,
+//! and the fault handler maps the pages back and sets the bit. A kernel-side access
+//! (`BLOCK_DATA`) sets it too.
+//!
+//! # Locks
+//!
+//! A unit's `state` (a mutex) above a zone's `ZoneLru` (a mutex): a unit that changes its place
+//! on the lists (unpin, pin, purge, free) takes its state, then its zone's lists. A scan takes
+//! the lists alone, isolates units with references to them, drops the lists, and then takes
+//! each unit's state in turn (and the lists again under it). Never two units' states, never
+//! two zones' lists at once. `unmap_mapping_range` runs under a unit's state (so that no fault
+//! maps the pages between the zap and the purge): the state lock is below the mmap lock (the
+//! fault handler takes it under the mmap read lock) and above the file's `i_mmap` lock and
+//! the page table locks the zap takes, as the kernel orders those.
 
-use crate::Shared;
+use core::ptr::null_mut;
+
+use kernel::{
+    bindings, new_mutex,
+    page::PAGE_SHIFT,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc, Mutex,
+    },
+};
+
+use crate::{
+    lru::{self, Kind, Link, Lru, Scan},
+    pool::{Pool, PoolBlock},
+    reclaimd::Kswapd,
+    zone::{Reserve, NR_ZONES},
+    Shared,
+};
+
+/// Pages a scan looks at per hold of a zone's lists (Linux's `SWAP_CLUSTER_MAX`).
+const CLUSTER: usize = 32;
 
 /// The pages each source gave back.
 #[derive(Clone, Copy, Default, Debug)]
@@ -24,23 +69,664 @@ pub(crate) struct Freed {
     pub(crate) slab: usize,
     /// Held blocks recycled.
     pub(crate) held: usize,
+    /// Discardable blocks purged.
+    pub(crate) purged: usize,
 }
 
 impl Freed {
     /// All pages given back.
     pub(crate) fn total(&self) -> usize {
-        self.pcp.saturating_add(self.slab).saturating_add(self.held)
+        self.pcp
+            .saturating_add(self.slab)
+            .saturating_add(self.held)
+            .saturating_add(self.purged)
+    }
+}
+
+/// Who reclaims: the reclaim thread, or an allocation or a debugfs write in its own context.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who {
+    Kswapd,
+    Direct,
+}
+
+/// Reclaim's event counters (debugfs `vmstat`), in pages, by Linux's names.
+pub(crate) struct Counters {
+    /// Pages the clock looked at: by the thread (`pgscan_kswapd`), in an allocation's or a
+    /// debugfs write's own context (`pgscan_direct`).
+    pub(crate) pgscan_kswapd: Atomic<u64>,
+    pub(crate) pgscan_direct: Atomic<u64>,
+    /// Pages purged by each (`pgsteal_kswapd`, `pgsteal_direct`).
+    pub(crate) pgsteal_kswapd: Atomic<u64>,
+    pub(crate) pgsteal_direct: Atomic<u64>,
+    /// Times the thread, about to sleep, was woken again during its short nap
+    /// (`kswapd_low_wmark_hit_quickly`) or found a zone below high after it
+    /// (`kswapd_high_wmark_hit_quickly`).
+    pub(crate) low_hit_quickly: Atomic<u64>,
+    pub(crate) high_hit_quickly: Atomic<u64>,
+    pub(crate) pgactivate: Atomic<u64>,
+    pub(crate) pgdeactivate: Atomic<u64>,
+    pub(crate) pgrotated: Atomic<u64>,
+    /// Pages purged since load.
+    pub(crate) purged: Atomic<u64>,
+    /// Pages of unpinned discardable blocks that still have them (a gauge).
+    pub(crate) unpinned: Atomic<usize>,
+    /// Allocations that reclaimed before they could go on, by the highest zone they asked for
+    /// (`allocstall_dma`, `allocstall_dma32`, `allocstall_normal`).
+    pub(crate) allocstall: [Atomic<u64>; NR_ZONES],
+}
+
+impl Counters {
+    fn new() -> Self {
+        Self {
+            pgscan_kswapd: Atomic::new(0),
+            pgscan_direct: Atomic::new(0),
+            pgsteal_kswapd: Atomic::new(0),
+            pgsteal_direct: Atomic::new(0),
+            low_hit_quickly: Atomic::new(0),
+            high_hit_quickly: Atomic::new(0),
+            pgactivate: Atomic::new(0),
+            pgdeactivate: Atomic::new(0),
+            pgrotated: Atomic::new(0),
+            purged: Atomic::new(0),
+            unpinned: Atomic::new(0),
+            allocstall: [const { Atomic::new(0) }; NR_ZONES],
+        }
+    }
+
+    fn count(&self, s: &Scan, who: Who) {
+        match who {
+            Who::Kswapd => &self.pgscan_kswapd,
+            Who::Direct => &self.pgscan_direct,
+        }
+        .fetch_add(s.scanned as u64, Relaxed);
+        self.pgactivate.fetch_add(s.activated as u64, Relaxed);
+        self.pgdeactivate.fetch_add(s.deactivated as u64, Relaxed);
+        self.pgrotated.fetch_add(s.rotated as u64, Relaxed);
+    }
+}
+
+/// One zone's lists and, for each unit on them, the unit (indexed like the links).
+///
+/// # Invariants
+///
+/// `owners[i]` is `Some` exactly when link `i` heads a unit on a list or isolated.
+struct ZoneLru {
+    lru: Lru<KVVec<Link>>,
+    owners: KVVec<Option<Arc<Unit>>>,
+}
+
+/// Reclaim's lists, one set per zone, its counters and the reclaim thread's wait.
+#[pin_data]
+pub(crate) struct Reclaim {
+    pool: Arc<Pool>,
+    zones: KVec<Pin<KBox<Mutex<ZoneLru>>>>,
+    pub(crate) counters: Counters,
+    #[pin]
+    pub(crate) kswapd: Kswapd,
+}
+
+impl Reclaim {
+    /// Empty lists for every zone of `pool` (a link and an owner slot per page).
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn new(pool: &Arc<Pool>) -> Result<Arc<Self>> {
+        let mut zones = KVec::with_capacity(NR_ZONES, GFP_KERNEL)?;
+        for z in 0..NR_ZONES {
+            let pages = pool.zone(z).map_or(0, |zone| zone.managed());
+            let links = KVVec::from_elem(Link::default(), pages, GFP_KERNEL)?;
+            let mut owners = KVVec::with_capacity(pages, GFP_KERNEL)?;
+            for _ in 0..pages {
+                owners.push_within_capacity(None).map_err(|_| ENOMEM)?;
+            }
+            // INVARIANT: no unit yet, no owner.
+            let lists = ZoneLru {
+                lru: Lru::new(links),
+                owners,
+            };
+            zones.push(
+                KBox::pin_init(new_mutex!(lists, "minimm_zone_lru"), GFP_KERNEL)?,
+                GFP_KERNEL,
+            )?;
+        }
+        Arc::pin_init(
+            pin_init!(Self {
+                pool: pool.clone(),
+                zones,
+                counters: Counters::new(),
+                kswapd <- Kswapd::new(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn lists(&self, zone: usize) -> Option<&Mutex<ZoneLru>> {
+        self.zones.get(zone).map(|z| &**z)
+    }
+
+    /// Each zone's lists through their checker (`Lru::validate`), and every listed unit's
+    /// owner slot filled (the type invariant).
+    ///
+    /// Context: process context.
+    pub(crate) fn validate(&self) -> [Result<(), &'static str>; NR_ZONES] {
+        core::array::from_fn(|z| {
+            let Some(lists) = self.lists(z) else {
+                return Ok(());
+            };
+            let g = lists.lock();
+            g.lru.validate()?;
+            for kind in [Kind::Inactive, Kind::Active] {
+                for (i, _) in g.lru.iter(kind) {
+                    if g.owners.get(i as usize).is_none_or(Option::is_none) {
+                        return Err("a listed unit without its owner");
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Wakes the reclaim thread if a zone is below its low watermark (after an allocation,
+    /// as the page allocator calls `wakeup_kswapd`).
+    ///
+    /// Context: process context.
+    pub(crate) fn wake_if_low(&self) {
+        if self.pool.below_low() {
+            self.kswapd.wake();
+        }
+    }
+
+    /// Pages on a zone's inactive and active lists.
+    ///
+    /// Context: process context.
+    pub(crate) fn sizes(&self, zone: usize) -> (usize, usize) {
+        self.lists(zone).map_or((0, 0), |l| {
+            let g = l.lock();
+            (g.lru.pages(Kind::Inactive), g.lru.pages(Kind::Active))
+        })
+    }
+
+    /// Takes unit `index` off `zone`'s lists (wherever it is, isolated too); returns its
+    /// owner reference, for the caller to drop after its locks.
+    fn unlist(&self, zone: usize, index: u32) -> Option<Arc<Unit>> {
+        let mut g = self.lists(zone)?.lock();
+        let _ = g.lru.remove(index);
+        g.owners.get_mut(index as usize)?.take()
+    }
+
+    /// Scans the lists of every zone, highest first, in passes of falling priority, purging
+    /// unreferenced unpinned units until `target` pages are purged or a pass at priority 0
+    /// is done; returns the pages purged.
+    ///
+    /// Context: process context, may sleep.
+    fn shrink_lists(&self, target: usize, who: Who) -> usize {
+        let mut freed = 0usize;
+        lru::priority_loop(
+            target,
+            |priority| {
+                let before = freed;
+                for z in (0..NR_ZONES).rev() {
+                    if freed >= target {
+                        break;
+                    }
+                    freed =
+                        freed.saturating_add(self.shrink_zone(z, priority, target - freed, who));
+                }
+                freed - before
+            },
+            || false,
+        );
+        freed
+    }
+
+    /// One zone's pass at `priority`: the active list aged if the inactive one is low, then
+    /// `inactive >> priority` pages of the inactive list scanned, [`CLUSTER`] at a time,
+    /// until `want` pages are purged.
+    fn shrink_zone(&self, zone: usize, priority: u32, want: usize, who: Who) -> usize {
+        let Some(lists) = self.lists(zone) else {
+            return 0;
+        };
+        let (aged, mut left) = lists.lock().lru.begin_pass(priority, PAGE_SHIFT as u32);
+        self.counters.count(&aged, who);
+        let mut freed = 0;
+        while left > 0 && freed < want {
+            let nr = left.min(CLUSTER).min(want - freed);
+            // The units a chunk looked at: at most `nr` (`Lru::shrink_inactive`).
+            let mut seen: [Option<(u32, bool, Arc<Unit>)>; CLUSTER] = [const { None }; CLUSTER];
+            let mut n = 0;
+            let s = {
+                let mut g = lists.lock();
+                let g = &mut *g;
+                let owners = &g.owners;
+                g.lru.shrink_inactive(nr, |index, isolated| {
+                    let owner = owners.get(index as usize).cloned().flatten();
+                    if let (Some(slot), Some(unit)) = (seen.get_mut(n), owner) {
+                        *slot = Some((index, isolated, unit));
+                        n += 1;
+                    }
+                })
+            };
+            self.counters.count(&s, who);
+            if s.scanned == 0 {
+                break;
+            }
+            left = left.saturating_sub(s.scanned);
+            for (index, isolated, unit) in seen.iter_mut().filter_map(Option::take) {
+                if isolated {
+                    freed += self.evict(zone, index, &unit, who);
+                } else {
+                    // Kept with its bit cleared: the next access must fault to set it again.
+                    unit.rearm();
+                }
+            }
+        }
+        freed
+    }
+
+    /// Purges isolated unit `index` of `zone` if it is still unpinned with its pages, else
+    /// puts it back; returns the pages purged.
+    fn evict(&self, zone: usize, index: u32, unit: &Arc<Unit>, who: Who) -> usize {
+        let mut st = unit.state.lock();
+        if st.listed != Some((zone, index)) || st.pinned || st.block.is_none() {
+            drop(st);
+            if let Some(lists) = self.lists(zone) {
+                // Off already if it was pinned or freed meanwhile: then nothing to put back.
+                let _ = lists.lock().lru.putback(index);
+            }
+            return 0;
+        }
+        // Under the state lock: no fault can map the pages again between the zap and the
+        // purge (the fault handler takes it).
+        unit.zap(&st);
+        let block = st.block.take();
+        st.listed = None;
+        st.purged = true;
+        let owner = self.lists(zone).and_then(|lists| {
+            let mut g = lists.lock();
+            let _ = g.lru.evicted(index);
+            g.owners.get_mut(index as usize)?.take()
+        });
+        drop(st);
+        let pages = unit.pages;
+        match who {
+            Who::Kswapd => &self.counters.pgsteal_kswapd,
+            Who::Direct => &self.counters.pgsteal_direct,
+        }
+        .fetch_add(pages as u64, Relaxed);
+        self.counters.purged.fetch_add(pages as u64, Relaxed);
+        self.counters.unpinned.fetch_sub(pages, Relaxed);
+        // Back to the pool (or held, if something outside minimm still references a page),
+        // with no lock of ours held.
+        drop(block);
+        drop(owner);
+        pages
+    }
+
+    /// debugfs `lru`: per zone, each list from head to tail, a line per unit with the buffer's
+    /// mmap offset, its pages and its bits (`A` accessed since the last scan, `R` given its
+    /// second chance).
+    ///
+    /// Context: process context.
+    pub(crate) fn write_lru(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for z in 0..NR_ZONES {
+            let Some(lists) = self.lists(z) else { continue };
+            if self.pool.zone(z).is_none_or(|zone| zone.managed() == 0) {
+                continue;
+            }
+            // Copied out under the lock, printed after it (no allocation under the lock).
+            let units = {
+                let g = lists.lock();
+                g.lru.units(Kind::Inactive) + g.lru.units(Kind::Active)
+            };
+            let Ok(mut rows) =
+                KVVec::<(Kind, u64, usize, bool, bool)>::with_capacity(units, GFP_KERNEL)
+            else {
+                return writeln!(f, "lru: out of memory copying the lists");
+            };
+            let sizes = {
+                let g = lists.lock();
+                for kind in [Kind::Inactive, Kind::Active] {
+                    for (i, l) in g.lru.iter(kind) {
+                        let off = g
+                            .owners
+                            .get(i as usize)
+                            .and_then(|o| o.as_ref())
+                            .map_or(0, |u| u.pgoff << PAGE_SHIFT);
+                        if rows
+                            .push_within_capacity((
+                                kind,
+                                off,
+                                l.pages(),
+                                l.accessed(),
+                                l.referenced(),
+                            ))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+                [Kind::Inactive, Kind::Active].map(|k| (g.lru.units(k), g.lru.pages(k)))
+            };
+            for (kind, (units, pages)) in [Kind::Inactive, Kind::Active].into_iter().zip(sizes) {
+                writeln!(
+                    f,
+                    "Node 0, zone {:>8} {} units {} pages {}",
+                    crate::zone::NAMES.get(z).copied().unwrap_or("?"),
+                    if kind == Kind::Inactive {
+                        "inactive"
+                    } else {
+                        "active"
+                    },
+                    units,
+                    pages
+                )?;
+                for r in rows.iter().filter(|r| r.0 == kind) {
+                    writeln!(
+                        f,
+                        "  offset {:#x} pages {} {}{}",
+                        r.1,
+                        r.2,
+                        if r.3 { 'A' } else { '-' },
+                        if r.4 { 'R' } else { '-' }
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A discardable block: its pages (none once purged) and its state, shared by its buffer and,
+/// while it is unpinned with its pages, its zone's lists.
+#[pin_data]
+pub(crate) struct Unit {
+    #[pin]
+    state: Mutex<UnitState>,
+    reclaim: Arc<Reclaim>,
+    /// The first page of the buffer's range of the offset space, and its pages.
+    pgoff: u64,
+    pages: usize,
+    order: u32,
+    /// The highest zone the block may come from (a purged one gets new pages from there).
+    highest: usize,
+}
+
+/// What a unit's lock guards.
+///
+/// # Invariants
+///
+/// `listed` is `Some((zone, index))` exactly when the unit is unpinned with its pages, and then
+/// it heads a unit of the lists of `zone` whose owner is this unit. `mapping` is the address
+/// space of the buffer's file while `mapped > 0` (every mapping of a buffer is made through
+/// the file that owns it).
+struct UnitState {
+    block: Option<PoolBlock>,
+    pinned: bool,
+    /// Purged since it was last pinned.
+    purged: bool,
+    listed: Option<(usize, u32)>,
+    /// User mappings (VMAs) of the buffer.
+    mapped: usize,
+    mapping: *mut bindings::address_space,
+}
+
+// SAFETY: `mapping` is only used under the unit's lock while a VMA keeps it alive (see the
+// invariant); nothing else in the state is tied to a thread.
+unsafe impl Send for UnitState {}
+
+impl Unit {
+    /// A pinned unit of `block`, a buffer at `pgoff` that asked for zone `highest`.
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn new(
+        block: PoolBlock,
+        pgoff: u64,
+        highest: usize,
+        reclaim: &Arc<Reclaim>,
+    ) -> Result<Arc<Self>> {
+        let (pages, order) = (block.pages(), block.order());
+        let state = UnitState {
+            block: Some(block),
+            pinned: true,
+            purged: false,
+            listed: None,
+            mapped: 0,
+            mapping: null_mut(),
+        };
+        Arc::pin_init(
+            pin_init!(Self {
+                state <- new_mutex!(state, "minimm_unit"),
+                reclaim: reclaim.clone(),
+                pgoff,
+                pages,
+                order,
+                highest,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Pages of the block.
+    pub(crate) fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// Zaps every user mapping of the buffer (the pages fault in again at the next access).
+    fn zap(&self, st: &UnitState) {
+        if st.mapped == 0 || st.mapping.is_null() {
+            return;
+        }
+        let (Ok(begin), Ok(len)) = (
+            i64::try_from(self.pgoff << PAGE_SHIFT),
+            i64::try_from(self.pages << PAGE_SHIFT),
+        ) else {
+            return;
+        };
+        // SAFETY: While `mapped > 0` a VMA of the buffer holds its file, whose address space
+        // `mapping` is (type invariant of `UnitState`); zapping a range of it is always
+        // allowed, and the lock order above permits it under the unit's state.
+        unsafe { bindings::unmap_mapping_range(st.mapping, begin, len, 1) };
+    }
+
+    /// After a scan cleared its bit: zaps the mappings, so that the next access is seen.
+    fn rearm(&self) {
+        let st = self.state.lock();
+        if st.listed.is_some() {
+            self.zap(&st);
+        }
+    }
+
+    /// Sets the unit's reference bit if it is on the lists.
+    fn accessed(&self, st: &UnitState) {
+        if let Some((zone, index)) = st.listed {
+            if let Some(lists) = self.reclaim.lists(zone) {
+                lists.lock().lru.mark_accessed(index);
+            }
+        }
+    }
+
+    /// `MINIMM_IOC_UNPIN`: the contents may be purged from now on.
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn unpin(self: &Arc<Self>) -> Result {
+        let mut st = self.state.lock();
+        if !st.pinned {
+            return Ok(());
+        }
+        st.pinned = false;
+        let Some((zone, index, order)) =
+            st.block.as_ref().map(|b| (b.zone(), b.index(), b.order()))
+        else {
+            return Ok(());
+        };
+        let lists = self.reclaim.lists(zone).ok_or(EINVAL)?;
+        let mut g = lists.lock();
+        let slot = g.owners.get_mut(index as usize).ok_or(EINVAL)?;
+        *slot = Some(self.clone());
+        if g.lru.add(index, order).is_err() {
+            // A bug (the index is a live block's): stay pinned rather than half listed.
+            kernel::warn_on!(true);
+            let owner = g.owners.get_mut(index as usize).and_then(Option::take);
+            drop(g);
+            st.pinned = true;
+            drop(st);
+            drop(owner);
+            return Err(EINVAL);
+        }
+        drop(g);
+        // INVARIANT: unpinned with its pages, listed.
+        st.listed = Some((zone, index));
+        self.reclaim
+            .counters
+            .unpinned
+            .fetch_add(self.pages, Relaxed);
+        // Accesses from now on must fault to be seen.
+        self.zap(&st);
+        Ok(())
+    }
+
+    /// `MINIMM_IOC_PIN`: in use again, never purged until unpinned; returns whether it was
+    /// purged meanwhile (then it has new, zeroed pages).
+    ///
+    /// Errors: `ENOMEM` (purged, and no zone could give new pages, even after direct reclaim:
+    /// it stays unpinned).
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn pin(self: &Arc<Self>, shared: &Shared) -> Result<bool> {
+        let mut fresh = None;
+        loop {
+            let mut st = self.state.lock();
+            if st.pinned {
+                return Ok(false);
+            }
+            if st.block.is_none() {
+                if let Some(b) = fresh.take() {
+                    st.block = Some(b);
+                }
+            }
+            if st.block.is_some() {
+                let owner = st
+                    .listed
+                    .take()
+                    .and_then(|(zone, index)| self.reclaim.unlist(zone, index));
+                if owner.is_some() {
+                    self.reclaim
+                        .counters
+                        .unpinned
+                        .fetch_sub(self.pages, Relaxed);
+                }
+                // INVARIANT: pinned, not listed.
+                st.pinned = true;
+                let purged = core::mem::replace(&mut st.purged, false);
+                drop(st);
+                // Dropped after the locks; `self` holds another reference.
+                drop(owner);
+                // A block made for a purge that a concurrent pin served first goes back.
+                drop(fresh);
+                return Ok(purged);
+            }
+            drop(st);
+            // Purged: new pages, made outside the lock (the allocation may reclaim).
+            let block = with_direct_reclaim(shared, self.highest, self.pages, true, || {
+                self.reclaim
+                    .pool
+                    .alloc(self.order, self.highest, Reserve::Normal)
+            })?;
+            // SAFETY: The block was just allocated; nothing else can reach it.
+            unsafe { block.zero()? };
+            fresh = Some(block);
+        }
+    }
+
+    /// Runs `f` on the block's pages with the state locked, counting a kernel-side access;
+    /// `ENODATA` once purged.
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn with_block<R>(&self, f: impl FnOnce(&PoolBlock) -> Result<R>) -> Result<R> {
+        let st = self.state.lock();
+        let block = st.block.as_ref().ok_or(ENODATA)?;
+        self.accessed(&st);
+        f(block)
+    }
+
+    /// The fault handler's view: runs `f` with a page lookup for the block (`None` once
+    /// purged), the state locked so that no purge runs meanwhile, counting the access.
+    ///
+    /// Context: process context, under the mmap read lock.
+    pub(crate) fn fault<R>(&self, f: impl FnOnce(Option<&PoolBlock>) -> R) -> R {
+        let st = self.state.lock();
+        if st.block.is_some() {
+            self.accessed(&st);
+        }
+        f(st.block.as_ref())
+    }
+
+    /// A VMA of the buffer now exists (`mapping`: its file's address space).
+    pub(crate) fn mapped(&self, mapping: *mut bindings::address_space) {
+        let mut st = self.state.lock();
+        st.mapped += 1;
+        // INVARIANT: every VMA of a buffer maps it through the one file that owns it.
+        st.mapping = mapping;
+    }
+
+    /// A VMA of the buffer is gone.
+    pub(crate) fn unmapped(&self) {
+        let mut st = self.state.lock();
+        st.mapped = st.mapped.saturating_sub(1);
+        if st.mapped == 0 {
+            st.mapping = null_mut();
+        }
+    }
+
+    /// Whether the unit is pinned, and its pages' zone and first frame unless purged
+    /// (page_owner).
+    ///
+    /// Context: process context.
+    pub(crate) fn status(&self) -> (bool, Option<(usize, u64)>) {
+        let st = self.state.lock();
+        let at = st.block.as_ref().and_then(|b| {
+            let first = b.page(0)?;
+            Some((b.zone(), crate::host_pages::page_to_pfn(first.as_ptr())))
+        });
+        (st.pinned, at)
+    }
+
+    /// The buffer goes: off the lists, if it was on them.
+    ///
+    /// Context: process context.
+    pub(crate) fn release(&self) {
+        let mut st = self.state.lock();
+        st.pinned = true;
+        let owner = st
+            .listed
+            .take()
+            .and_then(|(zone, index)| self.reclaim.unlist(zone, index));
+        if owner.is_some() {
+            self.reclaim
+                .counters
+                .unpinned
+                .fetch_sub(self.pages, Relaxed);
+        }
+        drop(st);
+        drop(owner);
     }
 }
 
 /// Gives pages back to the zones' free lists, source by source as above, until `target` pages
-/// came back or every source was tried (a source is always tried whole: the counts say what
-/// came back).
+/// came back or every source was tried (the cheap sources are always tried whole: the counts
+/// say what came back). The reclaim thread starts with the slab caches.
 ///
 /// Context: process context, may sleep.
-pub(crate) fn reclaim(shared: &Shared, target: usize) -> Freed {
+pub(crate) fn reclaim(shared: &Shared, target: usize, who: Who) -> Freed {
+    // The thread does not drain the per-CPU lists first: Linux's kswapd leaves them to
+    // direct reclaim (`drain_all_pages` when an allocation still fails).
     let mut f = Freed {
-        pcp: shared.pool.drain(),
+        pcp: if who == Who::Direct {
+            shared.pool.drain()
+        } else {
+            0
+        },
         ..Freed::default()
     };
     if f.total() < target {
@@ -54,11 +740,71 @@ pub(crate) fn reclaim(shared: &Shared, target: usize) -> Freed {
     if f.total() < target {
         f.held = shared.pool.reap_held();
     }
-    if f.slab > 0 || f.held > 0 {
-        // What the caches and the quarantine gave back went through the per-CPU lists (a
-        // free of order 0 to 3 does); drained again, it reaches the zones' free lists, where
-        // the watermarks count it. Counted once, above.
+    if f.total() < target {
+        f.purged = shared.reclaim.shrink_lists(target - f.total(), who);
+    }
+    if f.slab > 0 || f.held > 0 || f.purged > 0 {
+        // What the caches, the quarantine and the purges gave back went through the per-CPU
+        // lists (a free of order 0 to 3 does); drained again, it reaches the zones' free
+        // lists, where the watermarks count it. Counted once, above.
         shared.pool.drain();
     }
     f
+}
+
+/// Runs the allocation `alloc`, and when it fails for want of memory, reclaims and runs it
+/// again: Linux's direct reclaim, for a request that may sleep (`may_reclaim`: not
+/// `MINIMM_ALLOC_ATOMIC`, which only digs into the reserves, nor `MINIMM_ALLOC_NOWAIT`, which
+/// never waits) of `pages` pages from zone `highest` down. Each round reclaims at least
+/// [`CLUSTER`] pages' worth (as `SWAP_CLUSTER_MAX`), counted in `allocstall_<zone>`; the
+/// rounds end as [`lru::Retry`] says (16 in a row without progress, 64 in all), with the
+/// last `ENOMEM`.
+///
+/// Context: process context, may sleep; no lock of minimm's held.
+pub(crate) fn with_direct_reclaim<T>(
+    shared: &Shared,
+    highest: usize,
+    pages: usize,
+    may_reclaim: bool,
+    mut alloc: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let mut retry = lru::Retry::default();
+    loop {
+        match alloc() {
+            Err(e) if may_reclaim && e == ENOMEM => {
+                if let Some(c) = shared.reclaim.counters.allocstall.get(highest) {
+                    c.fetch_add(1, Relaxed);
+                }
+                let freed = reclaim(shared, pages.max(CLUSTER), Who::Direct).total();
+                if !retry.again(freed) {
+                    return Err(e);
+                }
+            }
+            Err(e) if e == ENOMEM => {
+                // `NOWAIT` and `ATOMIC` do not reclaim; the thread may (`wakeup_kswapd`).
+                shared.reclaim.kswapd.wake();
+                return Err(e);
+            }
+            r => {
+                shared.reclaim.wake_if_low();
+                return r;
+            }
+        }
+    }
+}
+
+/// The reclaim thread's pass: reclaims [`CLUSTER`] pages at a time until every zone is at or
+/// above its high watermark, nothing more comes back or the thread is to stop; returns
+/// whether anything came back.
+///
+/// Context: process context (the reclaim thread), may sleep.
+pub(crate) fn balance(shared: &Shared) -> bool {
+    let mut progress = false;
+    while !shared.pool.balanced() && !shared.reclaim.kswapd.stopping() {
+        if reclaim(shared, CLUSTER, Who::Kswapd).total() == 0 {
+            break;
+        }
+        progress = true;
+    }
+    progress
 }

@@ -55,7 +55,8 @@ pub(crate) mod alloc_flags {
     pub(crate) const ZERO: u32 = 1 << 0;
     pub(crate) const ATOMIC: u32 = 1 << 1;
     pub(crate) const NOWAIT: u32 = 1 << 2;
-    pub(crate) const VALID: u32 = (1 << 3) - 1;
+    pub(crate) const DISCARDABLE: u32 = 1 << 3;
+    pub(crate) const VALID: u32 = (1 << 4) - 1;
 }
 
 /// `struct minimm_alloc`.
@@ -352,6 +353,22 @@ pub(crate) struct VmResize {
 /// `MINIMM_VM_RESIZE_SIZE_VER0`.
 pub(crate) const VM_RESIZE_SIZE_VER0: u32 = 40;
 
+/// `MINIMM_PIN_PURGED`: [`Pin::result`] of `PIN` when the buffer was purged meanwhile.
+pub(crate) const PIN_PURGED: u64 = 1 << 0;
+
+/// `struct minimm_pin`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pin {
+    pub(crate) size: u32,
+    pub(crate) flags: u32,
+    pub(crate) handle: u64,
+    pub(crate) result: u64,
+}
+
+/// `MINIMM_PIN_SIZE_VER0`.
+pub(crate) const PIN_SIZE_VER0: u32 = 24;
+
 /// `MINIMM_IOC_MAGIC`.
 pub(crate) const IOC_MAGIC: u32 = 0xB9;
 
@@ -389,6 +406,10 @@ pub(crate) const IOC_VM_FREE: u32 = iow(0x21, core::mem::size_of::<Free>());
 pub(crate) const IOC_VM_RESIZE: u32 = iowr(0x22, core::mem::size_of::<VmResize>());
 /// `MINIMM_IOC_VM_INFO`.
 pub(crate) const IOC_VM_INFO: u32 = iowr(0x23, core::mem::size_of::<VmInfo>());
+/// `MINIMM_IOC_UNPIN`.
+pub(crate) const IOC_UNPIN: u32 = iowr(0x30, core::mem::size_of::<Pin>());
+/// `MINIMM_IOC_PIN`.
+pub(crate) const IOC_PIN: u32 = iowr(0x31, core::mem::size_of::<Pin>());
 
 // The generic Linux ioctl encoding (include/uapi/asm-generic/ioctl.h), used by x86_64:
 // bits 0..8 number, 8..16 type, 16..30 size, 30..32 direction.
@@ -437,6 +458,8 @@ pub(crate) fn command(cmd: u32) -> Option<u32> {
         IOC_VM_FREE,
         IOC_VM_RESIZE,
         IOC_VM_INFO,
+        IOC_UNPIN,
+        IOC_PIN,
     ]
     .into_iter()
     .find(|&c| c & !IOC_SIZE_MASK == key)
@@ -503,6 +526,8 @@ mod tests {
             IOC_VM_FREE,
             IOC_VM_RESIZE,
             IOC_VM_INFO,
+            IOC_UNPIN,
+            IOC_PIN,
         ] {
             assert_eq!(command(c), Some(c));
             // A longer struct from a later header, and a shorter one, name the same command.

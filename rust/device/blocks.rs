@@ -32,7 +32,7 @@ use core::ffi::c_void;
 
 use kernel::{
     bindings,
-    mm::virt::{flags as vm_flags, VmaNew, VmaRef},
+    mm::virt::{flags as vm_flags, VmaMixedMap, VmaNew, VmaRef},
     new_mutex,
     page::{BorrowedPage, PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
@@ -52,6 +52,7 @@ use super::{
 use crate::{
     fail::{self, Point},
     pool::PoolBlock,
+    reclaim::Unit,
     uapi::{self, alloc_flags},
     vmalloc::Area,
     zone::{Reserve, NR_ZONES},
@@ -67,6 +68,9 @@ pub(crate) enum Backing {
     /// A vmalloc-like area (`VM_CREATE`), with the `MINIMM_VM_*` flags and the highest zone
     /// it was made with (a resize makes the new one alike).
     Area(Area, u32, usize),
+    /// A discardable block (`ALLOC` with `MINIMM_ALLOC_DISCARDABLE`): pinned or not, its
+    /// pages purged or not (`reclaim.rs`).
+    Discard(Arc<Unit>),
 }
 
 impl Backing {
@@ -75,14 +79,16 @@ impl Backing {
         match self {
             Self::Block(b) => b.pages(),
             Self::Area(a, ..) => a.nr_pages(),
+            Self::Discard(u) => u.pages(),
         }
     }
 
-    /// The `i`-th page.
+    /// The `i`-th page (a discardable block's are reached through its unit's lock).
     fn page(&self, i: usize) -> Option<BorrowedPage<'_>> {
         match self {
             Self::Block(b) => b.page(i),
             Self::Area(a, ..) => a.page(i),
+            Self::Discard(_) => None,
         }
     }
 
@@ -105,6 +111,8 @@ impl Backing {
                 unsafe { a.write_words(word) };
                 Ok(())
             }
+            // SAFETY: By the caller's obligation; the unit's lock keeps the block.
+            Self::Discard(u) => u.with_block(|b| unsafe { b.fill(seed) }),
         }
     }
 
@@ -124,6 +132,8 @@ impl Backing {
                 unsafe { a.read_words(|w| h.update(&w.to_ne_bytes())) };
                 Ok(h.finish())
             }
+            // SAFETY: By the caller's obligation; the unit's lock keeps the block.
+            Self::Discard(u) => u.with_block(|b| unsafe { b.checksum() }),
         }
     }
 }
@@ -154,6 +164,10 @@ pub(crate) struct Buffer {
 impl PinnedDrop for Buffer {
     /// Context: process context (the last reference goes with a table entry or a VMA).
     fn drop(self: Pin<&mut Self>) {
+        if let Backing::Discard(unit) = &self.backing {
+            // Off reclaim's lists, whose reference would keep the pages.
+            unit.release();
+        }
         self.registry.remove(self.pgoff);
         self.charge
             .fetch_sub(self.backing.pages() * PAGE_SIZE, Relaxed);
@@ -269,7 +283,14 @@ impl Client {
         // Charge the quota first, so that concurrent allocations cannot overshoot it.
         let bytes = pages * PAGE_SIZE;
         self.charge_bytes(bytes)?;
-        let block = match self.shared.pool.alloc(req.order, zone, class) {
+        let may_reclaim = req.flags & (alloc_flags::ATOMIC | alloc_flags::NOWAIT) == 0;
+        let block = match crate::reclaim::with_direct_reclaim(
+            &self.shared,
+            zone,
+            pages,
+            may_reclaim,
+            || self.shared.pool.alloc(req.order, zone, class),
+        ) {
             Ok(b) => b,
             Err(e) => {
                 self.charge.fetch_sub(bytes, Relaxed);
@@ -293,7 +314,27 @@ impl Client {
             }
         };
         let zone = block.zone();
-        let buf = self.new_buffer(Backing::Block(block), pgoff, bytes)?;
+        let backing = if req.flags & alloc_flags::DISCARDABLE != 0 {
+            match Unit::new(
+                block,
+                pgoff,
+                usize::try_from(req.zone).unwrap_or(zone),
+                &self.shared.reclaim,
+            ) {
+                Ok(u) => Backing::Discard(u),
+                Err(e) => {
+                    self.charge.fetch_sub(bytes, Relaxed);
+                    return Err(e);
+                }
+            }
+        } else {
+            Backing::Block(block)
+        };
+        let unit = match &backing {
+            Backing::Discard(u) => Some(u.clone()),
+            _ => None,
+        };
+        let buf = self.new_buffer(backing, pgoff, bytes)?;
         let order = req.order;
         let flags = req.flags;
         self.enter(
@@ -307,9 +348,11 @@ impl Client {
                 write_prefix(arg, &req, len)
             },
             |id, handle| {
-                Some(OwnerRecord::new_by_current(
-                    id, handle, order, zone, pfn, flags,
-                ))
+                let record = OwnerRecord::new_by_current(id, handle, order, zone, pfn, flags);
+                Some(match unit {
+                    Some(u) => record.with_unit(u),
+                    None => record,
+                })
             },
         )
     }
@@ -494,6 +537,11 @@ impl Client {
             // Its pages may be pinned through this mapping from now on.
             area.note_user_mapping();
         }
+        if let Backing::Discard(unit) = &buf.backing {
+            // SAFETY: A VMA under construction has its file set; the file's address space
+            // lives as long as the file, which the VMA holds.
+            unit.mapped(unsafe { (*(*vma.as_ptr()).vm_file).f_mapping });
+        }
         vma.set_dontexpand();
         vma.set_dontcopy();
         // The fault handler inserts struct pages with `vm_insert_page`, which wants this.
@@ -531,6 +579,10 @@ unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
     // SAFETY: By the function's safety requirement, `vm_private_data` came from
     // `Arc::into_raw` in `mmap_buffer` and that reference is still held by the original VMA.
     let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
+    if let Backing::Discard(unit) = &buf.backing {
+        // SAFETY: The VMA is valid, and a VMA of ours has its file set (see `vma_close`).
+        unit.mapped(unsafe { (*(*vma).vm_file).f_mapping });
+    }
     // The copy of `vm_private_data` in the new VMA owns this new reference.
     let _ = Arc::into_raw(Arc::<Buffer>::from(buf));
 }
@@ -544,7 +596,11 @@ unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
 unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
     // SAFETY: This VMA owns the reference stored in `vm_private_data` (from `mmap_buffer` or
     // `vma_open`), and this is its one release.
-    drop(unsafe { Arc::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) });
+    let buf = unsafe { Arc::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
+    if let Backing::Discard(unit) = &buf.backing {
+        unit.unmapped();
+    }
+    drop(buf);
 }
 
 /// A fault in a VMA of ours: inserts the faulting page, then every other page of the buffer
@@ -588,27 +644,30 @@ unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
     let (Some(first), Some(pages), Some(at)) = (first, pages, at) else {
         return SIGBUS;
     };
-    let insert = |i: usize| -> Result {
-        let page = first
-            .checked_add(i)
-            .and_then(|k| buf.backing.page(k))
-            .ok_or(EFAULT)?;
-        match map.vm_insert_page(vma.start() + i * PAGE_SIZE, &page) {
-            // Mapped already: by a racing fault, or left by a partial zap.
-            Err(e) if e.to_errno() == EBUSY.to_errno() => Ok(()),
-            other => other,
-        }
-    };
     // The faulting page decides the fault, as if `vmf_insert_page` had been called for it.
     if fail::should_fail(Point::MappingInsert) {
         return bindings::vm_fault_reason_VM_FAULT_OOM;
     }
-    match insert(at) {
-        Ok(()) => {}
-        Err(e) if e.to_errno() == ENOMEM.to_errno() => {
-            return bindings::vm_fault_reason_VM_FAULT_OOM;
-        }
-        Err(_) => return SIGBUS,
+    if let Backing::Discard(unit) = &buf.backing {
+        // Under the unit's lock, so that no purge runs meanwhile; a purged block (unpinned
+        // and not pinned again since) has no pages: SIGBUS, as ashmem's purged ranges.
+        return unit.fault(|block| match block {
+            None => SIGBUS,
+            Some(block) => {
+                let page_of = |i: usize| first.checked_add(i).and_then(|k| block.page(k));
+                match insert_one(map, vma.start(), at, page_of(at)) {
+                    Some(fault) => fault,
+                    None => {
+                        insert_rest(map, vma.start(), pages, at, page_of);
+                        bindings::vm_fault_reason_VM_FAULT_NOPAGE
+                    }
+                }
+            }
+        });
+    }
+    let page_of = |i: usize| first.checked_add(i).and_then(|k| buf.backing.page(k));
+    if let Some(fault) = insert_one(map, vma.start(), at, page_of(at)) {
+        return fault;
     }
     // The rest of the VMA, so that touching the mapping costs one fault: a page that cannot
     // be inserted now is left to a fault of its own. An area's pages go in batches (one
@@ -628,10 +687,42 @@ unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
             return bindings::vm_fault_reason_VM_FAULT_NOPAGE;
         }
     }
-    for i in (0..pages).filter(|&i| i != at) {
-        let _ = insert(i);
-    }
+    insert_rest(map, vma.start(), pages, at, page_of);
     bindings::vm_fault_reason_VM_FAULT_NOPAGE
+}
+
+/// Inserts `page` as page `i` of the VMA at `start`, a page mapped already (by a racing
+/// fault, or left by a partial zap) counting as done. The faulting page decides the fault, as
+/// if `vmf_insert_page` had been called for it: `None` when it is in, else the fault's answer.
+fn insert_one(
+    map: &VmaMixedMap,
+    start: usize,
+    i: usize,
+    page: Option<BorrowedPage<'_>>,
+) -> Option<bindings::vm_fault_t> {
+    let Some(page) = page else {
+        return Some(bindings::vm_fault_reason_VM_FAULT_SIGBUS);
+    };
+    match map.vm_insert_page(start + i * PAGE_SIZE, &page) {
+        Ok(()) => None,
+        Err(e) if e.to_errno() == EBUSY.to_errno() => None,
+        Err(e) if e.to_errno() == ENOMEM.to_errno() => Some(bindings::vm_fault_reason_VM_FAULT_OOM),
+        Err(_) => Some(bindings::vm_fault_reason_VM_FAULT_SIGBUS),
+    }
+}
+
+/// Inserts the VMA's pages other than the faulting one, one at a time; a page that cannot go
+/// in now is left to a fault of its own.
+fn insert_rest<'a>(
+    map: &VmaMixedMap,
+    start: usize,
+    pages: usize,
+    at: usize,
+    page_of: impl Fn(usize) -> Option<BorrowedPage<'a>>,
+) {
+    for i in (0..pages).filter(|&i| i != at) {
+        let _ = insert_one(map, start, i, page_of(i));
+    }
 }
 
 /// Inserts pages `range` of a VMA (starting at `start`) that maps an area from its page

@@ -36,6 +36,7 @@
 //! from user space under them.
 
 pub(crate) mod blocks;
+mod discard;
 pub(crate) mod registry;
 pub(crate) mod slab;
 mod vmalloc;
@@ -83,7 +84,8 @@ uapi_bytes!(
     uapi::SlabStats,
     uapi::VmCreate,
     uapi::VmInfo,
-    uapi::VmResize
+    uapi::VmResize,
+    uapi::Pin
 );
 
 // The pure mirror encodes ioctl numbers itself; check it against the kernel's own macros.
@@ -94,6 +96,8 @@ const _: () = {
     assert!(uapi::IOC_VM_FREE == _IOW::<uapi::Free>(uapi::IOC_MAGIC, 0x21));
     assert!(uapi::IOC_VM_INFO == _IOWR::<uapi::VmInfo>(uapi::IOC_MAGIC, 0x23));
     assert!(uapi::IOC_VM_RESIZE == _IOWR::<uapi::VmResize>(uapi::IOC_MAGIC, 0x22));
+    assert!(uapi::IOC_UNPIN == _IOWR::<uapi::Pin>(uapi::IOC_MAGIC, 0x30));
+    assert!(uapi::IOC_PIN == _IOWR::<uapi::Pin>(uapi::IOC_MAGIC, 0x31));
     assert!(uapi::IOC_ALLOC == _IOWR::<uapi::Alloc>(uapi::IOC_MAGIC, 0x01));
     assert!(uapi::IOC_FREE == _IOW::<uapi::Free>(uapi::IOC_MAGIC, 0x02));
     assert!(uapi::IOC_BLOCK_DATA == _IOWR::<uapi::BlockData>(uapi::IOC_MAGIC, 0x03));
@@ -173,6 +177,8 @@ impl MiscDevice for Client {
             uapi::IOC_VM_FREE => me.vm_free(arg),
             uapi::IOC_VM_RESIZE => me.vm_resize(arg),
             uapi::IOC_VM_INFO => me.vm_info(arg),
+            uapi::IOC_UNPIN => me.pin(arg, false),
+            uapi::IOC_PIN => me.pin(arg, true),
             _ => Err(ENOTTY),
         }
         .map(|()| 0)

@@ -25,18 +25,18 @@ use kernel::{
     bindings, new_mutex,
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     task::Task,
 };
 
-use crate::zone;
+use crate::{reclaim::Unit, zone};
 
 /// Offsets stay below this many pages, so that `offset << PAGE_SHIFT` is a valid, positive
 /// `mmap` offset (and far beyond what a module's lifetime can use up).
 const OFFSET_LIMIT: u64 = 1 << 40;
 
 /// Who allocated a buffer, and what it is: one block of debugfs `page_owner`.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct OwnerRecord {
     /// The owning open file's id (1, 2, 3... in open order, module-wide).
     file: u32,
@@ -54,6 +54,9 @@ pub(crate) struct OwnerRecord {
     comm: [u8; 16],
     /// When: `ktime_get`, in nanoseconds since boot.
     ts_ns: i64,
+    /// A discardable block's unit: its state, and its pages now (a purge takes them, a pin
+    /// after one gives new ones).
+    unit: Option<Arc<Unit>>,
 }
 
 /// The current task's name (`current->comm`), 16 bytes, NUL-padded.
@@ -97,6 +100,15 @@ impl OwnerRecord {
             // SAFETY: `ktime_get` may be called in process context (this is one) once
             // timekeeping is up, which it is long before a module loads.
             ts_ns: unsafe { bindings::ktime_get() },
+            unit: None,
+        }
+    }
+
+    /// The record of a discardable block, `unit`.
+    pub(crate) fn with_unit(self, unit: Arc<Unit>) -> Self {
+        Self {
+            unit: Some(unit),
+            ..self
         }
     }
 
@@ -188,7 +200,8 @@ impl Registry {
         let mut out = KVVec::with_capacity(n, GFP_KERNEL)?;
         let g = self.inner.lock();
         for (&pgoff, r) in g.live.iter() {
-            if out.push_within_capacity((pgoff, *r)).is_err() {
+            // A clone takes a reference to a unit, no memory.
+            if out.push_within_capacity((pgoff, r.clone())).is_err() {
                 break;
             }
         }
@@ -203,23 +216,34 @@ impl Registry {
             return writeln!(f, "page_owner: out of memory copying the records");
         };
         for (pgoff, r) in records.iter() {
+            // A discardable block: pinned or unpinned with its pages now, or purged (no
+            // pages: no paragraph, as a page_owner lists pages).
+            let (state, zone, pfn) = match &r.unit {
+                None => ("", r.zone, r.pfn),
+                Some(u) => match u.status() {
+                    (_, None) => continue,
+                    (true, Some((z, pfn))) => (", discardable pinned", z, pfn),
+                    (false, Some((z, pfn))) => (", discardable unpinned", z, pfn),
+                },
+            };
             writeln!(
                 f,
-                "Block allocated via order {}, flags {:#x}, pid {}, tgid {} ({}), ts {} ns",
+                "Block allocated via order {}, flags {:#x}, pid {}, tgid {} ({}), ts {} ns{}",
                 r.order,
                 r.flags,
                 r.pid,
                 r.tgid,
                 Comm(r.comm()),
-                r.ts_ns
+                r.ts_ns,
+                state
             )?;
-            let last = r.pfn + (1u64 << r.order) - 1;
+            let last = pfn + (1u64 << r.order) - 1;
             writeln!(
                 f,
                 "PFN {:#x}-{:#x} zone {} file {} handle {} offset {:#x}",
-                r.pfn,
+                pfn,
                 last,
-                zone::NAMES.get(r.zone).copied().unwrap_or("?"),
+                zone::NAMES.get(zone).copied().unwrap_or("?"),
                 r.file,
                 r.handle,
                 pgoff << kernel::page::PAGE_SHIFT

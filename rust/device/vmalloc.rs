@@ -59,10 +59,11 @@ impl Client {
         let bytes = pages * PAGE_SIZE;
         self.charge_bytes(bytes)?;
         let opts = options(zone, req.flags);
-        let made = self
-            .shared
-            .vmalloc
-            .create(pages, opts, "vm_create")
+        let may_reclaim = req.flags & (vm_flags::ATOMIC | vm_flags::NOWAIT) == 0;
+        let made =
+            crate::reclaim::with_direct_reclaim(&self.shared, zone, pages, may_reclaim, || {
+                self.shared.vmalloc.create(pages, opts, "vm_create")
+            })
             .and_then(|area| Ok((self.shared.registry.take_range(pages as u64)?, area)));
         let (pgoff, area) = made.inspect_err(|_| {
             self.charge.fetch_sub(bytes, Relaxed);

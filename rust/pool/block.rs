@@ -54,6 +54,16 @@ impl PoolBlock {
         1 << self.raw.order
     }
 
+    /// The block's order.
+    pub(crate) fn order(&self) -> u32 {
+        self.raw.order
+    }
+
+    /// The index of its first page in its zone's page table.
+    pub(crate) fn index(&self) -> u32 {
+        self.raw.index
+    }
+
     /// The `i`-th page of the block.
     pub(crate) fn page(&self, i: usize) -> Option<BorrowedPage<'_>> {
         if i >= self.pages() {

@@ -517,6 +517,21 @@ impl Pool {
         (z.allocated_order(index)? == order).then_some(RawBlock { zone, index, order })
     }
 
+    /// Whether a zone is below its low watermark (the reclaim thread should run).
+    pub(crate) fn below_low(&self) -> bool {
+        (0..NR_ZONES)
+            .filter_map(|z| self.zone(z))
+            .any(Zone::below_low)
+    }
+
+    /// Whether every zone is at or above its high watermark (the reclaim thread's goal:
+    /// Linux's `pgdat_balanced`).
+    pub(crate) fn balanced(&self) -> bool {
+        (0..NR_ZONES)
+            .filter_map(|z| self.zone(z))
+            .all(Zone::above_high)
+    }
+
     /// Recycles every held block whose pages are no longer referenced from outside; returns
     /// the pages given back (what the reaper does, at once).
     ///

@@ -448,6 +448,17 @@ impl Zone {
     }
 
     /// Sets the watermarks after checking `min <= low <= high <= managed`.
+    /// Whether the zone has pages and fewer free than its low watermark (where Linux wakes
+    /// kswapd). Lock-free, from the fast path's copies.
+    pub(super) fn below_low(&self) -> bool {
+        self.managed > 0 && self.free.load(Ordering::Relaxed) < self.low.load(Ordering::Relaxed)
+    }
+
+    /// Whether the zone has no pages or at least its high watermark free (kswapd's goal).
+    pub(super) fn above_high(&self) -> bool {
+        self.managed == 0 || self.free.load(Ordering::Relaxed) >= self.high.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn set_watermarks(&self, w: Watermarks) -> Result {
         if !w.valid_for(self.managed) {
             return Err(EINVAL);

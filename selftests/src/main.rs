@@ -598,6 +598,22 @@ const TESTS: &[Test] = &[
         run: reclaim::gives_back_every_source,
     },
     Test {
+        name: "reclaim_unpin_pin_round_trip",
+        run: reclaim::unpin_pin_round_trip,
+    },
+    Test {
+        name: "reclaim_purges_unpinned_only",
+        run: reclaim::purges_unpinned_only,
+    },
+    Test {
+        name: "reclaim_evicts_unaccessed_first",
+        run: reclaim::evicts_unaccessed_first,
+    },
+    Test {
+        name: "reclaim_thread_and_direct_reclaim",
+        run: reclaim::thread_and_direct_reclaim,
+    },
+    Test {
         name: "vm_errnos",
         run: vmalloc::errnos,
     },

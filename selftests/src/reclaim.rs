@@ -1,15 +1,61 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Page frame reclaim (issue 13) as built so far: debugfs `reclaim`, which gives back, in
-//! order, the per-CPU lists, the slab caches' cached objects and empty slabs, and held blocks
-//! whose pins dropped.
+//! order, the per-CPU lists, the slab caches' cached objects and empty slabs, held blocks
+//! whose pins dropped and unpinned discardable blocks chosen by the clock; and the
+//! discardable blocks themselves (`UNPIN`, `PIN`, purges, SIGBUS, zeroed pages).
 
-use minimm_uapi::{fill_pattern, Device};
+use minimm_uapi::{checksum, debugfs, fill_pattern, sys, Device};
 
 use crate::{
-    common::{e, open, stats, vmstat, CpuPin, Pipe, DEBUGFS, DMA, DMA32, NORMAL},
+    common::{
+        e, in_child, open, stats, vmstat, within, Child, CpuPin, Exit, Pipe, Watermarks, DEBUGFS,
+        DMA, DMA32, NORMAL,
+    },
     ktap::{expect_errno, pass, TestResult},
 };
+
+const DISCARDABLE: u32 = sys::MINIMM_ALLOC_DISCARDABLE;
+
+/// The highest zone this VM has (a guest with 4 GiB or less has no NORMAL memory).
+fn top_zone(dev: &Device) -> Result<u32, String> {
+    Ok(if stats(dev, NORMAL)?.managed_pages > 0 {
+        NORMAL
+    } else {
+        DMA32
+    })
+}
+
+/// `PIN`/`UNPIN` with a raw struct (to send flags).
+fn pin_raw(dev: &Device, cmd: u32, handle: u64, flags: u32) -> std::io::Result<sys::minimm_pin> {
+    let mut p = sys::minimm_pin {
+        size: std::mem::size_of::<sys::minimm_pin>() as u32,
+        flags,
+        handle,
+        result: 0,
+    };
+    dev.ioctl(cmd, &mut p)?;
+    Ok(p)
+}
+
+/// Reclaims everything reclaim can find (EAGAIN: fewer pages than asked for).
+fn reclaim_all() -> Result<(), String> {
+    expect_errno(
+        write_reclaim("1000000000"),
+        libc::EAGAIN,
+        "reclaim 1000000000",
+    )
+}
+
+/// Reads the first byte of a mapping of `len` bytes at `offset` of `dev` in a child: how the
+/// child ended (a read byte as its exit code, or the signal that killed it).
+fn read_in_child(dev: &Device, offset: u64, len: usize) -> Result<Exit, String> {
+    in_child(|| match dev.map(offset, len) {
+        // SAFETY: reading the first byte of the child's own live mapping.
+        Ok(m) => i32::from(unsafe { core::ptr::read_volatile(m.bytes().as_ptr()) }),
+        Err(_) => 200,
+    })
+}
 
 const PAGE: usize = 4096;
 
@@ -98,5 +144,324 @@ pub fn gives_back_every_source() -> TestResult {
         )?;
     }
     dev.slab_destroy(cache).map_err(e)?;
+    pass()
+}
+
+/// UNPIN and PIN: their errnos, and a round trip without pressure that keeps every byte.
+pub fn unpin_pin_round_trip() -> TestResult {
+    let dev = open()?;
+    let info = dev.info().map_err(e)?;
+    check!(
+        info.features & sys::MINIMM_FEAT_RECLAIM != 0,
+        "MINIMM_FEAT_RECLAIM not set: {:#x}",
+        info.features
+    );
+    let zone = top_zone(&dev)?;
+    // Not discardable, unknown, flags, an unknown ALLOC flag, a read-only file.
+    let plain = dev.alloc(0, zone, 0).map_err(e)?;
+    expect_errno(
+        dev.unpin(plain.handle),
+        libc::EINVAL,
+        "UNPIN of a plain block",
+    )?;
+    expect_errno(dev.pin(plain.handle), libc::EINVAL, "PIN of a plain block")?;
+    expect_errno(
+        dev.unpin(1 << 40),
+        libc::EINVAL,
+        "UNPIN of an unknown handle",
+    )?;
+    let d = dev.alloc(1, zone, DISCARDABLE).map_err(e)?;
+    for cmd in [sys::MINIMM_IOC_UNPIN, sys::MINIMM_IOC_PIN] {
+        expect_errno(pin_raw(&dev, cmd, d.handle, 1), libc::EINVAL, "flags 1")?;
+        expect_errno(
+            pin_raw(&dev, cmd, d.handle, 1 << 31),
+            libc::EINVAL,
+            "flags 1<<31",
+        )?;
+    }
+    expect_errno(
+        dev.alloc(0, zone, sys::MINIMM_ALLOC_VALID + 1),
+        libc::EINVAL,
+        "ALLOC with an unknown flag",
+    )?;
+    let ro = Device::open_mode(libc::O_RDONLY).map_err(e)?;
+    expect_errno(ro.unpin(d.handle), libc::EBADF, "UNPIN on O_RDONLY")?;
+    // Another file's handle is unknown here.
+    let other = open()?;
+    expect_errno(
+        other.unpin(d.handle),
+        libc::EINVAL,
+        "UNPIN of another file's block",
+    )?;
+    // Starts pinned: PIN reports nothing.
+    check_eq!(dev.pin(d.handle).map_err(e)?, false);
+    let mut m = dev.map(d.mmap_offset, 8192).map_err(e)?;
+    fill_pattern(41, m.bytes_mut());
+    let sum = checksum(m.bytes());
+    let unpinned = vmstat("nr_unpinned")?;
+    let inactive = vmstat("nr_inactive")?;
+    dev.unpin(d.handle).map_err(e)?;
+    dev.unpin(d.handle).map_err(e)?;
+    check_eq!(vmstat("nr_unpinned")?, unpinned + 2);
+    check_eq!(vmstat("nr_inactive")?, inactive + 2);
+    let lru = debugfs("lru").map_err(e)?;
+    check!(
+        lru.contains(&format!("offset {:#x} pages 2 ", d.mmap_offset)),
+        "the unpinned block is not in lru: {lru}"
+    );
+    let owner = debugfs("page_owner").map_err(e)?;
+    check!(
+        owner.contains("discardable unpinned"),
+        "page_owner shows no unpinned block"
+    );
+    // Unpinned, not purged: still readable and writable, both ways.
+    check_eq!(checksum(m.bytes()), sum);
+    check_eq!(dev.checksum(d.handle).map_err(e)?, sum);
+    check_eq!(dev.pin(d.handle).map_err(e)?, false);
+    check_eq!(dev.pin(d.handle).map_err(e)?, false);
+    check_eq!(vmstat("nr_unpinned")?, unpinned);
+    check_eq!(vmstat("nr_inactive")?, inactive);
+    check_eq!(checksum(m.bytes()), sum);
+    // Freed while unpinned: off the lists.
+    dev.unpin(d.handle).map_err(e)?;
+    drop(m);
+    dev.free(d.handle).map_err(e)?;
+    check_eq!(vmstat("nr_unpinned")?, unpinned);
+    check_eq!(vmstat("nr_inactive")?, inactive);
+    dev.free(plain.handle).map_err(e)?;
+    pass()
+}
+
+/// Reclaim purges unpinned blocks only: pinned discardable and plain blocks keep every byte;
+/// the purged block's mappings give SIGBUS (an existing one and a new one), BLOCK_DATA
+/// ENODATA; PIN reports the purge once and gives zeroed pages, which the old mapping then
+/// shows.
+pub fn purges_unpinned_only() -> TestResult {
+    let dev = open()?;
+    let zone = top_zone(&dev)?;
+    let pinned = dev.alloc(2, zone, DISCARDABLE).map_err(e)?;
+    let plain = dev.alloc(2, zone, 0).map_err(e)?;
+    let u = dev.alloc(2, zone, DISCARDABLE).map_err(e)?;
+    let len = 4 * 4096;
+    let mut sums = Vec::new();
+    for (seed, b) in [(1u64, &pinned), (2, &plain), (3, &u)] {
+        dev.fill(b.handle, seed).map_err(e)?;
+        sums.push(dev.checksum(b.handle).map_err(e)?);
+    }
+    let m = dev.map(u.mmap_offset, len).map_err(e)?;
+    check_eq!(checksum(m.bytes()), sums[2]);
+    // A process that maps the block and reads it before the purge, and again after.
+    let (ready, go) = (Pipe::new()?, Pipe::new()?);
+    let child = Child::spawn(|| {
+        let Ok(m) = dev.map(u.mmap_offset, len) else {
+            return 201;
+        };
+        // SAFETY: reading a byte of the child's own live mapping.
+        let first = unsafe { core::ptr::read_volatile(m.bytes().as_ptr()) };
+        let mut byte = [first];
+        // SAFETY: `byte` is valid for one byte; the pipes are the parent's, inherited.
+        unsafe {
+            libc::write(ready.w, byte.as_ptr().cast(), 1);
+            libc::read(go.r, byte.as_mut_ptr().cast(), 1);
+        }
+        // SAFETY: as above; after the purge this is SIGBUS.
+        i32::from(unsafe { core::ptr::read_volatile(m.bytes().as_ptr()) })
+    })?;
+    let mut byte = [0u8];
+    // SAFETY: `byte` is valid for one byte.
+    let n = unsafe { libc::read(ready.r, byte.as_mut_ptr().cast(), 1) };
+    check_eq!(n, 1);
+    let purged = vmstat("nr_purged")?;
+    let steal = vmstat("pgsteal_direct")?;
+    dev.unpin(u.handle).map_err(e)?;
+    reclaim_all()?;
+    // SAFETY: `byte` is valid for one byte.
+    unsafe { libc::write(go.w, byte.as_ptr().cast(), 1) };
+    let ended = child.wait()?;
+    check!(
+        ended == Exit::Signal(libc::SIGBUS),
+        "a mapping made before the purge, read after it: {ended:?}"
+    );
+    check_eq!(vmstat("nr_purged")?, purged + 4);
+    check!(
+        vmstat("pgsteal_direct")? >= steal + 4,
+        "pgsteal_direct did not count the purge"
+    );
+    check_eq!(dev.checksum(pinned.handle).map_err(e)?, sums[0]);
+    check_eq!(dev.checksum(plain.handle).map_err(e)?, sums[1]);
+    expect_errno(
+        dev.checksum(u.handle),
+        libc::ENODATA,
+        "BLOCK_DATA of a purged block",
+    )?;
+    expect_errno(
+        dev.fill(u.handle, 9),
+        libc::ENODATA,
+        "fill of a purged block",
+    )?;
+    let child = read_in_child(&dev, u.mmap_offset, len)?;
+    check!(
+        child == Exit::Signal(libc::SIGBUS),
+        "reading a purged block's new mapping: {child:?}"
+    );
+    let owner = debugfs("page_owner").map_err(e)?;
+    check!(
+        !owner.contains(&format!("offset {:#x}\n", u.mmap_offset)),
+        "page_owner still lists the purged block's pages"
+    );
+    // Pinned again: the purge is reported once, the pages are new and zero.
+    check_eq!(dev.pin(u.handle).map_err(e)?, true);
+    check_eq!(dev.pin(u.handle).map_err(e)?, false);
+    let zero = checksum(&vec![0u8; len]);
+    check_eq!(dev.checksum(u.handle).map_err(e)?, zero);
+    // The mapping made before the purge faults the new pages in.
+    check_eq!(checksum(m.bytes()), zero);
+    let child = read_in_child(&dev, u.mmap_offset, len)?;
+    check_eq!(child, Exit::Code(0));
+    let owner = debugfs("page_owner").map_err(e)?;
+    check!(
+        owner.contains("discardable pinned"),
+        "page_owner shows no pinned discardable block"
+    );
+    drop(m);
+    for b in [pinned, plain, u] {
+        dev.free(b.handle).map_err(e)?;
+    }
+    pass()
+}
+
+/// The clock prefers units not accessed since they were unpinned: of eight unpinned blocks,
+/// four read through their mappings afterwards, reclaiming four pages purges the other four.
+pub fn evicts_unaccessed_first() -> TestResult {
+    let dev = open()?;
+    let zone = top_zone(&dev)?;
+    // Nothing else reclaimable first, so that the clock is what gives the four pages.
+    reclaim_all()?;
+    let mut blocks = Vec::new();
+    let mut maps = Vec::new();
+    for i in 0..8u64 {
+        let b = dev.alloc(0, zone, DISCARDABLE).map_err(e)?;
+        let mut m = dev.map(b.mmap_offset, 4096).map_err(e)?;
+        fill_pattern(100 + i, m.bytes_mut());
+        blocks.push(b);
+        maps.push(m);
+    }
+    for b in &blocks {
+        dev.unpin(b.handle).map_err(e)?;
+    }
+    // Accesses after the unpin fault (the unpin unmapped the pages) and set the bit.
+    for m in &maps[..4] {
+        // SAFETY: reading a byte of a live mapping of a block not purged.
+        let _ = unsafe { core::ptr::read_volatile(m.bytes().as_ptr()) };
+    }
+    std::fs::write(format!("{DEBUGFS}/drain_pcp"), "1").map_err(e)?;
+    let purged = vmstat("nr_purged")?;
+    write_reclaim("4").map_err(|err| format!("reclaim 4: {err}"))?;
+    check_eq!(vmstat("nr_purged")?, purged + 4);
+    let mut was = Vec::new();
+    for b in &blocks {
+        was.push(dev.pin(b.handle).map_err(e)?);
+    }
+    check_eq!(was, [false, false, false, false, true, true, true, true]);
+    for (i, m) in maps.iter().enumerate().take(4) {
+        let mut want = vec![0u8; 4096];
+        fill_pattern(100 + i as u64, &mut want);
+        check!(
+            m.bytes() == want.as_slice(),
+            "accessed block {i} lost its bytes"
+        );
+    }
+    drop(maps);
+    for b in blocks {
+        dev.free(b.handle).map_err(e)?;
+    }
+    pass()
+}
+
+/// Whether a task named `minimm_reclaimd` runs (as `ps` would list it).
+fn reclaimd_runs() -> Result<bool, String> {
+    let dir = std::fs::read_dir("/proc").map_err(e)?;
+    for entry in dir.flatten() {
+        let comm = entry.path().join("comm");
+        if std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == "minimm_reclaimd") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The reclaim thread runs (visible in `ps`) and, woken by a zone below its low watermark,
+/// purges unpinned blocks until the zone is at its high watermark again; then an allocation
+/// that would fail the min watermark reclaims directly (`allocstall_dma`) where a NOWAIT one
+/// fails without reclaiming. Everything happens in ZONE_DMA, which has no zone to fall back
+/// to; every condition is waited for with a bounded poll.
+pub fn thread_and_direct_reclaim() -> TestResult {
+    check!(reclaimd_runs()?, "no minimm_reclaimd task in /proc");
+    let dev = open()?;
+    let z = stats(&dev, DMA)?;
+    if z.managed_pages < 256 {
+        return crate::ktap::skip("ZONE_DMA has fewer than 256 pages");
+    }
+    let mut units = Vec::new();
+    for _ in 0..24 {
+        let b = dev.alloc(2, DMA, DISCARDABLE).map_err(e)?;
+        dev.unpin(b.handle).map_err(e)?;
+        units.push(b);
+    }
+    let (steal, purged) = (vmstat("pgsteal_kswapd")?, vmstat("nr_purged")?);
+    let free = stats(&dev, DMA)?.free_pages;
+    let high = free + 40;
+    check!(
+        high <= z.managed_pages,
+        "ZONE_DMA: {free} free of {}",
+        z.managed_pages
+    );
+    // Below low now: the write wakes the thread.
+    let guard = Watermarks::set(&dev, DMA, "DMA", (high, high, high))?;
+    let back = within(20, || Ok(stats(&dev, DMA)?.free_pages >= high))?;
+    check!(
+        back,
+        "ZONE_DMA {} free pages after 20 s, high {high}",
+        stats(&dev, DMA)?.free_pages
+    );
+    check!(
+        vmstat("pgsteal_kswapd")? > steal,
+        "the thread purged nothing"
+    );
+    check!(
+        vmstat("nr_purged")? >= purged + 40,
+        "fewer than 40 pages purged"
+    );
+    check!(vmstat("pgscan_kswapd")? > 0, "pgscan_kswapd 0");
+    // The thread's last pass may still be giving pages back: wait until the zone is still.
+    let still = within(10, || {
+        let a = stats(&dev, DMA)?.free_pages;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Ok(stats(&dev, DMA)?.free_pages == a)
+    })?;
+    check!(still, "ZONE_DMA's free pages still changing after 10 s");
+    // Exactly at min: an order-2 request would take the zone below it.
+    let now = stats(&dev, DMA)?.free_pages;
+    drop(guard);
+    let guard = Watermarks::set(&dev, DMA, "DMA", (now, now, now))?;
+    let stalls = vmstat("allocstall_dma")?;
+    expect_errno(
+        dev.alloc(2, DMA, sys::MINIMM_ALLOC_NOWAIT),
+        libc::ENOMEM,
+        "a NOWAIT ALLOC below min",
+    )?;
+    check_eq!(vmstat("allocstall_dma")?, stalls);
+    let b = dev
+        .alloc(2, DMA, 0)
+        .map_err(|err| format!("ALLOC with direct reclaim: {err}"))?;
+    check!(
+        vmstat("allocstall_dma")? > stalls,
+        "no direct reclaim counted"
+    );
+    drop(guard);
+    dev.free(b.handle).map_err(e)?;
+    for u in units {
+        dev.free(u.handle).map_err(e)?;
+    }
     pass()
 }

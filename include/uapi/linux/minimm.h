@@ -96,7 +96,8 @@ struct minimm_info {
 #define MINIMM_ALLOC_ZERO	(1U << 0)	/* zeroed block (always so: see below) */
 #define MINIMM_ALLOC_ATOMIC	(1U << 1)	/* high priority: half the min reserve */
 #define MINIMM_ALLOC_NOWAIT	(1U << 2)	/* never wait for reclaim */
-#define MINIMM_ALLOC_VALID	((1U << 3) - 1)
+#define MINIMM_ALLOC_DISCARDABLE (1U << 3)	/* may be unpinned and purged (FEAT_RECLAIM) */
+#define MINIMM_ALLOC_VALID	((1U << 4) - 1)
 
 /**
  * struct minimm_alloc - MINIMM_IOC_ALLOC: allocate a block of 2^order pages
@@ -598,6 +599,41 @@ struct minimm_vm_resize {
 };
 #define MINIMM_VM_RESIZE_SIZE_VER0	40
 
+/*
+ * Discardable buffers (MINIMM_FEAT_RECLAIM), as Android's ashmem pin and unpin: a block
+ * allocated with MINIMM_ALLOC_DISCARDABLE starts pinned, like any other. UNPIN says its
+ * contents may be discarded under memory pressure: reclaim may then purge it, taking its
+ * pages back into the pool and unmapping them from every process; an access to a purged,
+ * unpinned buffer's mapping gets SIGBUS, and BLOCK_DATA on it ENODATA. PIN says it is in
+ * use again: it will not be purged, and @result says whether it was purged meanwhile
+ * (MINIMM_PIN_PURGED), in which case it has new pages, zeroed (mappings fault them in).
+ * An unpinned buffer that is not purged keeps its bytes and can be read and written as
+ * ever. UNPIN of an unpinned buffer and PIN of a pinned one change nothing (PIN then
+ * reports 0). Freeing and closing work as for any buffer, pinned or not; a purged buffer
+ * keeps its handle, its mmap offset and its quota charge.
+ */
+#define MINIMM_PIN_PURGED	(1U << 0)	/* @result of PIN: purged while unpinned */
+
+/**
+ * struct minimm_pin - MINIMM_IOC_UNPIN and MINIMM_IOC_PIN: unpin or pin a discardable block
+ * @size:   sizeof(struct minimm_pin), at least MINIMM_PIN_SIZE_VER0
+ * @flags:  zero
+ * @handle: a discardable block of this file
+ * @result: out (PIN): MINIMM_PIN_PURGED if the block was purged since it was unpinned;
+ *          UNPIN writes 0
+ *
+ * Errors: EINVAL (unknown handle, one of another file, a buffer not allocated with
+ * MINIMM_ALLOC_DISCARDABLE, flags), ENOMEM (PIN of a purged block when no zone could give
+ * it new pages: it stays unpinned and purged), EBADF, EFAULT.
+ */
+struct minimm_pin {
+	__u32 size;
+	__u32 flags;
+	__u64 handle;
+	__u64 result;
+};
+#define MINIMM_PIN_SIZE_VER0	24
+
 #define MINIMM_IOC_MAGIC	0xB9
 
 #define MINIMM_IOC_GET_INFO	_IOWR(MINIMM_IOC_MAGIC, 0x00, struct minimm_info)
@@ -617,6 +653,8 @@ struct minimm_vm_resize {
 #define MINIMM_IOC_VM_FREE	_IOW(MINIMM_IOC_MAGIC, 0x21, struct minimm_free)
 #define MINIMM_IOC_VM_RESIZE	_IOWR(MINIMM_IOC_MAGIC, 0x22, struct minimm_vm_resize)
 #define MINIMM_IOC_VM_INFO	_IOWR(MINIMM_IOC_MAGIC, 0x23, struct minimm_vm_info)
+#define MINIMM_IOC_UNPIN	_IOWR(MINIMM_IOC_MAGIC, 0x30, struct minimm_pin)
+#define MINIMM_IOC_PIN		_IOWR(MINIMM_IOC_MAGIC, 0x31, struct minimm_pin)
 
 /*
  * MINIMM_IOC_VM_FREE takes a struct minimm_free naming an area (EINVAL for a block's handle;

@@ -63,7 +63,12 @@ mod tests {
         assert_eq!(uapi::alloc_flags::ZERO, sys::MINIMM_ALLOC_ZERO);
         assert_eq!(uapi::alloc_flags::ATOMIC, sys::MINIMM_ALLOC_ATOMIC);
         assert_eq!(uapi::alloc_flags::NOWAIT, sys::MINIMM_ALLOC_NOWAIT);
+        assert_eq!(
+            uapi::alloc_flags::DISCARDABLE,
+            sys::MINIMM_ALLOC_DISCARDABLE
+        );
         assert_eq!(uapi::alloc_flags::VALID, sys::MINIMM_ALLOC_VALID);
+        assert_eq!(uapi::PIN_PURGED, u64::from(sys::MINIMM_PIN_PURGED));
     }
 
     #[test]
@@ -96,6 +101,8 @@ mod tests {
         assert_eq!(uapi::IOC_VM_INFO, sys::MINIMM_IOC_VM_INFO);
         assert_eq!(uapi::IOC_VM_RESIZE, sys::MINIMM_IOC_VM_RESIZE);
         assert_eq!(uapi::VM_RESIZE_SIZE_VER0, sys::MINIMM_VM_RESIZE_SIZE_VER0);
+        assert_eq!(uapi::IOC_UNPIN, sys::MINIMM_IOC_UNPIN);
+        assert_eq!(uapi::IOC_PIN, sys::MINIMM_IOC_PIN);
     }
 
     #[test]
@@ -317,6 +324,12 @@ mod tests {
                 mmap_offset = mmap_offset,
                 pages = pages,
             ]
+        );
+        same_layout!(
+            uapi::Pin,
+            sys::minimm_pin,
+            uapi::PIN_SIZE_VER0,
+            [size = size, flags = flags, handle = handle, result = result,]
         );
     }
 

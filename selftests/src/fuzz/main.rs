@@ -27,6 +27,7 @@ mod ktap;
 #[allow(dead_code)]
 mod common;
 
+mod discard;
 mod model;
 mod ops;
 mod rng;
@@ -51,7 +52,7 @@ use minimm_uapi::{page_size, sys as uapi, Device};
 use common::{info_value, validate_ok, vmstat_all, within, DEBUGFS};
 use ktap::{KSFT_FAIL, KSFT_PASS, KSFT_SKIP};
 use model::{lock, Proc};
-use ops::{errno_name, is_slab, is_vm, Ctx, Ran, KINDS};
+use ops::{errno_name, is_discard, is_slab, is_vm, Ctx, Ran, KINDS};
 use rng::Rng;
 
 /// Kinds of operation the counters have room for.
@@ -125,6 +126,8 @@ struct Cfg {
     slab: bool,
     /// The area operations run: the module has MINIMM_FEAT_VMALLOC.
     vm: bool,
+    /// The discardable-block operations run: the module has MINIMM_FEAT_RECLAIM.
+    reclaim: bool,
 }
 
 const USAGE: &str = "usage: minimm-fuzz [--seed N] [--seconds S] [--ops N] [--procs P] \
@@ -143,6 +146,7 @@ fn parse_args() -> Result<Cfg, String> {
         want_slab: true,
         slab: false,
         vm: false,
+        reclaim: false,
     };
     let mut args = std::env::args().skip(1);
     let num = |v: Option<String>, what: &str| -> Result<u64, String> {
@@ -227,7 +231,7 @@ fn run_thread(p: &Proc, cfg: &Cfg, t: u32, limit: Option<u64>) -> bool {
     let mut recent: Vec<String> = Vec::new();
     let (mut done, mut tried) = (0u64, 0u64);
     let weights = KINDS.iter().map(|k| {
-        if (is_slab(k) && !p.slab) || (is_vm(k) && !p.vm) {
+        if (is_slab(k) && !p.slab) || (is_vm(k) && !p.vm) || (is_discard(k) && !p.reclaim) {
             0
         } else {
             k.weight
@@ -303,6 +307,7 @@ fn worker(cfg: &Cfg, id: u32, stats: &'static Stats, quota: u64, socks: &[(i32, 
         verbose: cfg.verbose,
         slab: cfg.slab,
         vm: cfg.vm,
+        reclaim: cfg.reclaim,
         // SAFETY: getpid has no preconditions.
         pid: unsafe { libc::getpid() } as u32,
         next_name: AtomicU64::new(0),
@@ -564,6 +569,9 @@ fn main() {
     cfg.vm = watch
         .info()
         .is_ok_and(|i| i.features & uapi::MINIMM_FEAT_VMALLOC != 0);
+    cfg.reclaim = watch
+        .info()
+        .is_ok_and(|i| i.features & uapi::MINIMM_FEAT_RECLAIM != 0);
     println!(
         "# minimm-fuzz: seed {:#x}, {} processes x {} threads, {}{}",
         cfg.seed,
@@ -583,6 +591,9 @@ fn main() {
     }
     if !cfg.vm {
         println!("# the module has no MINIMM_FEAT_VMALLOC: no area operations");
+    }
+    if !cfg.reclaim {
+        println!("# the module has no MINIMM_FEAT_RECLAIM: no discardable-block operations");
     }
     println!("# replay: {}", replay_line(&cfg));
     println!("1..{}", nr_checks(&cfg));

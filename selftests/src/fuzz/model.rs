@@ -155,6 +155,8 @@ pub(crate) struct Block {
     pub(crate) data: Data,
     pub(crate) pieces: Vec<Piece>,
     pub(crate) freed: bool,
+    /// Allocated with `MINIMM_ALLOC_DISCARDABLE` (pinned while in `live`).
+    pub(crate) discardable: bool,
 }
 
 impl Block {
@@ -168,6 +170,9 @@ impl Block {
 pub(crate) struct FileModel {
     /// Live blocks not taken by a thread.
     pub(crate) live: Vec<Block>,
+    /// Live discardable blocks that are unpinned (never mapped meanwhile), not taken by a
+    /// thread: their bytes are the model's until a purge, which only PIN reports.
+    pub(crate) unpinned: Vec<Block>,
     /// Freed blocks still mapped, not taken by a thread.
     pub(crate) freed_mapped: Vec<Block>,
     /// The last handle ALLOC returned (handles are 1, 2, 3... and never reused).
@@ -472,6 +477,8 @@ pub(crate) struct Proc {
     pub(crate) slab: bool,
     /// GET_INFO's features have MINIMM_FEAT_VMALLOC: the area operations run.
     pub(crate) vm: bool,
+    /// GET_INFO's features have MINIMM_FEAT_RECLAIM: the discardable-block operations run.
+    pub(crate) reclaim: bool,
     /// The process id, in the names of its caches.
     pub(crate) pid: u32,
     /// The next number in the names of this process's caches.

@@ -21,6 +21,7 @@ use minimm_uapi::{debugfs, fill_pattern, fill_pattern_at, parse_kv, sys, Device}
 
 use crate::{
     common::{Child, Exit, DEBUGFS},
+    discard,
     model::{after_dontneed, lock, AfterDontneed, Block, Data, File, FileModel, Fill, Piece, Proc},
     rng::Rng,
     slab,
@@ -55,6 +56,11 @@ pub(crate) struct Kind {
 /// Whether a kind of operation needs MINIMM_FEAT_SLAB.
 pub(crate) fn is_slab(k: &Kind) -> bool {
     k.name.starts_with("slab_")
+}
+
+/// Whether a kind of operation needs MINIMM_FEAT_RECLAIM.
+pub(crate) fn is_discard(k: &Kind) -> bool {
+    k.name.starts_with("discard_")
 }
 
 /// Whether a kind of operation needs MINIMM_FEAT_VMALLOC.
@@ -220,6 +226,28 @@ pub(crate) const KINDS: &[Kind] = &[
         name: "vm_info",
         weight: 3,
         run: vm::op_vm_info,
+    },
+    // Discardable blocks (MINIMM_FEAT_RECLAIM; run only when the module has it): `discard.rs`.
+    // ALLOC above makes them (its random flags include MINIMM_ALLOC_DISCARDABLE).
+    Kind {
+        name: "discard_unpin",
+        weight: 3,
+        run: discard::op_discard_unpin,
+    },
+    Kind {
+        name: "discard_pin",
+        weight: 3,
+        run: discard::op_discard_pin,
+    },
+    Kind {
+        name: "discard_read",
+        weight: 2,
+        run: discard::op_discard_read,
+    },
+    Kind {
+        name: "discard_reclaim",
+        weight: 1,
+        run: discard::op_discard_reclaim,
     },
     // Slab caches (MINIMM_FEAT_SLAB; run only when the module has it): `slab.rs`.
     Kind {
@@ -728,7 +756,7 @@ fn alloc_locked(
         out.mmap_offset,
         out.handle
     );
-    for other in m.live.iter().chain(m.freed_mapped.iter()) {
+    for other in m.live.iter().chain(&m.freed_mapped).chain(&m.unpinned) {
         let other_len = page * u64::from(other.pages);
         check!(
             out.mmap_offset + len <= other.offset || other.offset + other_len <= out.mmap_offset,
@@ -758,6 +786,7 @@ fn alloc_locked(
         data: Data::new(1 << a.order, Fill::Zero),
         pieces: Vec::new(),
         freed: false,
+        discardable: a.flags & sys::MINIMM_ALLOC_DISCARDABLE != 0,
     }))
 }
 
@@ -818,7 +847,7 @@ fn op_alloc_invalid(ctx: &mut Ctx<'_>) -> Step {
                 ("zone", libc::EINVAL)
             }
             2 => {
-                a.flags |= 1 << (3 + ctx.rng.below(29));
+                a.flags |= 1 << (4 + ctx.rng.below(28));
                 ("flags", libc::EINVAL)
             }
             3 => {
@@ -1772,6 +1801,7 @@ fn op_recv_file(ctx: &mut Ctx<'_>) -> Step {
                 data,
                 pieces: Vec::new(),
                 freed: false,
+                discardable: false,
             };
             let p = Piece {
                 addr,

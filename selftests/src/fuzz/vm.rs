@@ -135,6 +135,7 @@ pub(crate) fn op_vm_create(ctx: &mut Ctx<'_>) -> Step {
         data: Data::new(pages, Fill::Zero),
         pieces: Vec::new(),
         freed: false,
+        discardable: false,
     };
     drop(m);
     let r = check_info(ctx, &file.dev, &b);
@@ -282,6 +283,7 @@ pub(crate) fn op_vm_resize(ctx: &mut Ctx<'_>) -> Step {
         data: b.data.resized(pages),
         pieces: Vec::new(),
         freed: false,
+        discardable: false,
     };
     // The old area: like a freed one, kept while a piece maps it.
     b.freed = true;

@@ -177,6 +177,28 @@ impl Device {
         Ok(i)
     }
 
+    /// `MINIMM_IOC_UNPIN`: the discardable block's contents may be purged from now on.
+    pub fn unpin(&self, handle: u64) -> io::Result<()> {
+        let mut p = sys::minimm_pin {
+            size: size_of::<sys::minimm_pin>() as u32,
+            handle,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_UNPIN, &mut p)?;
+        Ok(())
+    }
+
+    /// `MINIMM_IOC_PIN`: in use again; `true` if it was purged meanwhile (new, zeroed pages).
+    pub fn pin(&self, handle: u64) -> io::Result<bool> {
+        let mut p = sys::minimm_pin {
+            size: size_of::<sys::minimm_pin>() as u32,
+            handle,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_PIN, &mut p)?;
+        Ok(p.result & u64::from(sys::MINIMM_PIN_PURGED) != 0)
+    }
+
     /// `MINIMM_IOC_BLOCK_DATA` with `MINIMM_BLOCK_CHECKSUM`.
     pub fn checksum(&self, handle: u64) -> io::Result<u64> {
         let mut d = sys::minimm_block_data {

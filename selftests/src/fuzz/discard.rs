@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Discardable blocks in the fuzzer (MINIMM_FEAT_RECLAIM): UNPIN, PIN (which reports purges),
+//! reads of unpinned blocks (their bytes or the purge's ENODATA/SIGBUS, nothing else), and
+//! reclaim asked for through debugfs while every process works, so that purges happen
+//! during the fuzz.
+//!
+//! The model: a block is unpinned only with no mapping of its own and then sits in the
+//! file's `unpinned` list, out of reach of the other operations; PIN puts it back in `live`,
+//! its data zero if PIN reported a purge. So no pinned byte may ever change (every other
+//! operation checks the live blocks' bytes), and a purge that PIN did not report shows as
+//! bytes that are not the model's.
+
+use minimm_uapi::checksum;
+
+use crate::{
+    common::{Child, Exit, DEBUGFS},
+    model::{lock, Data, Fill},
+    ops::{put_block, Ctx, Ran, Step},
+    sys::{mmap, munmap},
+};
+
+/// UNPIN of a live block with no mapping: a discardable one leaves the model's reach until
+/// PIN; any other buffer is EINVAL and stays as it was.
+pub(crate) fn op_discard_unpin(ctx: &mut Ctx<'_>) -> Step {
+    let Some(file) = ctx.pick_file(|f| f.writable()) else {
+        return Ok(Ran::Skipped);
+    };
+    let Some(b) = ctx.take_block(&file, false, |b| b.pieces.is_empty()) else {
+        return Ok(Ran::Skipped);
+    };
+    ctx.what = format!(
+        "UNPIN file {} handle {} ({})",
+        file.id,
+        b.handle,
+        if b.discardable {
+            "discardable"
+        } else {
+            "not discardable"
+        }
+    );
+    let r = file.dev.unpin(b.handle);
+    if !b.discardable {
+        let r = ctx.fails(r, &[libc::EINVAL], "UNPIN of a buffer not discardable");
+        put_block(&file, b);
+        r?;
+        return Ok(Ran::Done);
+    }
+    if let Err(e) = ctx.ok(r, "UNPIN") {
+        put_block(&file, b);
+        return Err(e);
+    }
+    let mut m = lock(&file.model);
+    m.releasing -= u64::from(b.pages());
+    m.unpinned.push(b);
+    Ok(Ran::Done)
+}
+
+/// PIN of an unpinned block (its data zero if it reports a purge; ENOMEM, when the pool is
+/// short, leaves it unpinned), or FREE of it.
+pub(crate) fn op_discard_pin(ctx: &mut Ctx<'_>) -> Step {
+    let Some(file) = ctx.pick_file(|f| f.writable()) else {
+        return Ok(Ran::Skipped);
+    };
+    let mut b = {
+        let mut m = lock(&file.model);
+        if m.unpinned.is_empty() {
+            return Ok(Ran::Skipped);
+        }
+        let i = ctx.rng.index(m.unpinned.len());
+        m.unpinned.swap_remove(i)
+    };
+    if ctx.rng.chance(20) {
+        ctx.what = format!("FREE of unpinned file {} handle {}", file.id, b.handle);
+        let r = ctx.ok(file.dev.free(b.handle), "FREE of an unpinned block");
+        let mut m = lock(&file.model);
+        if r.is_ok() {
+            m.note_freed(b.handle);
+            m.charged -= u64::from(b.pages());
+        } else {
+            m.unpinned.push(b);
+        }
+        return r.map(|()| Ran::Done);
+    }
+    ctx.what = format!("PIN file {} handle {}", file.id, b.handle);
+    let r = ctx.outcome(file.dev.pin(b.handle), &[libc::ENOMEM], "PIN");
+    let r = match r {
+        Ok(Ok(purged)) => {
+            if purged {
+                ctx.what += ": purged";
+                b.data = Data::new(b.pages(), Fill::Zero);
+            }
+            // Pinned: the block's bytes are the model's again, and every other operation
+            // checks them.
+            let page = ctx.page();
+            let sum = ctx.ok(file.dev.checksum(b.handle), "CHECKSUM after PIN");
+            match sum {
+                Ok(s) if s == b.data.checksum(b.pages(), page) => Ok(true),
+                Ok(s) => Err(format!(
+                    "after PIN (purged: {purged}) the checksum is {s:#x}, expected {:#x}",
+                    b.data.checksum(b.pages(), page)
+                )),
+                Err(e) => Err(e),
+            }
+        }
+        Ok(Err(_)) => Ok(false),
+        Err(e) => Err(e),
+    };
+    let mut m = lock(&file.model);
+    match r {
+        Ok(true) => m.live.push(b),
+        Ok(false) => m.unpinned.push(b),
+        Err(e) => {
+            m.unpinned.push(b);
+            return Err(e);
+        }
+    }
+    Ok(Ran::Done)
+}
+
+/// Reads an unpinned block: through BLOCK_DATA (its checksum, or ENODATA once purged), or
+/// through a mapping made in a child (its bytes, or SIGBUS once purged).
+pub(crate) fn op_discard_read(ctx: &mut Ctx<'_>) -> Step {
+    let Some(file) = ctx.pick_file(|f| f.writable() && f.readable()) else {
+        return Ok(Ran::Skipped);
+    };
+    let b = {
+        let mut m = lock(&file.model);
+        if m.unpinned.is_empty() {
+            return Ok(Ran::Skipped);
+        }
+        let i = ctx.rng.index(m.unpinned.len());
+        m.unpinned.swap_remove(i)
+    };
+    let page = ctx.page();
+    let want = b.data.bytes(0, b.pages(), page);
+    let r = if ctx.rng.chance(50) {
+        ctx.what = format!("CHECKSUM of unpinned file {} handle {}", file.id, b.handle);
+        match ctx.outcome(file.dev.checksum(b.handle), &[libc::ENODATA], "CHECKSUM") {
+            Ok(Ok(s)) if s != checksum(&want) => Err(format!(
+                "an unpinned block's checksum {s:#x}, expected {:#x} or ENODATA",
+                checksum(&want)
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
+    } else {
+        ctx.what = format!(
+            "read in a child of unpinned file {} handle {}",
+            file.id, b.handle
+        );
+        let (fd, offset, len) = (file.dev.fd(), b.offset, want.len());
+        let want_ref = &want;
+        // The child makes system calls and reads memory only: no allocation, no lock.
+        let child = Child::spawn(|| {
+            // SAFETY: signal() with SIG_DFL is async-signal-safe and has no other precondition.
+            unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+            let Ok(addr) = mmap(fd, offset, len, libc::PROT_READ, libc::MAP_SHARED) else {
+                return 2;
+            };
+            // SAFETY: the child's own mapping of `len` readable bytes.
+            let got = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
+            let same = got == &want_ref[..];
+            let _ = munmap(addr, len);
+            i32::from(!same)
+        })?;
+        match child.wait()? {
+            Exit::Code(0) | Exit::Signal(libc::SIGBUS) => Ok(()),
+            Exit::Code(1) => Err("an unpinned block read other bytes than its own".into()),
+            other => Err(format!("the reading child ended {other:?}")),
+        }
+    };
+    lock(&file.model).unpinned.push(b);
+    r.map(|()| Ran::Done)
+}
+
+/// Reclaim of a few pages through debugfs (as `memory.reclaim`): Ok, or EAGAIN when fewer
+/// came back; any unpinned block of any process may be purged.
+pub(crate) fn op_discard_reclaim(ctx: &mut Ctx<'_>) -> Step {
+    let n = 1 + ctx.rng.below(256);
+    ctx.what = format!("reclaim {n}");
+    let r = std::fs::write(format!("{DEBUGFS}/reclaim"), n.to_string());
+    let _ = ctx.outcome(r, &[libc::EAGAIN], "reclaim")?;
+    Ok(Ran::Done)
+}
