@@ -66,7 +66,7 @@ host-test:
 	@$(SETUP) toolchain && $(TOOLENV) && cargo test -q -p minimm-host -p minimm-uapi
 
 run: build
-	@qemu/run --no-build --flavour $(FLAVOUR) --exec 'minimm-info && echo && minimm-buddy && echo && minimm-vm 8 && echo && \
+	@qemu/run --no-build --flavour $(FLAVOUR) --exec 'minimm-info && echo && minimm-buddy && echo && minimm-vm 8 && echo && minimm-cache && echo && \
 		cd /sys/kernel/debug/minimm && for f in buddyinfo zoneinfo vmstat; do echo "== $$f"; cat $$f; done'
 
 shell: build

@@ -614,6 +614,14 @@ const TESTS: &[Test] = &[
         run: reclaim::thread_and_direct_reclaim,
     },
     Test {
+        name: "reclaim_cache_sample",
+        run: reclaim::cache_sample,
+    },
+    Test {
+        name: "reclaim_stress",
+        run: reclaim::stress,
+    },
+    Test {
         name: "vm_errnos",
         run: vmalloc::errnos,
     },
