@@ -622,6 +622,10 @@ const TESTS: &[Test] = &[
         run: reclaim::stress,
     },
     Test {
+        name: "reclaim_rmmod_while_thread_busy",
+        run: reclaim::rmmod_while_thread_busy,
+    },
+    Test {
         name: "vm_errnos",
         run: vmalloc::errnos,
     },
