@@ -720,7 +720,13 @@ fn reclaim(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
     if target == 0 {
         return Err(EINVAL);
     }
-    if crate::reclaim::reclaim(shared, target, crate::reclaim::Who::Direct).total() < target {
+    let freed = crate::reclaim::reclaim(
+        shared,
+        target,
+        crate::reclaim::ALL_ZONES,
+        crate::reclaim::Who::Direct,
+    );
+    if freed.total() < target {
         return Err(EAGAIN);
     }
     Ok(())

@@ -6,9 +6,10 @@
 //!
 //! As in Linux (`mm/vmscan.c`, `mm/swap.c`), the lists run through the pages themselves: a
 //! zone has one [`Link`] per page, as `struct page` holds `folio->lru` and the LRU flags, and a
-//! unit (a block of 2^order pages, as a large folio is one unit; an area's page alone) is
-//! linked through the link of its first page. Adding, removing and moving a unit is O(1) and
-//! never allocates, so the kernel side keeps a zone's lists under a spinlock.
+//! unit (a block of 2^order pages, as a large folio is one unit) is linked through the link of
+//! its first page. Adding, removing and moving a unit is O(1) and never allocates, so the
+//! kernel side could keep a zone's lists under a spinlock (it uses a mutex: every user sleeps
+//! anyway).
 //!
 //! New units enter the head of the inactive list; scans take units from the tails. The
 //! reference bit is [`Link::accessed`]: whatever sees an access (the kernel side's fault
@@ -24,7 +25,7 @@
 //!   the lock, or puts it back).
 //!
 //! The active list is aged into the inactive one ([`Lru::age_active`], `shrink_active_list`
-//! for anonymous memory: every scanned unit moves, its bits cleared) whenever the inactive
+//! for anonymous memory: every scanned unit moves, its second chance used up) whenever the inactive
 //! list is low against it ([`Lru::inactive_is_low`], with `inactive_is_low`'s
 //! `int_sqrt(10 * GiB)` ratio). How much a pass scans comes from the priority:
 //! `size >> priority`, from [`DEF_PRIORITY`] down to 0 ([`priority_loop`]).
@@ -100,6 +101,11 @@ impl Link {
     /// Whether it had its second chance.
     pub(crate) fn referenced(&self) -> bool {
         self.referenced
+    }
+
+    /// Whether a scan set it aside for eviction (and nothing took it back since).
+    pub(crate) fn isolated(&self) -> bool {
+        self.place == Place::Isolated
     }
 
     /// Pages in the unit.
@@ -369,7 +375,10 @@ impl<S: DerefMut<Target = [Link]>> Lru<S> {
     }
 
     /// Moves up to `nr` pages from the active tail to the inactive head (at least one unit if
-    /// there is one), their bits cleared: Linux's `shrink_active_list` for anonymous memory.
+    /// there is one), as Linux's `shrink_active_list` does anonymous memory: their second
+    /// chance is used up, their reference bit kept (a unit accessed since the last scan
+    /// rotates once more at its next inactive scan; one not accessed is still armed to see
+    /// its next access, so nothing need be re-armed here).
     pub(crate) fn age_active(&mut self, nr: usize) -> Scan {
         let mut scan = Scan::default();
         while scan.scanned < nr || scan.scanned == 0 {
@@ -378,7 +387,6 @@ impl<S: DerefMut<Target = [Link]>> Lru<S> {
                 break;
             }
             let Ok(l) = self.link_mut(index) else { break };
-            l.accessed = false;
             l.referenced = false;
             let pages = l.pages();
             scan.scanned += pages;
@@ -574,6 +582,86 @@ pub(crate) fn try_to_sleep(
     }
 }
 
+/// Where a zone's free pages stand against its watermarks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Level {
+    /// At or above high.
+    High = 0,
+    /// Between low and high.
+    Mid = 1,
+    /// Below low, at or above min.
+    Low = 2,
+    /// Below min.
+    Min = 3,
+}
+
+impl Level {
+    /// The level of `free` pages against `min <= low <= high`.
+    pub(crate) fn of(free: usize, min: usize, low: usize, high: usize) -> Self {
+        if free < min {
+            Level::Min
+        } else if free < low {
+            Level::Low
+        } else if free < high {
+            Level::Mid
+        } else {
+            Level::High
+        }
+    }
+}
+
+/// Watermark events (`MINIMM_WMARK_*`): a zone crossed below low, below min, or climbed back
+/// to high after it had been below low.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Crossing {
+    BelowLow = 0,
+    BelowMin = 1,
+    AboveHigh = 2,
+}
+
+/// A zone's watermark state as the events see it: its level when last looked at, and
+/// whether it has been below low since it was last at high.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Watch {
+    pub(crate) level: Level,
+    pub(crate) below_since_high: bool,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Self {
+            level: Level::High,
+            below_since_high: false,
+        }
+    }
+}
+
+impl Watch {
+    /// The zone is now at `level`: the crossings since the last look, in the order they
+    /// happened (edges only: staying below low is no new event).
+    pub(crate) fn step(&mut self, level: Level) -> impl Iterator<Item = Crossing> {
+        let old = self.level;
+        let below = |l: Level| matches!(l, Level::Low | Level::Min);
+        let low = below(level) && !below(old);
+        let min = level == Level::Min && old != Level::Min;
+        let high = level == Level::High && (self.below_since_high || below(old));
+        if below(level) {
+            self.below_since_high = true;
+        }
+        if level == Level::High {
+            self.below_since_high = false;
+        }
+        self.level = level;
+        [
+            (low, Crossing::BelowLow),
+            (min, Crossing::BelowMin),
+            (high, Crossing::AboveHigh),
+        ]
+        .into_iter()
+        .filter_map(|(happened, c)| happened.then_some(c))
+    }
+}
+
 /// Direct reclaim's retries (`should_reclaim_retry`): a pass that freed something resets
 /// the count of passes without progress; [`MAX_RECLAIM_RETRIES`] of those in a row, or
 /// [`MAX_RECLAIM_ATTEMPTS`] passes in all, end it.
@@ -707,6 +795,29 @@ mod tests {
         l.validate().unwrap();
     }
 
+    /// A unit set aside by a scan, then pinned (removed) and unpinned (added) again before its
+    /// evictor came: listed afresh, no longer set aside, so the evictor must leave it.
+    #[test]
+    fn a_unit_removed_and_added_while_set_aside_is_listed_afresh() {
+        let mut l = lru(8);
+        l.add(3, 0).unwrap();
+        let mut out = Vec::new();
+        l.shrink_inactive(1, |i, iso| {
+            if iso {
+                out.push(i)
+            }
+        });
+        assert_eq!(out, [3]);
+        assert!(l.link(3).unwrap().isolated());
+        assert_eq!(l.remove(3), Ok(Place::Isolated));
+        l.add(3, 0).unwrap();
+        assert!(!l.link(3).unwrap().isolated());
+        assert_eq!(l.evicted(3), Err(Error::WrongPlace(Place::Inactive)));
+        assert_eq!(l.putback(3), Err(Error::WrongPlace(Place::Inactive)));
+        assert_eq!(list(&l, Kind::Inactive), [3]);
+        l.validate().unwrap();
+    }
+
     #[test]
     fn a_scan_looks_at_each_unit_once_and_at_least_one() {
         let mut l = lru(8);
@@ -732,7 +843,7 @@ mod tests {
     }
 
     #[test]
-    fn aging_moves_the_active_tail_with_bits_cleared() {
+    fn aging_moves_the_active_tail_keeping_the_bit() {
         let mut l = lru(8);
         for i in 0..3 {
             l.add(i, 0).unwrap();
@@ -749,8 +860,19 @@ mod tests {
         assert_eq!((s.scanned, s.deactivated), (2, 2));
         assert_eq!(list(&l, Kind::Active), [2]);
         assert_eq!(list(&l, Kind::Inactive), [1, 0]);
+        // The second chance is used up, the reference bit kept: 0, accessed while active,
+        // rotates once more; 1 goes.
         let z = l.link(0).unwrap();
-        assert!(!z.accessed() && !z.referenced());
+        assert!(z.accessed() && !z.referenced());
+        assert!(!l.link(1).unwrap().referenced());
+        let mut out = Vec::new();
+        l.shrink_inactive(2, |i, iso| {
+            if iso {
+                out.push(i)
+            }
+        });
+        assert_eq!(out, [1]);
+        assert_eq!(list(&l, Kind::Inactive), [0]);
         l.validate().unwrap();
     }
 
@@ -889,6 +1011,45 @@ mod tests {
         );
     }
 
+    #[test]
+    fn levels_follow_the_watermarks() {
+        assert_eq!(Level::of(5, 10, 20, 30), Level::Min);
+        assert_eq!(Level::of(10, 10, 20, 30), Level::Low);
+        assert_eq!(Level::of(19, 10, 20, 30), Level::Low);
+        assert_eq!(Level::of(20, 10, 20, 30), Level::Mid);
+        assert_eq!(Level::of(29, 10, 20, 30), Level::Mid);
+        assert_eq!(Level::of(30, 10, 20, 30), Level::High);
+        // Equal marks: no Mid or Low in between.
+        assert_eq!(Level::of(9, 10, 10, 10), Level::Min);
+        assert_eq!(Level::of(10, 10, 10, 10), Level::High);
+    }
+
+    /// Edges only: a zone that goes down through low and min and back up reports each
+    /// crossing once; back to high only after it was below low; wobbling above low or
+    /// staying below reports nothing new.
+    #[test]
+    fn crossings_are_edges() {
+        use Crossing::*;
+        let mut w = Watch::default();
+        let mut step = |l| w.step(l).collect::<Vec<_>>();
+        assert_eq!(step(Level::Mid), []);
+        assert_eq!(step(Level::High), []);
+        assert_eq!(step(Level::Low), [BelowLow]);
+        assert_eq!(step(Level::Low), []);
+        assert_eq!(step(Level::Min), [BelowMin]);
+        assert_eq!(step(Level::Low), []);
+        assert_eq!(step(Level::Min), [BelowMin]);
+        assert_eq!(step(Level::Mid), []);
+        assert_eq!(step(Level::High), [AboveHigh]);
+        assert_eq!(step(Level::High), []);
+        // Straight from high to below min, and straight back.
+        assert_eq!(step(Level::Min), [BelowLow, BelowMin]);
+        assert_eq!(step(Level::High), [AboveHigh]);
+        // Mid and back: never below low, no event.
+        assert_eq!(step(Level::Mid), []);
+        assert_eq!(step(Level::High), []);
+    }
+
     /// The reference model: two deques (front = head) and a unit table, with the clock's
     /// rules written as plainly as possible.
     #[derive(Default)]
@@ -936,7 +1097,7 @@ mod tests {
                     break;
                 };
                 let u = self.units.get_mut(&i).unwrap();
-                *u = (u.0, Place::Inactive, false, false);
+                *u = (u.0, Place::Inactive, u.2, false);
                 s.scanned += 1 << u.0;
                 s.deactivated += 1 << u.0;
                 self.inactive.push_front(i);

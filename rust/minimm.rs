@@ -69,7 +69,8 @@
 //!
 //!    `reclaim::Unit::state` (mutex, one per discardable block, one class): a discardable
 //!    block's pages and pin state; taken alone (`page_owner` copies the registry's records out
-//!    first), or by the fault handler and `vma_open`/`vma_close` under the mmap lock. Above
+//!    first), under the block's `Buffer::data` (`BLOCK_DATA`), or by the fault handler and
+//!    `vma_open`/`vma_close` under the mmap lock. Above
 //!    `reclaim::Reclaim::zones[z]` (mutex, one class): a zone's inactive and active lists and
 //!    their units, never two zones' at once. A scan takes the lists alone and then each unit's
 //!    state in turn, never two units' states at once. `unmap_mapping_range` runs under a
@@ -423,7 +424,16 @@ impl kernel::InPlaceModule for Minimm {
                 shared,
                 // Last, so that it only exists (and reports) once the rest was set up.
                 report: UnloadReport,
+            })
+            .pin_chain(|m| {
+                // SAFETY: `POLL_FOPS` is a static of the module, which every open file keeps
+                // loaded; it is installed once, here, before anything else uses it.
+                unsafe { POLL_FOPS.install(&m.misc) };
+                Ok(())
             }))
         })
     }
 }
+
+/// The device's operations with `poll` added (see `device/poll.rs`).
+static POLL_FOPS: device::poll::PollFops = device::poll::PollFops::new();

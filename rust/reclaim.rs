@@ -40,11 +40,12 @@
 use core::ptr::null_mut;
 
 use kernel::{
-    bindings, new_mutex,
+    bindings, new_mutex, new_poll_condvar,
     page::PAGE_SHIFT,
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
+        poll::PollCondVar,
         Arc, Mutex,
     },
 };
@@ -59,6 +60,19 @@ use crate::{
 
 /// Pages a scan looks at per hold of a zone's lists (Linux's `SWAP_CLUSTER_MAX`).
 const CLUSTER: usize = 32;
+
+/// Which zones a reclaim is for: those at or below the highest zone of a request (direct
+/// reclaim, as `shrink_zones` walks `highest_zoneidx` down), those below their high
+/// watermark (the thread), or all (debugfs `reclaim`).
+pub(crate) type Zones = [bool; NR_ZONES];
+
+/// Every zone.
+pub(crate) const ALL_ZONES: Zones = [true; NR_ZONES];
+
+/// The zones a request of zone `highest` may take pages from.
+pub(crate) fn up_to(highest: usize) -> Zones {
+    core::array::from_fn(|z| z <= highest)
+}
 
 /// The pages each source gave back.
 #[derive(Clone, Copy, Default, Debug)]
@@ -156,7 +170,21 @@ struct ZoneLru {
     owners: KVVec<Option<Arc<Unit>>>,
 }
 
-/// Reclaim's lists, one set per zone, its counters and the reclaim thread's wait.
+/// The watermark events (`MINIMM_IOC_WMARK_EVENTS`, `POLLPRI`): every zone's state as last
+/// seen and the crossings counted since load.
+#[derive(Default)]
+pub(crate) struct Events {
+    watch: [lru::Watch; NR_ZONES],
+    /// Events since load, all zones and kinds: the sequence each file's cursor follows.
+    pub(crate) seq: u64,
+    /// Per kind (`lru::Crossing` order: below low, below min, above high), per zone.
+    pub(crate) counts: [[u64; NR_ZONES]; 3],
+    /// The latest event's zone and kind.
+    pub(crate) last: (usize, u32),
+}
+
+/// Reclaim's lists, one set per zone, its counters, the reclaim thread's wait and the
+/// watermark events.
 #[pin_data]
 pub(crate) struct Reclaim {
     pool: Arc<Pool>,
@@ -164,6 +192,14 @@ pub(crate) struct Reclaim {
     pub(crate) counters: Counters,
     #[pin]
     pub(crate) kswapd: Kswapd,
+    /// Each zone's level as `events` last saw it (`lru::Level` as a number): a look that
+    /// finds every zone where it was takes no lock.
+    seen_levels: [Atomic<u32>; NR_ZONES],
+    #[pin]
+    pub(crate) events: Mutex<Events>,
+    /// Where `poll` waits for the next event.
+    #[pin]
+    pub(crate) poll: PollCondVar,
 }
 
 impl Reclaim {
@@ -195,6 +231,9 @@ impl Reclaim {
                 zones,
                 counters: Counters::new(),
                 kswapd <- Kswapd::new(),
+                seen_levels: [const { Atomic::new(lru::Level::High as u32) }; NR_ZONES],
+                events <- new_mutex!(Events::default(), "minimm_wmark_events"),
+                poll <- new_poll_condvar!("minimm_wmark_poll"),
             }),
             GFP_KERNEL,
         )
@@ -226,13 +265,62 @@ impl Reclaim {
         })
     }
 
-    /// Wakes the reclaim thread if a zone is below its low watermark (after an allocation,
-    /// as the page allocator calls `wakeup_kswapd`).
+    /// Looks at every zone's level and counts the watermark crossings since the last look,
+    /// waking `poll`ers if there were any; then wakes the reclaim thread if a zone is below
+    /// its low watermark (after an allocation, as the page allocator calls
+    /// `wakeup_kswapd`).
     ///
     /// Context: process context.
     pub(crate) fn wake_if_low(&self) {
+        self.note_levels();
         if self.pool.below_low() {
             self.kswapd.wake();
+        }
+    }
+
+    /// Counts the watermark crossings since the last look (see [`Events`]).
+    ///
+    /// Context: process context.
+    pub(crate) fn note_levels(&self) {
+        let levels = self.pool.levels();
+        let changed = levels
+            .iter()
+            .zip(&self.seen_levels)
+            .any(|(l, seen)| l.is_some_and(|l| l as u32 != seen.load(Relaxed)));
+        if !changed {
+            return;
+        }
+        let mut g = self.events.lock();
+        let mut new = 0u64;
+        // Read again under the lock, so that two lookers count each crossing once.
+        for (z, level) in self.pool.levels().into_iter().enumerate() {
+            let (Some(level), Some(seen)) = (level, self.seen_levels.get(z)) else {
+                continue;
+            };
+            let Some(watch) = g.watch.get_mut(z) else {
+                continue;
+            };
+            let mut last = None;
+            let mut counted = [0u64; 3];
+            for c in watch.step(level) {
+                counted[c as usize] += 1;
+                last = Some(c as u32);
+            }
+            seen.store(level as u32, Relaxed);
+            for (kind, n) in counted.iter().enumerate() {
+                if let Some(slot) = g.counts.get_mut(kind).and_then(|k| k.get_mut(z)) {
+                    *slot += n;
+                }
+                new += n;
+            }
+            if let Some(kind) = last {
+                g.last = (z, kind);
+            }
+        }
+        g.seq += new;
+        drop(g);
+        if new > 0 {
+            self.poll.notify_all();
         }
     }
 
@@ -250,22 +338,23 @@ impl Reclaim {
     /// owner reference, for the caller to drop after its locks.
     fn unlist(&self, zone: usize, index: u32) -> Option<Arc<Unit>> {
         let mut g = self.lists(zone)?.lock();
-        let _ = g.lru.remove(index);
+        // Listed (or set aside by a scan): the unit's state said so, under its lock.
+        kernel::warn_on!(g.lru.remove(index).is_err());
         g.owners.get_mut(index as usize)?.take()
     }
 
-    /// Scans the lists of every zone, highest first, in passes of falling priority, purging
-    /// unreferenced unpinned units until `target` pages are purged or a pass at priority 0
-    /// is done; returns the pages purged.
+    /// Scans the lists of the zones `zones` names, highest first, in passes of falling
+    /// priority, purging unreferenced unpinned units until `target` pages are purged or a
+    /// pass at priority 0 is done; returns the pages purged.
     ///
     /// Context: process context, may sleep.
-    fn shrink_lists(&self, target: usize, who: Who) -> usize {
+    fn shrink_lists(&self, target: usize, zones: Zones, who: Who) -> usize {
         let mut freed = 0usize;
         lru::priority_loop(
             target,
             |priority| {
                 let before = freed;
-                for z in (0..NR_ZONES).rev() {
+                for z in (0..NR_ZONES).rev().filter(|&z| zones[z]) {
                     if freed >= target {
                         break;
                     }
@@ -326,26 +415,43 @@ impl Reclaim {
     /// Purges isolated unit `index` of `zone` if it is still unpinned with its pages, else
     /// puts it back; returns the pages purged.
     fn evict(&self, zone: usize, index: u32, unit: &Arc<Unit>, who: Who) -> usize {
+        let Some(lists) = self.lists(zone) else {
+            return 0;
+        };
         let mut st = unit.state.lock();
         if st.listed != Some((zone, index)) || st.pinned || st.block.is_none() {
-            drop(st);
-            if let Some(lists) = self.lists(zone) {
-                // Off already if it was pinned or freed meanwhile: then nothing to put back.
-                let _ = lists.lock().lru.putback(index);
-            }
+            // Pinned or freed since the scan (its remover took the link off), maybe with
+            // the block's index given to another unit since: nothing here is ours to touch.
             return 0;
         }
+        let owner = {
+            let mut g = lists.lock();
+            let still = g.lru.link(index).is_some_and(|l| l.isolated());
+            let ours = g
+                .owners
+                .get(index as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|o| Arc::ptr_eq(o, unit));
+            if !still || !ours {
+                // Pinned and unpinned again since the scan: listed afresh, not ours to
+                // purge.
+                return 0;
+            }
+            if g.lru.link(index).is_some_and(|l| l.accessed()) {
+                // Accessed since the scan looked: a second chance after all.
+                kernel::warn_on!(g.lru.putback(index).is_err());
+                return 0;
+            }
+            kernel::warn_on!(g.lru.evicted(index) != Ok(true));
+            g.owners.get_mut(index as usize).and_then(Option::take)
+        };
         // Under the state lock: no fault can map the pages again between the zap and the
-        // purge (the fault handler takes it).
+        // purge (the fault handler takes it), and no PIN or free can run.
         unit.zap(&st);
         let block = st.block.take();
+        // INVARIANT: purged, so not listed.
         st.listed = None;
         st.purged = true;
-        let owner = self.lists(zone).and_then(|lists| {
-            let mut g = lists.lock();
-            let _ = g.lru.evicted(index);
-            g.owners.get_mut(index as usize)?.take()
-        });
         drop(st);
         let pages = unit.pages;
         match who {
@@ -554,28 +660,28 @@ impl Unit {
         if !st.pinned {
             return Ok(());
         }
-        st.pinned = false;
         let Some((zone, index, order)) =
             st.block.as_ref().map(|b| (b.zone(), b.index(), b.order()))
         else {
+            // Pinned means with pages (a pin after a purge gets new ones): not reached.
+            st.pinned = false;
             return Ok(());
         };
         let lists = self.reclaim.lists(zone).ok_or(EINVAL)?;
-        let mut g = lists.lock();
-        let slot = g.owners.get_mut(index as usize).ok_or(EINVAL)?;
-        *slot = Some(self.clone());
-        if g.lru.add(index, order).is_err() {
-            // A bug (the index is a live block's): stay pinned rather than half listed.
-            kernel::warn_on!(true);
-            let owner = g.owners.get_mut(index as usize).and_then(Option::take);
-            drop(g);
-            st.pinned = true;
-            drop(st);
-            drop(owner);
-            return Err(EINVAL);
+        {
+            let mut guard = lists.lock();
+            let g = &mut *guard;
+            let slot = g.owners.get_mut(index as usize).ok_or(EINVAL)?;
+            if slot.is_some() || g.lru.add(index, order).is_err() {
+                // A bug (the index is this live block's own): stay pinned rather than half
+                // listed.
+                kernel::warn_on!(true);
+                return Err(EINVAL);
+            }
+            *slot = Some(self.clone());
         }
-        drop(g);
         // INVARIANT: unpinned with its pages, listed.
+        st.pinned = false;
         st.listed = Some((zone, index));
         self.reclaim
             .counters
@@ -583,7 +689,16 @@ impl Unit {
             .fetch_add(self.pages, Relaxed);
         // Accesses from now on must fault to be seen.
         self.zap(&st);
+        drop(st);
+        // Something new to reclaim: the thread, if it gave up, listens again.
+        self.reclaim.kswapd.reset_failures();
         Ok(())
+    }
+
+    /// PIN reported a purge that could not reach user space (its struct became unwritable):
+    /// the next PIN reports it again.
+    pub(crate) fn unreport_purge(&self) {
+        self.state.lock().purged = true;
     }
 
     /// `MINIMM_IOC_PIN`: in use again, never purged until unpinned; returns whether it was
@@ -718,7 +833,7 @@ impl Unit {
 /// say what came back). The reclaim thread starts with the slab caches.
 ///
 /// Context: process context, may sleep.
-pub(crate) fn reclaim(shared: &Shared, target: usize, who: Who) -> Freed {
+pub(crate) fn reclaim(shared: &Shared, target: usize, zones: Zones, who: Who) -> Freed {
     // The thread does not drain the per-CPU lists first: Linux's kswapd leaves them to
     // direct reclaim (`drain_all_pages` when an allocation still fails).
     let mut f = Freed {
@@ -741,7 +856,7 @@ pub(crate) fn reclaim(shared: &Shared, target: usize, who: Who) -> Freed {
         f.held = shared.pool.reap_held();
     }
     if f.total() < target {
-        f.purged = shared.reclaim.shrink_lists(target - f.total(), who);
+        f.purged = shared.reclaim.shrink_lists(target - f.total(), zones, who);
     }
     if f.slab > 0 || f.held > 0 || f.purged > 0 {
         // What the caches, the quarantine and the purges gave back went through the per-CPU
@@ -775,7 +890,12 @@ pub(crate) fn with_direct_reclaim<T>(
                 if let Some(c) = shared.reclaim.counters.allocstall.get(highest) {
                     c.fetch_add(1, Relaxed);
                 }
-                let freed = reclaim(shared, pages.max(CLUSTER), Who::Direct).total();
+                let freed =
+                    reclaim(shared, pages.max(CLUSTER), up_to(highest), Who::Direct).total();
+                if freed > 0 {
+                    // Progress: the thread may find work again too (`kswapd_failures = 0`).
+                    shared.reclaim.kswapd.reset_failures();
+                }
                 if !retry.again(freed) {
                     return Err(e);
                 }
@@ -801,7 +921,10 @@ pub(crate) fn with_direct_reclaim<T>(
 pub(crate) fn balance(shared: &Shared) -> bool {
     let mut progress = false;
     while !shared.pool.balanced() && !shared.reclaim.kswapd.stopping() {
-        if reclaim(shared, CLUSTER, Who::Kswapd).total() == 0 {
+        // Only the zones short of their high watermark: pages purged elsewhere would not
+        // bring them back.
+        let short = shared.pool.unbalanced();
+        if reclaim(shared, CLUSTER, short, Who::Kswapd).total() == 0 {
             break;
         }
         progress = true;

@@ -39,6 +39,11 @@ struct State {
     woken: bool,
     /// The module is going: the thread returns.
     stop: bool,
+    /// Passes in a row that left a zone short and reclaimed nothing (Linux's
+    /// `kswapd_failures`): from [`lru::MAX_RECLAIM_RETRIES`] on, wakes are ignored until
+    /// something new may be reclaimable (a block unpinned, a direct reclaim that made
+    /// progress) or every zone is balanced again.
+    failures: u32,
 }
 
 /// The thread's wait: a flag and a condition variable.
@@ -53,7 +58,10 @@ pub(crate) struct Kswapd {
 impl Kswapd {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            state <- new_mutex!(State { woken: false, stop: false }, "minimm_reclaimd_state"),
+            state <- new_mutex!(
+                State { woken: false, stop: false, failures: 0 },
+                "minimm_reclaimd_state"
+            ),
             wait <- new_condvar!("minimm_reclaimd_wait"),
         })
     }
@@ -62,8 +70,26 @@ impl Kswapd {
     ///
     /// Context: process context.
     pub(crate) fn wake(&self) {
-        self.state.lock().woken = true;
+        let mut g = self.state.lock();
+        if g.failures >= lru::MAX_RECLAIM_RETRIES || g.woken {
+            return;
+        }
+        g.woken = true;
+        drop(g);
         self.wait.notify_all();
+    }
+
+    /// Something may be reclaimable again: wakes are heard again.
+    ///
+    /// Context: process context.
+    pub(crate) fn reset_failures(&self) {
+        self.state.lock().failures = 0;
+    }
+
+    /// A pass left a zone short and reclaimed nothing.
+    fn failed(&self) {
+        let mut g = self.state.lock();
+        g.failures = g.failures.saturating_add(1);
     }
 
     /// Tells the thread to return, and wakes it.
@@ -113,10 +139,15 @@ fn run(shared: &Shared) {
             if k.stopping() {
                 return;
             }
+            shared.reclaim.note_levels();
             let balanced = shared.pool.balanced();
+            if balanced {
+                k.reset_failures();
+            }
             if !balanced && !progress {
-                // Nothing more to reclaim: sleep until an allocation wakes it again (Linux
-                // gives up after `MAX_RECLAIM_RETRIES` failed passes likewise).
+                // Nothing more to reclaim: sleep until an allocation wakes it again, and after
+                // `MAX_RECLAIM_RETRIES` such passes not even then (`kswapd_failures`).
+                k.failed();
                 break;
             }
             match lru::try_to_sleep(balanced, || k.nap(), || shared.pool.balanced()) {

@@ -369,6 +369,29 @@ pub(crate) struct Pin {
 /// `MINIMM_PIN_SIZE_VER0`.
 pub(crate) const PIN_SIZE_VER0: u32 = 24;
 
+/// `MINIMM_WMARK_*`: the kinds of watermark events.
+pub(crate) const WMARK_LOW: u32 = 0;
+pub(crate) const WMARK_MIN: u32 = 1;
+pub(crate) const WMARK_HIGH: u32 = 2;
+
+/// `struct minimm_wmark_events`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct WmarkEvents {
+    pub(crate) size: u32,
+    pub(crate) last_zone: u32,
+    pub(crate) events: u64,
+    pub(crate) unread: u64,
+    pub(crate) below_low: [u64; NR_ZONES as usize],
+    pub(crate) below_min: [u64; NR_ZONES as usize],
+    pub(crate) above_high: [u64; NR_ZONES as usize],
+    pub(crate) last_kind: u32,
+    pub(crate) pad: u32,
+}
+
+/// `MINIMM_WMARK_EVENTS_SIZE_VER0`.
+pub(crate) const WMARK_EVENTS_SIZE_VER0: u32 = 104;
+
 /// `MINIMM_IOC_MAGIC`.
 pub(crate) const IOC_MAGIC: u32 = 0xB9;
 
@@ -410,6 +433,8 @@ pub(crate) const IOC_VM_INFO: u32 = iowr(0x23, core::mem::size_of::<VmInfo>());
 pub(crate) const IOC_UNPIN: u32 = iowr(0x30, core::mem::size_of::<Pin>());
 /// `MINIMM_IOC_PIN`.
 pub(crate) const IOC_PIN: u32 = iowr(0x31, core::mem::size_of::<Pin>());
+/// `MINIMM_IOC_WMARK_EVENTS`.
+pub(crate) const IOC_WMARK_EVENTS: u32 = iowr(0x32, core::mem::size_of::<WmarkEvents>());
 
 // The generic Linux ioctl encoding (include/uapi/asm-generic/ioctl.h), used by x86_64:
 // bits 0..8 number, 8..16 type, 16..30 size, 30..32 direction.
@@ -460,6 +485,7 @@ pub(crate) fn command(cmd: u32) -> Option<u32> {
         IOC_VM_INFO,
         IOC_UNPIN,
         IOC_PIN,
+        IOC_WMARK_EVENTS,
     ]
     .into_iter()
     .find(|&c| c & !IOC_SIZE_MASK == key)
@@ -528,6 +554,7 @@ mod tests {
             IOC_VM_INFO,
             IOC_UNPIN,
             IOC_PIN,
+            IOC_WMARK_EVENTS,
         ] {
             assert_eq!(command(c), Some(c));
             // A longer struct from a later header, and a shorter one, name the same command.

@@ -26,7 +26,8 @@
 //! after). `Buffer::data` (a mutex, one per buffer) serialises the kernel's own reads and
 //! writes of a buffer's contents; it is taken with no other lock held, and a resize
 //! (`device/vmalloc.rs`) takes the table under it to swap the buffer. The fault handler runs
-//! under the mmap read lock and takes none of minimm's locks (a zone's, freeing nothing).
+//! under the mmap read lock; of minimm's locks it takes a discardable block's unit state and
+//! then its zone's reclaim lists (`reclaim.rs`), and, inserting, a zone's, freeing nothing.
 
 use core::ffi::c_void;
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Discardable blocks of an open file: `UNPIN` and `PIN`.
+//! Discardable blocks of an open file, `UNPIN` and `PIN`, and the watermark events it reads
+//! (`WMARK_EVENTS`; `POLLPRI` from `poll`, in `poll.rs`).
 //!
 //! A block allocated with `MINIMM_ALLOC_DISCARDABLE` is a buffer whose pages are a
 //! [`crate::reclaim::Unit`]: pinned at first; unpinned, it joins its zone's inactive list and
@@ -11,10 +12,12 @@
 //!
 //! The file's table lock only to look the handle up; then the unit's own (see `reclaim.rs`).
 
+use core::sync::atomic::Ordering::{Acquire, Release};
+
 use kernel::{prelude::*, uaccess::UserPtr};
 
 use super::{blocks::Backing, read_ext, write_prefix, Client, Tail};
-use crate::uapi;
+use crate::{uapi, zone::NR_ZONES};
 
 impl Client {
     /// `MINIMM_IOC_UNPIN` (`pin` false) and `MINIMM_IOC_PIN` (`pin` true).
@@ -40,7 +43,43 @@ impl Client {
             0
         };
         req.size = u32::try_from(len).map_err(|_| EINVAL)?;
-        // Done either way: a struct made unwritable meanwhile loses only the report.
-        write_prefix(arg, &req, len)
+        let r = write_prefix(arg, &req, len);
+        if r.is_err() && req.result & uapi::PIN_PURGED != 0 {
+            // The struct became unwritable meanwhile: the block is pinned, and the next PIN
+            // reports the purge this one could not.
+            unit.unreport_purge();
+        }
+        r
+    }
+}
+
+impl Client {
+    /// `MINIMM_IOC_WMARK_EVENTS`: the module's watermark event counts and the latest event;
+    /// this file has read every event counted so far (`poll` stops reporting `POLLPRI`).
+    pub(super) fn wmark_events(&self, arg: UserPtr) -> Result {
+        let (mut req, len) =
+            read_ext::<uapi::WmarkEvents>(arg, uapi::WMARK_EVENTS_SIZE_VER0, Tail::Output)?;
+        let g = self.shared.reclaim.events.lock();
+        let (seq, counts, last) = (g.seq, g.counts, g.last);
+        drop(g);
+        req.events = seq;
+        req.unread = seq.saturating_sub(self.events_read.load(Acquire));
+        for z in 0..NR_ZONES {
+            req.below_low[z] = counts[0][z];
+            req.below_min[z] = counts[1][z];
+            req.above_high[z] = counts[2][z];
+        }
+        req.last_zone = u32::try_from(last.0).unwrap_or(0);
+        req.last_kind = last.1;
+        req.size = u32::try_from(len).map_err(|_| EINVAL)?;
+        write_prefix(arg, &req, len)?;
+        // Read only once the report reached user space.
+        self.events_read.fetch_max(seq, Release);
+        Ok(())
+    }
+
+    /// Whether this file has watermark events it has not read (`POLLPRI`).
+    pub(super) fn events_unread(&self) -> bool {
+        self.shared.reclaim.events.lock().seq > self.events_read.load(Acquire)
     }
 }

@@ -37,6 +37,7 @@
 
 pub(crate) mod blocks;
 mod discard;
+pub(crate) mod poll;
 pub(crate) mod registry;
 pub(crate) mod slab;
 mod vmalloc;
@@ -85,7 +86,8 @@ uapi_bytes!(
     uapi::VmCreate,
     uapi::VmInfo,
     uapi::VmResize,
-    uapi::Pin
+    uapi::Pin,
+    uapi::WmarkEvents
 );
 
 // The pure mirror encodes ioctl numbers itself; check it against the kernel's own macros.
@@ -98,6 +100,7 @@ const _: () = {
     assert!(uapi::IOC_VM_RESIZE == _IOWR::<uapi::VmResize>(uapi::IOC_MAGIC, 0x22));
     assert!(uapi::IOC_UNPIN == _IOWR::<uapi::Pin>(uapi::IOC_MAGIC, 0x30));
     assert!(uapi::IOC_PIN == _IOWR::<uapi::Pin>(uapi::IOC_MAGIC, 0x31));
+    assert!(uapi::IOC_WMARK_EVENTS == _IOWR::<uapi::WmarkEvents>(uapi::IOC_MAGIC, 0x32));
     assert!(uapi::IOC_ALLOC == _IOWR::<uapi::Alloc>(uapi::IOC_MAGIC, 0x01));
     assert!(uapi::IOC_FREE == _IOW::<uapi::Free>(uapi::IOC_MAGIC, 0x02));
     assert!(uapi::IOC_BLOCK_DATA == _IOWR::<uapi::BlockData>(uapi::IOC_MAGIC, 0x03));
@@ -126,6 +129,9 @@ pub(crate) struct Client {
     /// The file's slab caches and objects.
     #[pin]
     slab: Mutex<slab::SlabTable>,
+    /// The watermark events this file has read (`MINIMM_IOC_WMARK_EVENTS`): `poll` reports
+    /// `POLLPRI` while the module has counted more.
+    events_read: core::sync::atomic::AtomicU64,
 }
 
 #[vtable]
@@ -138,6 +144,8 @@ impl MiscDevice for Client {
         let id = shared.next_file_id.fetch_add(1, Relaxed);
         let charge = Arc::new(Atomic::new(0usize), GFP_KERNEL)?;
         let slab_table = slab::SlabTable::new(shared.clone(), charge.clone());
+        // Events before the open are not this file's news.
+        let events_read = shared.reclaim.events.lock().seq;
         KBox::try_pin_init(
             try_pin_init!(Client {
                 shared,
@@ -145,6 +153,7 @@ impl MiscDevice for Client {
                 charge,
                 table <- new_mutex!(blocks::Table::new(), "minimm_client_table"),
                 slab <- new_mutex!(slab_table, "minimm_client_slab"),
+                events_read: core::sync::atomic::AtomicU64::new(events_read),
             }),
             GFP_KERNEL,
         )
@@ -158,9 +167,10 @@ impl MiscDevice for Client {
             file.flags() & file::flags::O_ACCMODE,
             file::flags::O_WRONLY | file::flags::O_RDWR
         );
-        match uapi::command(cmd).ok_or(ENOTTY)? {
+        let r = match uapi::command(cmd).ok_or(ENOTTY)? {
             uapi::IOC_GET_INFO => me.get_info(arg),
             uapi::IOC_ZONE_STATS => me.zone_stats(arg),
+            uapi::IOC_WMARK_EVENTS => me.wmark_events(arg),
             _ if !writable => Err(EBADF),
             uapi::IOC_ALLOC => me.alloc(arg),
             uapi::IOC_FREE => me.free(arg),
@@ -180,8 +190,10 @@ impl MiscDevice for Client {
             uapi::IOC_UNPIN => me.pin(arg, false),
             uapi::IOC_PIN => me.pin(arg, true),
             _ => Err(ENOTTY),
-        }
-        .map(|()| 0)
+        };
+        // A command may have taken a zone across a watermark, failed ones too.
+        me.shared.reclaim.note_levels();
+        r.map(|()| 0)
     }
 
     /// Maps a whole buffer of this file, named by its mmap offset (see `blocks.rs`).

@@ -184,7 +184,8 @@ impl Registry {
 
     /// Forgets the buffer at `pgoff`; nothing happens for one never recorded.
     pub(crate) fn remove(&self, pgoff: u64) {
-        // The record is dropped outside the lock (it holds no resources anyway).
+        // The record is dropped outside the lock: a discardable block's holds a reference to
+        // its unit, whose last one gives the pages back.
         let removed = self.inner.lock().live.remove_node(&pgoff);
         drop(removed);
     }

@@ -524,6 +524,16 @@ impl Pool {
             .any(Zone::below_low)
     }
 
+    /// The zones below their high watermark.
+    pub(crate) fn unbalanced(&self) -> [bool; NR_ZONES] {
+        core::array::from_fn(|z| self.zone(z).is_some_and(|zone| !zone.above_high()))
+    }
+
+    /// Each zone's level against its watermarks (`None`: no such zone, or no pages).
+    pub(crate) fn levels(&self) -> [Option<crate::lru::Level>; NR_ZONES] {
+        core::array::from_fn(|z| self.zone(z).and_then(Zone::level))
+    }
+
     /// Whether every zone is at or above its high watermark (the reclaim thread's goal:
     /// Linux's `pgdat_balanced`).
     pub(crate) fn balanced(&self) -> bool {

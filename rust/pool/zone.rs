@@ -246,6 +246,8 @@ pub(crate) struct Zone {
     low: AtomicUsize,
     /// Lock-free copy of the high watermark, for tuning the lists' `high`.
     high: AtomicUsize,
+    /// Lock-free copy of the min watermark, for the watermark events.
+    min: AtomicUsize,
     /// `lowmem_reserve[this zone][highest zone of the request]`.
     protection: [usize; NR_ZONES],
     pub(super) counters: LiveCounters,
@@ -381,6 +383,7 @@ impl Zone {
             free: AtomicUsize::new(free),
             low: AtomicUsize::new(wmark.low),
             high: AtomicUsize::new(wmark.high),
+            min: AtomicUsize::new(wmark.min),
             protection,
             counters: LiveCounters::new(),
             held: AtomicUsize::new(0),
@@ -447,11 +450,24 @@ impl Zone {
         self.pcp.len()
     }
 
-    /// Sets the watermarks after checking `min <= low <= high <= managed`.
     /// Whether the zone has pages and fewer free than its low watermark (where Linux wakes
     /// kswapd). Lock-free, from the fast path's copies.
     pub(super) fn below_low(&self) -> bool {
         self.managed > 0 && self.free.load(Ordering::Relaxed) < self.low.load(Ordering::Relaxed)
+    }
+
+    /// Where the zone's free pages stand against its watermarks (`None` for a zone with no
+    /// pages). Lock-free: the marks may be mid-update by a `watermarks` write, which then
+    /// looks again.
+    pub(super) fn level(&self) -> Option<crate::lru::Level> {
+        (self.managed > 0).then(|| {
+            crate::lru::Level::of(
+                self.free.load(Ordering::Relaxed),
+                self.min.load(Ordering::Relaxed),
+                self.low.load(Ordering::Relaxed),
+                self.high.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Whether the zone has no pages or at least its high watermark free (kswapd's goal).
@@ -459,6 +475,7 @@ impl Zone {
         self.managed == 0 || self.free.load(Ordering::Relaxed) >= self.high.load(Ordering::Relaxed)
     }
 
+    /// Sets the watermarks after checking `min <= low <= high <= managed`.
     pub(crate) fn set_watermarks(&self, w: Watermarks) -> Result {
         if !w.valid_for(self.managed) {
             return Err(EINVAL);
@@ -467,6 +484,7 @@ impl Zone {
         g.wmark = w;
         self.low.store(w.low, Ordering::Relaxed);
         self.high.store(w.high, Ordering::Relaxed);
+        self.min.store(w.min, Ordering::Relaxed);
         drop(g);
         // The lists' marks follow the low watermark, as Linux recomputes them when
         // `setup_per_zone_wmarks` runs.

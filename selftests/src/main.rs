@@ -618,6 +618,10 @@ const TESTS: &[Test] = &[
         run: reclaim::cache_sample,
     },
     Test {
+        name: "reclaim_poll_sees_crossings",
+        run: reclaim::poll_sees_crossings,
+    },
+    Test {
         name: "reclaim_stress",
         run: reclaim::stress,
     },

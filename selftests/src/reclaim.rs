@@ -710,3 +710,88 @@ pub fn rmmod_while_thread_busy() -> TestResult {
     );
     pass()
 }
+
+/// Whether `fd` reports POLLPRI within `ms` milliseconds.
+fn pollpri(fd: i32, ms: i32) -> Result<bool, String> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLPRI,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    check!(n >= 0, "poll: {}", std::io::Error::last_os_error());
+    Ok(n == 1 && p.revents & libc::POLLPRI != 0)
+}
+
+/// poll() reports POLLPRI once per watermark crossing, to every file open at the time and
+/// until it reads the events: ZONE_DMA put below low, then below min, then back above high
+/// (its watermarks restored), each seen by poll and counted by WMARK_EVENTS (zone, kind,
+/// counts, unread), a file opened after a crossing not told of it, and a read-only file
+/// reading them too.
+pub fn poll_sees_crossings() -> TestResult {
+    let dev = open()?;
+    let ro = Device::open_mode(libc::O_RDONLY).map_err(e)?;
+    // Room above the free pages for the marks: 64 of ZONE_DMA's pages taken.
+    let held = dev.alloc(6, DMA, 0).map_err(e)?;
+    // Nothing of ZONE_DMA's on a per-CPU list, so that nothing but the watermarks moves it.
+    std::fs::write(format!("{DEBUGFS}/drain_pcp"), "1").map_err(e)?;
+    let w0 = dev.wmark_events().map_err(e)?;
+    ro.wmark_events().map_err(e)?;
+    check!(!pollpri(dev.fd(), 0)?, "POLLPRI with every event read");
+    let s = stats(&dev, DMA)?;
+    let free = s.free_pages;
+    check!(
+        free + 20 <= s.managed_pages,
+        "ZONE_DMA: {free} free of {}",
+        s.managed_pages
+    );
+    let guard = Watermarks::set(&dev, DMA, "DMA", (1, free + 10, free + 20))?;
+    check!(
+        pollpri(dev.fd(), 5000)?,
+        "no POLLPRI after ZONE_DMA went below low"
+    );
+    let late = open()?;
+    let w1 = dev.wmark_events().map_err(e)?;
+    let d = DMA as usize;
+    check_eq!(w1.below_low[d], w0.below_low[d] + 1);
+    check_eq!((w1.last_zone, w1.last_kind), (DMA, sys::MINIMM_WMARK_LOW));
+    check!(
+        w1.unread >= 1 && w1.events > w0.events,
+        "{w1:?} after {w0:?}"
+    );
+    check!(!pollpri(dev.fd(), 0)?, "POLLPRI after the events were read");
+    check!(pollpri(ro.fd(), 0)?, "the read-only file was not told");
+    check!(
+        !pollpri(late.fd(), 0)?,
+        "a file opened after the crossing was told of it"
+    );
+    // Below min.
+    write_watermarks(&format!("DMA {} {} {}", free + 5, free + 10, free + 20))?;
+    check!(
+        pollpri(dev.fd(), 5000)?,
+        "no POLLPRI after ZONE_DMA went below min"
+    );
+    let w2 = dev.wmark_events().map_err(e)?;
+    check_eq!(w2.below_min[d], w1.below_min[d] + 1);
+    check_eq!(w2.below_low[d], w1.below_low[d]);
+    check_eq!((w2.last_zone, w2.last_kind), (DMA, sys::MINIMM_WMARK_MIN));
+    // Back above high.
+    drop(guard);
+    check!(
+        pollpri(dev.fd(), 5000)?,
+        "no POLLPRI after ZONE_DMA climbed back"
+    );
+    let w3 = dev.wmark_events().map_err(e)?;
+    check_eq!(w3.above_high[d], w2.above_high[d] + 1);
+    check_eq!((w3.last_zone, w3.last_kind), (DMA, sys::MINIMM_WMARK_HIGH));
+    check!(
+        pollpri(late.fd(), 0)?,
+        "the later file was not told of later crossings"
+    );
+    let r = ro.wmark_events().map_err(e)?;
+    check_eq!(r.events, w3.events);
+    check!(r.unread >= 3, "the read-only file's unread {}", r.unread);
+    dev.free(held.handle).map_err(e)?;
+    pass()
+}

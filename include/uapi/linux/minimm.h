@@ -23,8 +23,8 @@
  * caller's header defined it) are ignored, so a program built against a later
  * header with a longer struct reaches the same command; @size is what counts.
  *
- * Open modes: a file opened O_RDONLY may only look (GET_INFO, ZONE_STATS);
- * ALLOC, FREE and BLOCK_DATA need a file opened O_WRONLY or O_RDWR (EBADF
+ * Open modes: a file opened O_RDONLY may only look (GET_INFO, ZONE_STATS,
+ * WMARK_EVENTS, poll); every other command needs a file opened O_WRONLY or O_RDWR (EBADF
  * otherwise, also for the ioctl-only access mode 3).
  *
  * A failed command changes nothing: the module writes a command's struct back
@@ -116,7 +116,8 @@ struct minimm_info {
  * another client's data. Errors: EINVAL (bad order, zone, flags or padding), EDQUOT
  * (the file's quota of pages, module parameter file_quota_pages, would be exceeded),
  * ENOMEM (no zone allowed could give the block above its watermark, even after the
- * per-CPU lists were emptied into the zones), EBADF (file not open for writing),
+ * per-CPU lists were emptied into the zones and, without ATOMIC or NOWAIT, after direct
+ * reclaim: see MINIMM_FEAT_RECLAIM), EBADF (file not open for writing),
  * EFAULT, ENOSPC (the file's handles or the module's offset space used up). The handle
  * is valid once the ioctl has returned: another thread that reads it from @handle
  * before then may find it unknown.
@@ -168,7 +169,8 @@ struct minimm_free {
  * For data round trips through mmap: user space writes, the kernel checksums, and the
  * reverse. The kernel's own accesses to one block are serialised; user space writing
  * through a mapping meanwhile only mixes old and new bytes. Errors: EINVAL (unknown
- * handle or op), EBADF (file not open for writing), EFAULT.
+ * handle or op), EBADF (file not open for writing), EFAULT, ENODATA (a discardable block
+ * purged while unpinned: see MINIMM_IOC_PIN).
  */
 struct minimm_block_data {
 	__u32 size;
@@ -634,6 +636,47 @@ struct minimm_pin {
 };
 #define MINIMM_PIN_SIZE_VER0	24
 
+/*
+ * Watermark events (MINIMM_FEAT_RECLAIM): a zone crossing below its low watermark, below its
+ * min watermark, or climbing back to its high watermark after it had been below low. Each
+ * crossing is one event, module-wide; poll(2) on /dev/minimm reports POLLPRI to a file that
+ * has events it has not read yet (edge-triggered: one crossing, one event, however long the
+ * zone stays there), and MINIMM_IOC_WMARK_EVENTS reads them, which clears POLLPRI for that
+ * file until the next crossing. Crossings are seen when minimm looks at its zones: after
+ * allocations and frees through this device, by the reclaim thread, and when the watermarks
+ * are written; a zone that crosses and crosses back between two looks makes no event.
+ */
+#define MINIMM_WMARK_LOW	0	/* crossed below low */
+#define MINIMM_WMARK_MIN	1	/* crossed below min */
+#define MINIMM_WMARK_HIGH	2	/* climbed back to high */
+
+/**
+ * struct minimm_wmark_events - MINIMM_IOC_WMARK_EVENTS: read the watermark events
+ * @size:       sizeof(struct minimm_wmark_events), at least MINIMM_WMARK_EVENTS_SIZE_VER0
+ * @last_zone:  out: the zone of the latest event (MINIMM_ZONE_*; 0 before any)
+ * @events:     out: events since the module was loaded, all zones and kinds
+ * @unread:     out: events this file had not read before this call (all of them are read now)
+ * @below_low:  out: per zone, crossings below low since load
+ * @below_min:  out: per zone, crossings below min
+ * @above_high: out: per zone, climbs back to high
+ * @last_kind:  out: the kind of the latest event (MINIMM_WMARK_*; 0 before any)
+ * @__pad:      ignored
+ *
+ * Errors: EINVAL (size), EFAULT.
+ */
+struct minimm_wmark_events {
+	__u32 size;
+	__u32 last_zone;
+	__u64 events;
+	__u64 unread;
+	__u64 below_low[MINIMM_NR_ZONES];
+	__u64 below_min[MINIMM_NR_ZONES];
+	__u64 above_high[MINIMM_NR_ZONES];
+	__u32 last_kind;
+	__u32 __pad;
+};
+#define MINIMM_WMARK_EVENTS_SIZE_VER0	104
+
 #define MINIMM_IOC_MAGIC	0xB9
 
 #define MINIMM_IOC_GET_INFO	_IOWR(MINIMM_IOC_MAGIC, 0x00, struct minimm_info)
@@ -655,6 +698,7 @@ struct minimm_pin {
 #define MINIMM_IOC_VM_INFO	_IOWR(MINIMM_IOC_MAGIC, 0x23, struct minimm_vm_info)
 #define MINIMM_IOC_UNPIN	_IOWR(MINIMM_IOC_MAGIC, 0x30, struct minimm_pin)
 #define MINIMM_IOC_PIN		_IOWR(MINIMM_IOC_MAGIC, 0x31, struct minimm_pin)
+#define MINIMM_IOC_WMARK_EVENTS	_IOWR(MINIMM_IOC_MAGIC, 0x32, struct minimm_wmark_events)
 
 /*
  * MINIMM_IOC_VM_FREE takes a struct minimm_free naming an area (EINVAL for a block's handle;

@@ -103,6 +103,10 @@ mod tests {
         assert_eq!(uapi::VM_RESIZE_SIZE_VER0, sys::MINIMM_VM_RESIZE_SIZE_VER0);
         assert_eq!(uapi::IOC_UNPIN, sys::MINIMM_IOC_UNPIN);
         assert_eq!(uapi::IOC_PIN, sys::MINIMM_IOC_PIN);
+        assert_eq!(uapi::IOC_WMARK_EVENTS, sys::MINIMM_IOC_WMARK_EVENTS);
+        assert_eq!(uapi::WMARK_LOW, sys::MINIMM_WMARK_LOW);
+        assert_eq!(uapi::WMARK_MIN, sys::MINIMM_WMARK_MIN);
+        assert_eq!(uapi::WMARK_HIGH, sys::MINIMM_WMARK_HIGH);
     }
 
     #[test]
@@ -323,6 +327,22 @@ mod tests {
                 bytes = bytes,
                 mmap_offset = mmap_offset,
                 pages = pages,
+            ]
+        );
+        same_layout!(
+            uapi::WmarkEvents,
+            sys::minimm_wmark_events,
+            uapi::WMARK_EVENTS_SIZE_VER0,
+            [
+                size = size,
+                last_zone = last_zone,
+                events = events,
+                unread = unread,
+                below_low = below_low,
+                below_min = below_min,
+                above_high = above_high,
+                last_kind = last_kind,
+                pad = __pad,
             ]
         );
         same_layout!(

@@ -199,6 +199,16 @@ impl Device {
         Ok(p.result & u64::from(sys::MINIMM_PIN_PURGED) != 0)
     }
 
+    /// `MINIMM_IOC_WMARK_EVENTS`: the watermark events, read (POLLPRI cleared for this file).
+    pub fn wmark_events(&self) -> io::Result<sys::minimm_wmark_events> {
+        let mut w = sys::minimm_wmark_events {
+            size: size_of::<sys::minimm_wmark_events>() as u32,
+            ..Default::default()
+        };
+        self.ioctl(sys::MINIMM_IOC_WMARK_EVENTS, &mut w)?;
+        Ok(w)
+    }
+
     /// `MINIMM_IOC_BLOCK_DATA` with `MINIMM_BLOCK_CHECKSUM`.
     pub fn checksum(&self, handle: u64) -> io::Result<u64> {
         let mut d = sys::minimm_block_data {
