@@ -123,6 +123,10 @@ points! {
     /// An area's record from the cache `minimm_vm_area`: ENOMEM, the mapping and the pages
     /// go back.
     VmRecord => "vm_record",
+    /// Purging an unpinned discardable block the clock chose (`Reclaim::evict`): as if it
+    /// could not be purged now; it goes back to the inactive list with its second chance and
+    /// nothing is freed.
+    ReclaimPurge => "reclaim_purge",
 }
 
 impl Point {
@@ -470,7 +474,8 @@ mod tests {
                 "slab_create",
                 "vm_page",
                 "vm_map",
-                "vm_record"
+                "vm_record",
+                "reclaim_purge"
             ]
         );
         for (i, p) in Point::ALL.iter().enumerate() {

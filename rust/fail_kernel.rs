@@ -30,6 +30,17 @@ pub(crate) fn attr(point: Point) -> &'static Attr {
     POINTS.attr(point)
 }
 
+/// Failures injected so far at every point together: a caller that sees it move across a
+/// failed call knows the failure may have been injected (as Linux's `should_fail_alloc_page`
+/// fails an allocation before its slow path, such a failure must not send the caller into
+/// reclaim).
+pub(crate) fn injections() -> u64 {
+    Point::ALL
+        .iter()
+        .map(|&p| POINTS.attr(p).injected_count())
+        .fold(0u64, u64::wrapping_add)
+}
+
 /// Whether this pass through `point` is to fail; if so, the caller behaves exactly as if what
 /// the point stands for had failed, and changes nothing else. Logs the failure as the point's
 /// `verbose` asks.

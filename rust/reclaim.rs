@@ -265,6 +265,29 @@ impl Reclaim {
         })
     }
 
+    /// Whether reclaim could ever find `pages` pages for a request of zone `highest`: free,
+    /// on per-CPU lists or in unpinned discardable blocks of the zones it may use, watermarks
+    /// aside (a cheap `should_reclaim_retry`: a request that not even every reclaimable page
+    /// could serve fails at once).
+    ///
+    /// Context: process context.
+    pub(crate) fn could_satisfy(&self, highest: usize, pages: usize) -> bool {
+        let mut have = 0usize;
+        for z in 0..=highest.min(NR_ZONES - 1) {
+            let Some(zone) = self.pool.zone(z) else {
+                continue;
+            };
+            let s = zone.snapshot();
+            let (inactive, active) = self.sizes(z);
+            have = have
+                .saturating_add(s.free)
+                .saturating_add(s.pcp_pages)
+                .saturating_add(inactive)
+                .saturating_add(active);
+        }
+        have >= pages
+    }
+
     /// Looks at every zone's level and counts the watermark crossings since the last look,
     /// waking `poll`ers if there were any; then wakes the reclaim thread if a zone is below
     /// its low watermark (after an allocation, as the page allocator calls
@@ -437,8 +460,11 @@ impl Reclaim {
                 // purge.
                 return 0;
             }
-            if g.lru.link(index).is_some_and(|l| l.accessed()) {
-                // Accessed since the scan looked: a second chance after all.
+            if g.lru.link(index).is_some_and(|l| l.accessed())
+                || crate::fail::should_fail(crate::fail::Point::ReclaimPurge)
+            {
+                // Accessed since the scan looked (or fault injection says it cannot go
+                // now): a second chance after all.
                 kernel::warn_on!(g.lru.putback(index).is_err());
                 return 0;
             }
@@ -885,8 +911,14 @@ pub(crate) fn with_direct_reclaim<T>(
 ) -> Result<T> {
     let mut retry = lru::Retry::default();
     loop {
+        let injections = crate::fail::injections();
         match alloc() {
-            Err(e) if may_reclaim && e == ENOMEM => {
+            Err(e)
+                if may_reclaim
+                    && e == ENOMEM
+                    && crate::fail::injections() == injections
+                    && shared.reclaim.could_satisfy(highest, pages) =>
+            {
                 if let Some(c) = shared.reclaim.counters.allocstall.get(highest) {
                     c.fetch_add(1, Relaxed);
                 }
@@ -901,8 +933,10 @@ pub(crate) fn with_direct_reclaim<T>(
                 }
             }
             Err(e) if e == ENOMEM => {
-                // `NOWAIT` and `ATOMIC` do not reclaim; the thread may (`wakeup_kswapd`).
-                shared.reclaim.kswapd.wake();
+                // `NOWAIT` and `ATOMIC` do not reclaim; the thread may (`wakeup_kswapd`), if a
+                // zone is below low (an injected failure, or a request larger than reclaim
+                // could ever serve, says nothing about the zones).
+                shared.reclaim.wake_if_low();
                 return Err(e);
             }
             r => {

@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Every failure point, as debugfs names them.
-const POINTS: [&str; 11] = [
+const POINTS: [&str; 12] = [
     "host_borrow",
     "zone_alloc",
     "pcp_refill",
@@ -35,6 +35,7 @@ const POINTS: [&str; 11] = [
     "vm_page",
     "vm_map",
     "vm_record",
+    "reclaim_purge",
 ];
 
 /// Every knob of a point.

@@ -622,6 +622,10 @@ const TESTS: &[Test] = &[
         run: reclaim::poll_sees_crossings,
     },
     Test {
+        name: "reclaim_purge_failure_point",
+        run: reclaim::purge_failure_point,
+    },
+    Test {
         name: "reclaim_stress",
         run: reclaim::stress,
     },

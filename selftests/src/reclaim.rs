@@ -795,3 +795,46 @@ pub fn poll_sees_crossings() -> TestResult {
     dev.free(held.handle).map_err(e)?;
     pass()
 }
+
+/// The failure point `reclaim_purge`: an unpinned block the clock chose is kept (put back with
+/// its second chance) while the point fails, counted in `injected`, and purged once it no
+/// longer does.
+pub fn purge_failure_point() -> TestResult {
+    let knob = |k: &str| format!("{DEBUGFS}/fail/reclaim_purge/{k}");
+    let dev = open()?;
+    let zone = top_zone(&dev)?;
+    reclaim_all()?;
+    let b = dev.alloc(0, zone, DISCARDABLE).map_err(e)?;
+    dev.fill(b.handle, 77).map_err(e)?;
+    let sum = dev.checksum(b.handle).map_err(e)?;
+    dev.unpin(b.handle).map_err(e)?;
+    let injected = std::fs::read_to_string(knob("injected")).map_err(e)?;
+    let injected: u64 = injected
+        .trim()
+        .parse()
+        .map_err(|_| format!("injected {injected:?}"))?;
+    let purged = vmstat("nr_purged")?;
+    std::fs::write(knob("probability"), "100").map_err(e)?;
+    std::fs::write(knob("times"), "-1").map_err(e)?;
+    let r = reclaim_all();
+    std::fs::write(knob("probability"), "0").map_err(e)?;
+    std::fs::write(knob("times"), "0").map_err(e)?;
+    r?;
+    let now: u64 = std::fs::read_to_string(knob("injected"))
+        .map_err(e)?
+        .trim()
+        .parse()
+        .map_err(|_| "injected".to_string())?;
+    check!(now > injected, "nothing injected at reclaim_purge");
+    check_eq!(vmstat("nr_purged")?, purged);
+    // A kernel-side read: an access, so the next scan gives it a second chance; the one after
+    // purges it.
+    check_eq!(dev.checksum(b.handle).map_err(e)?, sum);
+    reclaim_all()?;
+    check_eq!(vmstat("nr_purged")?, purged);
+    reclaim_all()?;
+    check_eq!(vmstat("nr_purged")?, purged + 1);
+    check_eq!(dev.pin(b.handle).map_err(e)?, true);
+    dev.free(b.handle).map_err(e)?;
+    pass()
+}

@@ -353,13 +353,14 @@ const FAIL_POINTS: [&str; 4] = [
 ];
 
 /// The slab layer's fault-injection points, turned on with `--fail` when the module has them.
-const SLAB_FAIL_POINTS: [&str; 6] = [
+const SLAB_FAIL_POINTS: [&str; 7] = [
     "slab_grow",
     "slab_array_refill",
     "slab_create",
     "vm_page",
     "vm_map",
     "vm_record",
+    "reclaim_purge",
 ];
 
 fn fail_dir() -> String {
