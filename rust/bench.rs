@@ -21,7 +21,15 @@
 //!   against `kmem_cache_alloc_bulk` / `kmem_cache_free_bulk`;
 //! - **vm16k/vm1m/vm4m**: create+free of an area of 16 KiB, 1 MiB and 4 MiB
 //!   (`Vmalloc::create`, order-0 pages from NORMAL, not zeroed, then dropped) against the
-//!   host's `vmalloc` / `vfree` (through the kernel crate's `Vmalloc` allocator).
+//!   host's `vmalloc` / `vfree` (through the kernel crate's `Vmalloc` allocator);
+//! - **reclaim** (no host side: Linux's reclaim cannot be driven from a module): pages purged
+//!   per second by direct reclaim (`Reclaim::shrink_lists` over [`RECLAIM_UNITS`] unpinned
+//!   order-0 blocks) and by the reclaim thread (woken by ZONE_DMA's watermarks raised above
+//!   its free pages, timed until the zone is back at high), and the latency of order-0
+//!   allocations from ZONE_DMA, p50 and p99 of [`LATENCY_ALLOCS`], without pressure and with
+//!   the zone held at its min watermark over unpinned blocks, so that allocations reclaim
+//!   directly. All in ZONE_DMA, which has nothing below it to fall back to; the purges count
+//!   in vmstat like any others.
 //!
 //! Every row runs [`ROUNDS`] rounds after a warm-up; a round times minimm and the host once
 //! each, minimm first in even rounds and the host first in odd ones, so that a busy moment of
@@ -69,6 +77,22 @@ pub(crate) const VM_PAGES: [usize; 3] = [4, 256, 1024];
 const NR_ROWS: usize = ORDERS.len() + 1 + 2 * SLAB_SIZES.len() + 1 + VM_PAGES.len();
 /// CPUs the scaling rows run on: 1, then 2.
 const SCALING_CPUS: [u32; 2] = [1, 2];
+/// Unpinned blocks a reclaim round works on.
+pub(crate) const RECLAIM_UNITS: usize = 128;
+/// Allocations a latency row times.
+pub(crate) const LATENCY_ALLOCS: usize = 64;
+
+/// The reclaim rows (see the module documentation).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReclaimRows {
+    /// Pages purged per second, median, lowest and highest of the rounds: by direct reclaim,
+    /// by the thread.
+    pub(crate) direct_per_s: [u64; 3],
+    pub(crate) kswapd_per_s: [u64; 3],
+    /// Order-0 allocation latency in ns, p50 and p99: without pressure, with it.
+    pub(crate) idle: [u64; 2],
+    pub(crate) pressure: [u64; 2],
+}
 
 /// What a row measures.
 #[derive(Clone, Copy, Debug)]
@@ -119,6 +143,8 @@ pub(crate) struct Report {
     pub(crate) scaling_skipped: Option<&'static str>,
     /// The order-0 fast path's parts, ns each (medians): see [`Profile`].
     pub(crate) profile: Profile,
+    /// The reclaim rows, or why they are missing.
+    pub(crate) reclaim: core::result::Result<ReclaimRows, &'static str>,
 }
 
 /// Where an order-0 pair's time goes, measured apart in the same run (medians of
@@ -221,7 +247,159 @@ pub(crate) fn run(shared: &Shared, iterations: u64) -> Result<Report> {
         scaling,
         scaling_skipped,
         profile: profile(pool, n)?,
+        reclaim: reclaim_rows(shared)?,
     })
+}
+
+/// [`RECLAIM_UNITS`] unpinned order-0 discardable blocks of ZONE_DMA, made in the kernel (no
+/// buffer, no mapping: offset 0, never zapped).
+fn unpinned_units(shared: &Shared) -> Result<KVec<Arc<crate::reclaim::Unit>>> {
+    let mut v = KVec::with_capacity(RECLAIM_UNITS, GFP_KERNEL)?;
+    for _ in 0..RECLAIM_UNITS {
+        let b = shared.pool.alloc(0, zone::DMA, Reserve::Normal)?;
+        let u = crate::reclaim::Unit::new(b, 0, zone::DMA, &shared.reclaim)?;
+        u.unpin()?;
+        v.push(u, GFP_KERNEL)?;
+    }
+    Ok(v)
+}
+
+/// Gives `units` back: off the lists, their pages (if not purged) to the pool.
+fn drop_units(units: KVec<Arc<crate::reclaim::Unit>>) {
+    for u in units.iter() {
+        u.release();
+    }
+}
+
+/// Pages per second from `pages` in `ns`.
+fn per_s(pages: u64, ns: u64) -> u64 {
+    pages.saturating_mul(1_000_000_000) / ns.max(1)
+}
+
+/// The reclaim rows (see the module documentation), or why not.
+fn reclaim_rows(shared: &Shared) -> Result<core::result::Result<ReclaimRows, &'static str>> {
+    let Some(dma) = shared.pool.zone(zone::DMA) else {
+        return Ok(Err("no ZONE_DMA"));
+    };
+    if dma.managed() < 4 * RECLAIM_UNITS {
+        return Ok(Err("ZONE_DMA too small"));
+    }
+    let old = dma.snapshot().wmark;
+    let mut direct = [0u64; ROUNDS];
+    let mut kswapd = [0u64; ROUNDS];
+    for round in 0..ROUNDS {
+        let units = unpinned_units(shared)?;
+        let t = Instant::<Monotonic>::now();
+        let purged = shared.reclaim.shrink_lists(
+            RECLAIM_UNITS,
+            crate::reclaim::up_to(zone::DMA),
+            crate::reclaim::Who::Direct,
+        );
+        direct[round] = per_s(purged as u64, since(t));
+        drop_units(units);
+        let units = unpinned_units(shared)?;
+        shared.pool.drain();
+        let free = dma.snapshot().free;
+        let high = (free + RECLAIM_UNITS / 2).min(dma.managed());
+        let stolen = shared.reclaim.counters.pgsteal_kswapd.load(Relaxed);
+        let t = Instant::<Monotonic>::now();
+        dma.set_watermarks(zone::Watermarks {
+            min: old.min.min(high),
+            low: high,
+            high,
+        })?;
+        shared.reclaim.wake_if_low();
+        // Until the zone is back at high: bounded (5 s), and the thread's last pass may
+        // still be purging when it is.
+        while !shared.pool.balanced() && t.elapsed().as_millis() < 5000 {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_micros(200));
+        }
+        let ns = since(t);
+        let got = shared.reclaim.counters.pgsteal_kswapd.load(Relaxed) - stolen;
+        kswapd[round] = per_s(got, ns);
+        dma.set_watermarks(old)?;
+        drop_units(units);
+        // The thread may still hold a unit it set aside, and with it the unit's pages: wait
+        // (bounded) until it is asleep again, so that the run leaves the pool as it found it.
+        let t = Instant::<Monotonic>::now();
+        while !shared.reclaim.kswapd.asleep() && t.elapsed().as_millis() < 5000 {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+        }
+    }
+    let idle = latency(shared, false)?;
+    let pressure = latency(shared, true)?;
+    let spread = |v: &mut [u64; ROUNDS]| {
+        let m = median(v);
+        [m, v[0], v[ROUNDS - 1]]
+    };
+    Ok(Ok(ReclaimRows {
+        direct_per_s: spread(&mut direct),
+        kswapd_per_s: spread(&mut kswapd),
+        idle,
+        pressure,
+    }))
+}
+
+/// p50 and p99 ns of [`LATENCY_ALLOCS`] order-0 allocations from ZONE_DMA, kept until all are
+/// done; under `pressure`, with the zone's watermarks all at its free pages and unpinned
+/// blocks to reclaim, through direct reclaim as an `ALLOC` would.
+fn latency(shared: &Shared, pressure: bool) -> Result<[u64; 2]> {
+    let dma = shared.pool.zone(zone::DMA).ok_or(EINVAL)?;
+    let old = dma.snapshot().wmark;
+    let units = if pressure {
+        Some(unpinned_units(shared)?)
+    } else {
+        None
+    };
+    shared.pool.drain();
+    if pressure {
+        let free = dma.snapshot().free;
+        dma.set_watermarks(zone::Watermarks {
+            min: free,
+            low: free,
+            high: free,
+        })?;
+    }
+    let mut ns = KVec::with_capacity(LATENCY_ALLOCS, GFP_KERNEL)?;
+    let mut blocks = KVec::with_capacity(LATENCY_ALLOCS, GFP_KERNEL)?;
+    let mut failed = None;
+    for _ in 0..LATENCY_ALLOCS {
+        let t = Instant::<Monotonic>::now();
+        let r = crate::reclaim::with_direct_reclaim(shared, zone::DMA, 1, true, || {
+            shared.pool.alloc_raw(0, zone::DMA, Reserve::Normal)
+        });
+        let took = since(t);
+        match r {
+            Ok(b) => {
+                let _ = ns.push(took, GFP_KERNEL);
+                if let Err(e) = blocks.push_within_capacity(b) {
+                    shared.pool.free_raw(e.0);
+                }
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    for b in blocks.drain_all() {
+        shared.pool.free_raw(b);
+    }
+    if pressure {
+        dma.set_watermarks(old)?;
+    }
+    if let Some(u) = units {
+        drop_units(u);
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    ns.sort_unstable();
+    let at = |q: usize| {
+        ns.get((ns.len() * q / 100).min(ns.len().saturating_sub(1)))
+            .copied()
+    };
+    Ok([at(50).unwrap_or(0), at(99).unwrap_or(0)])
 }
 
 /// The order-0 fast path's parts (see [`Profile`]), on the lists of the zone that serves the
@@ -749,6 +927,28 @@ pub(crate) fn show(report: &Option<Report>, f: &mut fmt::Formatter<'_>) -> fmt::
         "order0 fast path parts, ns: loop {} cpu_id {} lock+unlock {} lock+pop+push+unlock {}",
         p.loop_ns, p.cpu_id_ns, p.lock_ns, p.lock_pop_push_ns
     )?;
+    match &report.reclaim {
+        Err(why) => writeln!(f, "reclaim skipped: {why}")?,
+        Ok(r) => {
+            let [d, d0, d1] = r.direct_per_s;
+            let [k, k0, k1] = r.kswapd_per_s;
+            writeln!(
+                f,
+                "reclaim_direct pages_per_s {d} ({d0} {d1}), {RECLAIM_UNITS} unpinned blocks"
+            )?;
+            writeln!(f, "reclaim_kswapd pages_per_s {k} ({k0} {k1})")?;
+            writeln!(
+                f,
+                "alloc_latency_idle p50_ns {} p99_ns {} ({LATENCY_ALLOCS} order-0 allocations)",
+                r.idle[0], r.idle[1]
+            )?;
+            writeln!(
+                f,
+                "alloc_latency_pressure p50_ns {} p99_ns {}",
+                r.pressure[0], r.pressure[1]
+            )?;
+        }
+    }
     if let Some(why) = report.scaling_skipped {
         return writeln!(f, "scaling skipped: {why}");
     }

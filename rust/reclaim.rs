@@ -371,7 +371,7 @@ impl Reclaim {
     /// pass at priority 0 is done; returns the pages purged.
     ///
     /// Context: process context, may sleep.
-    fn shrink_lists(&self, target: usize, zones: Zones, who: Who) -> usize {
+    pub(crate) fn shrink_lists(&self, target: usize, zones: Zones, who: Who) -> usize {
         let mut freed = 0usize;
         lru::priority_loop(
             target,

@@ -44,6 +44,8 @@ struct State {
     /// something new may be reclaimable (a block unpinned, a direct reclaim that made
     /// progress) or every zone is balanced again.
     failures: u32,
+    /// The thread waits in [`Kswapd::sleep`] (not napping, not reclaiming).
+    asleep: bool,
 }
 
 /// The thread's wait: a flag and a condition variable.
@@ -59,7 +61,7 @@ impl Kswapd {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             state <- new_mutex!(
-                State { woken: false, stop: false, failures: 0 },
+                State { woken: false, stop: false, failures: 0, asleep: false },
                 "minimm_reclaimd_state"
             ),
             wait <- new_condvar!("minimm_reclaimd_wait"),
@@ -98,6 +100,11 @@ impl Kswapd {
         self.wait.notify_all();
     }
 
+    /// Whether the thread sleeps until woken (done with its last pass).
+    pub(crate) fn asleep(&self) -> bool {
+        self.state.lock().asleep
+    }
+
     /// Whether the thread is to return.
     pub(crate) fn stopping(&self) -> bool {
         self.state.lock().stop
@@ -107,9 +114,11 @@ impl Kswapd {
     /// kernel thread gets no signals), so that a long sleep is not a hung task.
     fn sleep(&self) -> bool {
         let mut g = self.state.lock();
+        g.asleep = true;
         while !g.woken && !g.stop {
             let _ = self.wait.wait_interruptible(&mut g);
         }
+        g.asleep = false;
         g.woken = false;
         !g.stop
     }

@@ -913,6 +913,18 @@ pub fn bench_reports_every_row() -> TestResult {
         check!(r.len() == 3 && r[1] <= r[0] && r[0] <= r[2], "{line:?}");
     }
     check!(first.contains(&"1") && first.contains(&"2"), "{text:?}");
+    // The reclaim rows, when the module has them (ZONE_DMA big enough), or why not.
+    for row in [
+        "reclaim_direct",
+        "reclaim_kswapd",
+        "alloc_latency_idle",
+        "alloc_latency_pressure",
+    ] {
+        check!(
+            text.contains("reclaim skipped: ") || text.lines().any(|l| l.starts_with(row)),
+            "no {row} row in {text:?}"
+        );
+    }
     check!(
         text.contains("scaling 2/1 cpus (medians): minimm "),
         "{text:?}"
