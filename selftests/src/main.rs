@@ -626,6 +626,10 @@ const TESTS: &[Test] = &[
         run: reclaim::purge_failure_point,
     },
     Test {
+        name: "reclaim_purge_edges",
+        run: reclaim::purge_edges,
+    },
+    Test {
         name: "reclaim_stress",
         run: reclaim::stress,
     },

@@ -10,7 +10,7 @@ use minimm_uapi::{checksum, debugfs, fill_pattern, sys, Device, Mapping};
 use crate::{
     common::{
         e, ensure_loaded, free_pages, in_child, open, reload, sh, stats, validate_ok, vmstat,
-        within, write_watermarks, Child, CpuPin, Exit, Pipe, Watermarks, DEBUGFS, DMA, DMA32,
+        within, write_watermarks, Area, Child, CpuPin, Exit, Pipe, Watermarks, DEBUGFS, DMA, DMA32,
         NORMAL,
     },
     ktap::{expect_errno, pass, TestResult},
@@ -836,5 +836,127 @@ pub fn purge_failure_point() -> TestResult {
     check_eq!(vmstat("nr_purged")?, purged + 1);
     check_eq!(dev.pin(b.handle).map_err(e)?, true);
     dev.free(b.handle).map_err(e)?;
+    pass()
+}
+
+/// Reads `len` bytes at `addr` of this process through `process_vm_readv` (which faults the
+/// pages in like any access, but reports a fault's SIGBUS as EFAULT instead of raising it).
+fn read_self(addr: usize, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: len,
+    };
+    // SAFETY: `local` describes `buf`; the kernel checks `remote`.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// Purges at the contract's edges: a block freed while still mapped (purged through the
+/// mapping that keeps it, which then faults with SIGBUS, seen as EFAULT; the counters go back
+/// with the munmap); a page of an unpinned block spliced into a pipe (the pipe keeps its
+/// bytes, the page is held until the pipe closes); a mapping moved by mremap (zapped at its
+/// new address too).
+pub fn purge_edges() -> TestResult {
+    let dev = open()?;
+    let zone = top_zone(&dev)?;
+    reclaim_all()?;
+    let unpinned = vmstat("nr_unpinned")?;
+    // Freed while mapped.
+    let a = dev.alloc(1, zone, DISCARDABLE).map_err(e)?;
+    let mut m = dev.map(a.mmap_offset, 8192).map_err(e)?;
+    fill_pattern(5, m.bytes_mut());
+    dev.unpin(a.handle).map_err(e)?;
+    dev.free(a.handle).map_err(e)?;
+    check_eq!(vmstat("nr_unpinned")?, unpinned + 2);
+    let addr = m.bytes().as_ptr() as usize;
+    check!(
+        read_self(addr, 8192).is_ok(),
+        "the freed block's mapping before the purge"
+    );
+    reclaim_all()?;
+    let r = read_self(addr, 8192);
+    check!(
+        r.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EFAULT),
+        "a purged block's mapping read: {:?}",
+        r.map(|v| v.len())
+    );
+    check_eq!(vmstat("nr_unpinned")?, unpinned);
+    drop(m);
+    check_eq!(vmstat("nr_inactive")? + vmstat("nr_active")?, 0);
+    // Spliced into a pipe, then purged.
+    let held = vmstat("nr_held_pages")?;
+    let b = dev.alloc(0, zone, DISCARDABLE).map_err(e)?;
+    let mut m = dev.map(b.mmap_offset, 4096).map_err(e)?;
+    fill_pattern(6, m.bytes_mut());
+    let want = m.bytes().to_vec();
+    let pipe = Pipe::new()?;
+    let iov = libc::iovec {
+        iov_base: m.bytes_mut().as_mut_ptr().cast(),
+        iov_len: 4096,
+    };
+    // SAFETY: `iov` describes the live mapping; the pipe takes a reference to the page.
+    let n = unsafe { libc::vmsplice(pipe.w, &iov, 1, 0) };
+    check_eq!(n, 4096);
+    dev.unpin(b.handle).map_err(e)?;
+    reclaim_all()?;
+    check_eq!(vmstat("nr_held_pages")?, held + 1);
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: `buf` is valid for 4096 bytes.
+    let r = unsafe { libc::read(pipe.r, buf.as_mut_ptr().cast(), 4096) };
+    check_eq!(r, 4096);
+    check!(buf == want, "the pipe's page changed after the purge");
+    drop(pipe);
+    check_eq!(dev.pin(b.handle).map_err(e)?, true);
+    check!(
+        m.bytes().iter().all(|&x| x == 0),
+        "the re-pinned block is not zero"
+    );
+    drop(m);
+    dev.free(b.handle).map_err(e)?;
+    let back = within(5, || {
+        let a = dev.alloc(0, zone, 0).map_err(e)?;
+        dev.free(a.handle).map_err(e)?;
+        Ok(vmstat("nr_held_pages")? == held)
+    })?;
+    check!(
+        back,
+        "the spliced page was not recycled after the pipe closed"
+    );
+    // A mapping moved by mremap.
+    let c = dev.alloc(0, zone, DISCARDABLE).map_err(e)?;
+    let mut m = Area::map(
+        dev.fd(),
+        c.mmap_offset,
+        4096,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_SHARED,
+    )
+    .map_err(e)?;
+    let target = Area::reserve(4096).map_err(e)?;
+    m.move_onto(target)
+        .map_err(|err| format!("mremap: {err}"))?;
+    check!(
+        read_self(m.addr, 4096).is_ok(),
+        "the moved mapping before the purge"
+    );
+    dev.unpin(c.handle).map_err(e)?;
+    reclaim_all()?;
+    let r = read_self(m.addr, 4096);
+    check!(
+        r.as_ref().err().and_then(|e| e.raw_os_error()) == Some(libc::EFAULT),
+        "a purged block's moved mapping read: {:?}",
+        r.map(|v| v.len())
+    );
+    drop(m);
+    dev.free(c.handle).map_err(e)?;
     pass()
 }
