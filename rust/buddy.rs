@@ -664,16 +664,17 @@ pub(crate) mod tests {
         Ok(())
     }
 
-    /// A tiny deterministic PRNG, so the property test needs no crate and replays by seed.
-    struct XorShift(u64);
+    /// A tiny deterministic PRNG, so the property tests need no crate and replay by seed
+    /// (`lru.rs`'s too).
+    pub(crate) struct XorShift(pub(crate) u64);
     impl XorShift {
-        fn next(&mut self) -> u64 {
+        pub(crate) fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             self.0
         }
-        fn below(&mut self, n: u64) -> u64 {
+        pub(crate) fn below(&mut self, n: u64) -> u64 {
             self.next() % n
         }
     }

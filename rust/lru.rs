@@ -706,19 +706,7 @@ mod tests {
         l.iter(kind).map(|(i, _)| i).collect()
     }
 
-    /// A tiny deterministic PRNG, so the property test needs no crate and replays by seed.
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::buddy::tests::XorShift;
 
     #[test]
     fn new_units_enter_inactive_head_and_leave() {

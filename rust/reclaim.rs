@@ -721,6 +721,22 @@ impl Unit {
         Ok(())
     }
 
+    /// Takes the unit off its zone's lists if it is on them (it stops counting as unpinned);
+    /// returns the lists' reference, for the caller to drop after its locks.
+    fn take_off_lists(&self, st: &mut UnitState) -> Option<Arc<Unit>> {
+        let owner = st
+            .listed
+            .take()
+            .and_then(|(zone, index)| self.reclaim.unlist(zone, index));
+        if owner.is_some() {
+            self.reclaim
+                .counters
+                .unpinned
+                .fetch_sub(self.pages, Relaxed);
+        }
+        owner
+    }
+
     /// PIN reported a purge that could not reach user space (its struct became unwritable):
     /// the next PIN reports it again.
     pub(crate) fn unreport_purge(&self) {
@@ -747,16 +763,7 @@ impl Unit {
                 }
             }
             if st.block.is_some() {
-                let owner = st
-                    .listed
-                    .take()
-                    .and_then(|(zone, index)| self.reclaim.unlist(zone, index));
-                if owner.is_some() {
-                    self.reclaim
-                        .counters
-                        .unpinned
-                        .fetch_sub(self.pages, Relaxed);
-                }
+                let owner = self.take_off_lists(&mut st);
                 // INVARIANT: pinned, not listed.
                 st.pinned = true;
                 let purged = core::mem::replace(&mut st.purged, false);
@@ -839,16 +846,7 @@ impl Unit {
     pub(crate) fn release(&self) {
         let mut st = self.state.lock();
         st.pinned = true;
-        let owner = st
-            .listed
-            .take()
-            .and_then(|(zone, index)| self.reclaim.unlist(zone, index));
-        if owner.is_some() {
-            self.reclaim
-                .counters
-                .unpinned
-                .fetch_sub(self.pages, Relaxed);
-        }
+        let owner = self.take_off_lists(&mut st);
         drop(st);
         drop(owner);
     }
