@@ -247,27 +247,54 @@ pub(crate) fn run(shared: &Shared, iterations: u64) -> Result<Report> {
         scaling,
         scaling_skipped,
         profile: profile(pool, n)?,
-        reclaim: reclaim_rows(shared)?,
+        reclaim: reclaim_rows(shared),
     })
 }
 
-/// [`RECLAIM_UNITS`] unpinned order-0 discardable blocks of ZONE_DMA, made in the kernel (no
-/// buffer, no mapping: offset 0, never zapped).
-fn unpinned_units(shared: &Shared) -> Result<KVec<Arc<crate::reclaim::Unit>>> {
-    let mut v = KVec::with_capacity(RECLAIM_UNITS, GFP_KERNEL)?;
+/// Discardable blocks made in the kernel for the reclaim rows (no buffer, no mapping: offset 0,
+/// never zapped); dropping the value takes them off the lists, and their pages, if not
+/// purged, go back to the pool.
+struct Units(KVec<Arc<crate::reclaim::Unit>>);
+
+impl Drop for Units {
+    fn drop(&mut self) {
+        for u in self.0.iter() {
+            u.release();
+        }
+    }
+}
+
+/// [`RECLAIM_UNITS`] unpinned order-0 discardable blocks of ZONE_DMA.
+fn unpinned_units(shared: &Shared) -> Result<Units> {
+    let mut units = Units(KVec::with_capacity(RECLAIM_UNITS, GFP_KERNEL)?);
     for _ in 0..RECLAIM_UNITS {
         let b = shared.pool.alloc(0, zone::DMA, Reserve::Normal)?;
         let u = crate::reclaim::Unit::new(b, 0, zone::DMA, &shared.reclaim)?;
+        units.0.push(u.clone(), GFP_KERNEL)?;
         u.unpin()?;
-        v.push(u, GFP_KERNEL)?;
     }
-    Ok(v)
+    Ok(units)
 }
 
-/// Gives `units` back: off the lists, their pages (if not purged) to the pool.
-fn drop_units(units: KVec<Arc<crate::reclaim::Unit>>) {
-    for u in units.iter() {
-        u.release();
+/// A zone's watermarks, put back when dropped.
+struct Marks<'a> {
+    zone: &'a crate::pool::Zone,
+    old: zone::Watermarks,
+}
+
+impl<'a> Marks<'a> {
+    /// Sets `zone`'s marks to `new` until the value drops.
+    fn set(zone: &'a crate::pool::Zone, new: zone::Watermarks) -> Result<Self> {
+        let old = zone.snapshot().wmark;
+        zone.set_watermarks(new)?;
+        Ok(Self { zone, old })
+    }
+}
+
+impl Drop for Marks<'_> {
+    fn drop(&mut self) {
+        // The marks were valid when read, and the zone's size does not change.
+        let _ = self.zone.set_watermarks(self.old);
     }
 }
 
@@ -276,15 +303,30 @@ fn per_s(pages: u64, ns: u64) -> u64 {
     pages.saturating_mul(1_000_000_000) / ns.max(1)
 }
 
-/// The reclaim rows (see the module documentation), or why not.
-fn reclaim_rows(shared: &Shared) -> Result<core::result::Result<ReclaimRows, &'static str>> {
+/// Waits (bounded, 5 s) until the reclaim thread sleeps again: it may still hold a unit it set
+/// aside, and with it the unit's pages, so that the run leaves the pool as it found it.
+fn wait_kswapd_asleep(shared: &Shared) {
+    let t = Instant::<Monotonic>::now();
+    while !shared.reclaim.kswapd.asleep() && t.elapsed().as_millis() < 5000 {
+        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+    }
+}
+
+/// The reclaim rows (see the module documentation), or why not: a failure here (no memory for
+/// the blocks, say) leaves the other rows' report.
+fn reclaim_rows(shared: &Shared) -> core::result::Result<ReclaimRows, &'static str> {
     let Some(dma) = shared.pool.zone(zone::DMA) else {
-        return Ok(Err("no ZONE_DMA"));
+        return Err("no ZONE_DMA");
     };
     if dma.managed() < 4 * RECLAIM_UNITS {
-        return Ok(Err("ZONE_DMA too small"));
+        return Err("ZONE_DMA too small");
     }
-    let old = dma.snapshot().wmark;
+    let rows = reclaim_rows_in(shared, dma);
+    wait_kswapd_asleep(shared);
+    rows.map_err(|_| "a reclaim row failed (ENOMEM or a bad watermark)")
+}
+
+fn reclaim_rows_in(shared: &Shared, dma: &crate::pool::Zone) -> Result<ReclaimRows> {
     let mut direct = [0u64; ROUNDS];
     let mut kswapd = [0u64; ROUNDS];
     for round in 0..ROUNDS {
@@ -296,35 +338,32 @@ fn reclaim_rows(shared: &Shared) -> Result<core::result::Result<ReclaimRows, &'s
             crate::reclaim::Who::Direct,
         );
         direct[round] = per_s(purged as u64, since(t));
-        drop_units(units);
+        drop(units);
         let units = unpinned_units(shared)?;
         shared.pool.drain();
-        let free = dma.snapshot().free;
-        let high = (free + RECLAIM_UNITS / 2).min(dma.managed());
+        let s = dma.snapshot();
+        let high = (s.free + RECLAIM_UNITS / 2).min(dma.managed());
         let stolen = shared.reclaim.counters.pgsteal_kswapd.load(Relaxed);
         let t = Instant::<Monotonic>::now();
-        dma.set_watermarks(zone::Watermarks {
-            min: old.min.min(high),
-            low: high,
-            high,
-        })?;
+        let marks = Marks::set(
+            dma,
+            zone::Watermarks {
+                min: s.wmark.min.min(high),
+                low: high,
+                high,
+            },
+        )?;
         shared.reclaim.wake_if_low();
-        // Until the zone is back at high: bounded (5 s), and the thread's last pass may
-        // still be purging when it is.
+        // Until the zone is back at high (bounded: 5 s).
         while !shared.pool.balanced() && t.elapsed().as_millis() < 5000 {
             kernel::time::delay::fsleep(kernel::time::Delta::from_micros(200));
         }
         let ns = since(t);
         let got = shared.reclaim.counters.pgsteal_kswapd.load(Relaxed) - stolen;
         kswapd[round] = per_s(got, ns);
-        dma.set_watermarks(old)?;
-        drop_units(units);
-        // The thread may still hold a unit it set aside, and with it the unit's pages: wait
-        // (bounded) until it is asleep again, so that the run leaves the pool as it found it.
-        let t = Instant::<Monotonic>::now();
-        while !shared.reclaim.kswapd.asleep() && t.elapsed().as_millis() < 5000 {
-            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
-        }
+        drop(marks);
+        drop(units);
+        wait_kswapd_asleep(shared);
     }
     let idle = latency(shared, false)?;
     let pressure = latency(shared, true)?;
@@ -332,12 +371,12 @@ fn reclaim_rows(shared: &Shared) -> Result<core::result::Result<ReclaimRows, &'s
         let m = median(v);
         [m, v[0], v[ROUNDS - 1]]
     };
-    Ok(Ok(ReclaimRows {
+    Ok(ReclaimRows {
         direct_per_s: spread(&mut direct),
         kswapd_per_s: spread(&mut kswapd),
         idle,
         pressure,
-    }))
+    })
 }
 
 /// p50 and p99 ns of [`LATENCY_ALLOCS`] order-0 allocations from ZONE_DMA, kept until all are
@@ -345,21 +384,25 @@ fn reclaim_rows(shared: &Shared) -> Result<core::result::Result<ReclaimRows, &'s
 /// blocks to reclaim, through direct reclaim as an `ALLOC` would.
 fn latency(shared: &Shared, pressure: bool) -> Result<[u64; 2]> {
     let dma = shared.pool.zone(zone::DMA).ok_or(EINVAL)?;
-    let old = dma.snapshot().wmark;
     let units = if pressure {
         Some(unpinned_units(shared)?)
     } else {
         None
     };
     shared.pool.drain();
-    if pressure {
+    let marks = if pressure {
         let free = dma.snapshot().free;
-        dma.set_watermarks(zone::Watermarks {
-            min: free,
-            low: free,
-            high: free,
-        })?;
-    }
+        Some(Marks::set(
+            dma,
+            zone::Watermarks {
+                min: free,
+                low: free,
+                high: free,
+            },
+        )?)
+    } else {
+        None
+    };
     let mut ns = KVec::with_capacity(LATENCY_ALLOCS, GFP_KERNEL)?;
     let mut blocks = KVec::with_capacity(LATENCY_ALLOCS, GFP_KERNEL)?;
     let mut failed = None;
@@ -385,12 +428,8 @@ fn latency(shared: &Shared, pressure: bool) -> Result<[u64; 2]> {
     for b in blocks.drain_all() {
         shared.pool.free_raw(b);
     }
-    if pressure {
-        dma.set_watermarks(old)?;
-    }
-    if let Some(u) = units {
-        drop_units(u);
-    }
+    drop(marks);
+    drop(units);
     if let Some(e) = failed {
         return Err(e);
     }

@@ -135,7 +135,7 @@ impl Entries {
             vmstat: dir.read_file(c"vmstat", s(), vmstat)?,
             watermarks: dir.read_write_file(c"watermarks", s(), watermarks, set_watermarks)?,
             drain_pcp: dir.write_file(c"drain_pcp", s(), drain_pcp)?,
-            reclaim: dir.write_file(c"reclaim", s(), reclaim)?,
+            reclaim: dir.read_write_file(c"reclaim", s(), reclaim_show, reclaim)?,
             lru: dir.read_file(c"lru", s(), |sh, f| sh.reclaim.write_lru(f))?,
             pcp_lists: dir.read_file(c"pcp_lists", s(), pcp_lists)?,
             slabinfo: dir.read_file(c"slabinfo", s(), slabinfo)?,
@@ -726,10 +726,24 @@ fn reclaim(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result {
         crate::reclaim::ALL_ZONES,
         crate::reclaim::Who::Direct,
     );
+    shared.reclaim.note_levels();
+    *shared.reclaim.last.lock() = Some(freed);
     if freed.total() < target {
         return Err(EAGAIN);
     }
     Ok(())
+}
+
+/// Reading `minimm/reclaim`: what the last write gave back, by source.
+fn reclaim_show(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match *shared.reclaim.last.lock() {
+        None => writeln!(f, "no reclaim yet: write N to reclaim N pages"),
+        Some(r) => writeln!(
+            f,
+            "pcp {} slab {} held {} purged {}",
+            r.pcp, r.slab, r.held, r.purged
+        ),
+    }
 }
 
 /// Writing `1` to `minimm/validate`.

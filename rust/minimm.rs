@@ -426,8 +426,8 @@ impl kernel::InPlaceModule for Minimm {
                 report: UnloadReport,
             })
             .pin_chain(|m| {
-                // SAFETY: `POLL_FOPS` is a static of the module, which every open file keeps
-                // loaded; it is installed once, here, before anything else uses it.
+                // SAFETY: Once, here, before anything reads `POLL_FOPS` (opens check that it
+                // is installed).
                 unsafe { POLL_FOPS.install(&m.misc) };
                 Ok(())
             }))
@@ -436,4 +436,4 @@ impl kernel::InPlaceModule for Minimm {
 }
 
 /// The device's operations with `poll` added (see `device/poll.rs`).
-static POLL_FOPS: device::poll::PollFops = device::poll::PollFops::new();
+pub(crate) static POLL_FOPS: device::poll::PollFops = device::poll::PollFops::new();

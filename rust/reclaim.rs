@@ -200,6 +200,9 @@ pub(crate) struct Reclaim {
     /// Where `poll` waits for the next event.
     #[pin]
     pub(crate) poll: PollCondVar,
+    /// What the last debugfs `reclaim` write gave back, by source (reading the file).
+    #[pin]
+    pub(crate) last: Mutex<Option<Freed>>,
 }
 
 impl Reclaim {
@@ -234,6 +237,7 @@ impl Reclaim {
                 seen_levels: [const { Atomic::new(lru::Level::High as u32) }; NR_ZONES],
                 events <- new_mutex!(Events::default(), "minimm_wmark_events"),
                 poll <- new_poll_condvar!("minimm_wmark_poll"),
+                last <- new_mutex!(None, "minimm_reclaim_last"),
             }),
             GFP_KERNEL,
         )
@@ -265,27 +269,15 @@ impl Reclaim {
         })
     }
 
-    /// Whether reclaim could ever find `pages` pages for a request of zone `highest`: free,
-    /// on per-CPU lists or in unpinned discardable blocks of the zones it may use, watermarks
-    /// aside (a cheap `should_reclaim_retry`: a request that not even every reclaimable page
-    /// could serve fails at once).
-    ///
-    /// Context: process context.
+    /// Whether reclaim could ever find `pages` pages for a request of zone `highest`: not if
+    /// the zones it may use do not have that many pages at all (a request no reclaim can
+    /// serve fails at once, as `should_reclaim_retry` gives up on one).
     pub(crate) fn could_satisfy(&self, highest: usize, pages: usize) -> bool {
-        let mut have = 0usize;
-        for z in 0..=highest.min(NR_ZONES - 1) {
-            let Some(zone) = self.pool.zone(z) else {
-                continue;
-            };
-            let s = zone.snapshot();
-            let (inactive, active) = self.sizes(z);
-            have = have
-                .saturating_add(s.free)
-                .saturating_add(s.pcp_pages)
-                .saturating_add(inactive)
-                .saturating_add(active);
-        }
-        have >= pages
+        let managed: usize = (0..=highest.min(NR_ZONES - 1))
+            .filter_map(|z| self.pool.zone(z))
+            .map(|zone| zone.managed())
+            .sum();
+        managed >= pages
     }
 
     /// Looks at every zone's level and counts the watermark crossings since the last look,
@@ -315,8 +307,10 @@ impl Reclaim {
         }
         let mut g = self.events.lock();
         let mut new = 0u64;
-        // Read again under the lock, so that two lookers count each crossing once.
-        for (z, level) in self.pool.levels().into_iter().enumerate() {
+        // Read again under the lock, so that two lookers count each crossing once, and with
+        // each zone's marks read whole under its lock (a `watermarks` write in between must
+        // not look like a crossing).
+        for (z, level) in self.pool.levels_exact().into_iter().enumerate() {
             let (Some(level), Some(seen)) = (level, self.seen_levels.get(z)) else {
                 continue;
             };
@@ -344,6 +338,10 @@ impl Reclaim {
         drop(g);
         if new > 0 {
             self.poll.notify_all();
+            if self.pool.balanced() {
+                // Back above high everywhere: a thread that gave up listens again.
+                self.kswapd.reset_failures();
+            }
         }
     }
 
@@ -755,7 +753,8 @@ impl Unit {
         loop {
             let mut st = self.state.lock();
             if st.pinned {
-                return Ok(false);
+                // A purge an earlier PIN could not report (its struct became unwritable).
+                return Ok(core::mem::replace(&mut st.purged, false));
             }
             if st.block.is_none() {
                 if let Some(b) = fresh.take() {
@@ -922,8 +921,8 @@ pub(crate) fn with_direct_reclaim<T>(
                 }
                 let freed =
                     reclaim(shared, pages.max(CLUSTER), up_to(highest), Who::Direct).total();
-                if freed > 0 {
-                    // Progress: the thread may find work again too (`kswapd_failures = 0`).
+                if freed > 0 && shared.pool.balanced() {
+                    // Balanced again: the thread listens again (`kswapd_try_clear_hopeless`).
                     shared.reclaim.kswapd.reset_failures();
                 }
                 if !retry.again(freed) {

@@ -139,14 +139,14 @@ impl MiscDevice for Client {
     type Ptr = Pin<KBox<Self>>;
 
     /// Context: process context, may sleep.
-    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+    fn open(file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
         let shared = Minimm::shared_of(misc);
         let id = shared.next_file_id.fetch_add(1, Relaxed);
         let charge = Arc::new(Atomic::new(0usize), GFP_KERNEL)?;
         let slab_table = slab::SlabTable::new(shared.clone(), charge.clone());
         // Events before the open are not this file's news.
         let events_read = shared.reclaim.events.lock().seq;
-        KBox::try_pin_init(
+        let client = KBox::try_pin_init(
             try_pin_init!(Client {
                 shared,
                 id,
@@ -156,7 +156,12 @@ impl MiscDevice for Client {
                 events_read: core::sync::atomic::AtomicU64::new(events_read),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        // SAFETY: `file` is being opened (this is its `open`, which now succeeds), nobody
+        // else reaches it yet; `POLL_FOPS` is a static of the module, which the file keeps
+        // loaded.
+        unsafe { poll::install_in(&crate::POLL_FOPS, file) };
+        Ok(client)
     }
 
     /// Context: process context, may sleep.

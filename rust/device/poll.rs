@@ -3,16 +3,21 @@
 //! `poll(2)` on `/dev/minimm`: `POLLPRI` while the file has watermark events it has not read
 //! (`MINIMM_IOC_WMARK_EVENTS`), as PSI triggers report pressure events.
 //!
-//! Rust-for-Linux 7.3's `MiscDevice` has no `poll`, so minimm adds one to the operations its
-//! registration made: at load, the registration's `file_operations` are copied into
-//! [`PollFops`] with `poll` set, and the misc device is pointed at the copy, which `misc_open`
-//! installs in every file it opens from then on (a file opened in the moment between the
-//! registration and the switch has no `poll`: the kernel then reports it always readable and
-//! writable, never `POLLPRI`). Everything else in the copy is the registration's own.
+//! Rust-for-Linux 7.3's `MiscDevice` has no `poll`, so minimm adds one: at load, once the
+//! misc device is registered, its `file_operations` are copied into [`PollFops`] with `poll`
+//! set; each `open` then puts the copy in its file (`Client::open`, as `replace_fops` does in
+//! `misc_open`), before the file is seen by anyone else. Everything else in the copy is the
+//! registration's own, the module owner included, so the file's module reference is the same.
+//! A file opened before the copy exists keeps the registration's table, without `poll`.
 //!
 //! This is one of the unsafe parts.
 
-use core::{cell::UnsafeCell, mem::MaybeUninit, pin::Pin};
+use core::{
+    cell::UnsafeCell,
+    mem::MaybeUninit,
+    pin::Pin,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use kernel::{
     bindings, fs::File, miscdevice::MiscDeviceRegistration, prelude::*, sync::poll::PollTable,
@@ -25,15 +30,15 @@ use super::Client;
 ///
 /// # Invariants
 ///
-/// Once [`PollFops::install`] has run, `ops` holds a copy of a registration's
-/// `file_operations` that stays valid, unchanged, for as long as the value lives; it is never
-/// written again.
+/// Once `ready` is set (with release ordering), `ops` holds a copy of the registration's
+/// `file_operations` with `poll` set, and it is never written again.
 pub(crate) struct PollFops {
     ops: UnsafeCell<MaybeUninit<bindings::file_operations>>,
+    ready: AtomicBool,
 }
 
-// SAFETY: `ops` is written once, by `install`, before any file can use it (the misc device
-// points at it only after the write), and only read afterwards.
+// SAFETY: `ops` is written once, by `install`, before `ready` is set with release ordering;
+// readers look at it only after seeing `ready` with acquire ordering.
 unsafe impl Sync for PollFops {}
 // SAFETY: As above; the table holds function pointers and the module pointer only.
 unsafe impl Send for PollFops {}
@@ -42,34 +47,50 @@ impl PollFops {
     pub(crate) const fn new() -> Self {
         Self {
             ops: UnsafeCell::new(MaybeUninit::uninit()),
+            ready: AtomicBool::new(false),
         }
     }
 
-    /// Copies `misc`'s operations with `poll` added and points `misc` at the copy.
+    /// Copies `misc`'s operations with `poll` added.
     ///
     /// # Safety
     ///
-    /// `self` outlives every file opened through `misc` (a field of the module's state, which
-    /// an open file keeps alive through its module reference), is pinned, and this runs once,
-    /// before `self` is used otherwise.
+    /// Runs once, before anything reads `self` (the module's init, once the device is
+    /// registered).
     pub(crate) unsafe fn install(&self, misc: &MiscDeviceRegistration<Client>) {
         let raw = misc.as_raw();
         // SAFETY: `raw` is a registered misc device, whose `fops` points to the registration's
         // static operations table, valid for the module's life.
         let mut ops = unsafe { (*raw).fops.read() };
         ops.poll = Some(poll);
-        let slot = self.ops.get();
-        // SAFETY: By the function's safety requirement nothing reads `ops` yet; the slot is
-        // valid for writes.
-        unsafe { (*slot).write(ops) };
-        // SAFETY: `misc_open` reads `fops` under `misc_mtx`, which a module cannot take; a
-        // pointer-sized volatile store is what `WRITE_ONCE` does, cannot tear on x86_64, and a
-        // concurrent open sees either table, both valid for the module's life (the copy by
-        // the function's safety requirement).
-        unsafe {
-            core::ptr::addr_of_mut!((*raw).fops)
-                .write_volatile((*slot).as_ptr().cast::<bindings::file_operations>())
-        };
+        // SAFETY: By the function's safety requirement nothing reads `ops` yet (`ready` is
+        // still false); the slot is valid for writes.
+        unsafe { (*self.ops.get()).write(ops) };
+        // INVARIANT: the copy is written; published with release ordering.
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// The copy, once installed.
+    fn ops(&self) -> Option<*const bindings::file_operations> {
+        self.ready
+            .load(Ordering::Acquire)
+            .then(|| self.ops.get().cast_const().cast())
+    }
+}
+
+/// Puts `fops`' copy in `file`, which is being opened, if the copy exists.
+///
+/// # Safety
+///
+/// `file` is a file of this misc device being opened (in its `open`, not yet visible to
+/// anyone else), and `fops` lives as long as the module, which every open file keeps loaded.
+pub(crate) unsafe fn install_in(fops: &'static PollFops, file: &File) {
+    if let Some(ops) = fops.ops() {
+        // SAFETY: By the function's safety requirement nobody else reaches the file yet; the
+        // copy's owner is the registration's, so the module reference `misc_open` took for
+        // the old table is the one `fput` gives back for the new one, and every operation in
+        // it is the registration's own but `poll`.
+        unsafe { (*file.as_ptr()).f_op = ops };
     }
 }
 
@@ -77,17 +98,17 @@ impl PollFops {
 ///
 /// # Safety
 ///
-/// `file` is an open file of this misc device (its operations are a [`PollFops`] copy, so
-/// `misc_open` and the registration's `open` made it, and its `private_data` is the
-/// `Pin<KBox<Client>>` that `open` returned); `wait` is null or a valid poll table for the
-/// call.
+/// `file` is an open file of this misc device whose operations are a [`PollFops`] copy (so
+/// its `private_data` is the `Pin<KBox<Client>>` its `open` returned); `wait` is null or a
+/// valid poll table for the call.
 unsafe extern "C" fn poll(
     file: *mut bindings::file,
     wait: *mut bindings::poll_table_struct,
 ) -> bindings::__poll_t {
     // SAFETY: By the function's safety requirement `private_data` came from
-    // `Pin<KBox<Client>>::into_foreign` and is released only when the file is, after every
-    // `poll` on it has returned.
+    // `Pin<KBox<Client>>::into_foreign`; it is released only by `release`, which `__fput`
+    // calls after every poller is gone (the file is referenced for the call, and epoll
+    // removes its waiters first).
     let client: Pin<&Client> =
         unsafe { <Pin<KBox<Client>> as ForeignOwnable>::borrow((*file).private_data) };
     // SAFETY: `file` is valid for the call, with no `fdget_pos` region of ours on it.

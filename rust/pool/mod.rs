@@ -529,6 +529,12 @@ impl Pool {
         core::array::from_fn(|z| self.zone(z).is_some_and(|zone| !zone.above_high()))
     }
 
+    /// [`Pool::levels`] with each zone's marks read under its lock (consistent with one
+    /// another).
+    pub(crate) fn levels_exact(&self) -> [Option<crate::lru::Level>; NR_ZONES] {
+        core::array::from_fn(|z| self.zone(z).and_then(Zone::level_exact))
+    }
+
     /// Each zone's level against its watermarks (`None`: no such zone, or no pages).
     pub(crate) fn levels(&self) -> [Option<crate::lru::Level>; NR_ZONES] {
         core::array::from_fn(|z| self.zone(z).and_then(Zone::level))

@@ -470,6 +470,17 @@ impl Zone {
         })
     }
 
+    /// [`Zone::level`] with the marks read under the zone lock, consistent with one another.
+    pub(super) fn level_exact(&self) -> Option<crate::lru::Level> {
+        if self.managed == 0 {
+            return None;
+        }
+        let g = self.inner.lock();
+        let (free, w) = (g.buddy.free_pages(), g.wmark);
+        drop(g);
+        Some(crate::lru::Level::of(free, w.min, w.low, w.high))
+    }
+
     /// Whether the zone has no pages or at least its high watermark free (kswapd's goal).
     pub(super) fn above_high(&self) -> bool {
         self.managed == 0 || self.free.load(Ordering::Relaxed) >= self.high.load(Ordering::Relaxed)

@@ -634,10 +634,6 @@ const TESTS: &[Test] = &[
         run: reclaim::stress,
     },
     Test {
-        name: "reclaim_rmmod_while_thread_busy",
-        run: reclaim::rmmod_while_thread_busy,
-    },
-    Test {
         name: "vm_errnos",
         run: vmalloc::errnos,
     },
@@ -678,6 +674,10 @@ const TESTS: &[Test] = &[
         run: vmalloc::vmallocinfo_and_page_owner,
     },
     // Last: these unload and reload the module.
+    Test {
+        name: "reclaim_rmmod_while_thread_busy",
+        run: reclaim::rmmod_while_thread_busy,
+    },
     Test {
         name: "contract_pcp_drained_before_enomem",
         run: contract::pcp_drained_before_enomem,

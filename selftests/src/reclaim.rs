@@ -492,9 +492,14 @@ pub fn cache_sample() -> TestResult {
         })
         .collect();
     check_eq!(rounds.len(), 3);
+    // The warm half always survives; something cold was purged.
     check!(
-        rounds.iter().all(|&(h, p)| h + p == 16),
+        rounds.iter().all(|&(h, p)| h + p == 16 && h >= 8),
         "rounds {rounds:?} in {text}"
+    );
+    check!(
+        rounds.iter().map(|r| r.1).sum::<u64>() > 0,
+        "nothing was purged: {text}"
     );
     pass()
 }
@@ -674,6 +679,8 @@ pub fn stress() -> TestResult {
 /// page back (the module logs the count; a missing page is a kernel warning, which fails the
 /// run), and the module loads again.
 pub fn rmmod_while_thread_busy() -> TestResult {
+    // Reloaded with the parameters it was loaded with.
+    let params = crate::unload::load_params()?;
     for round in 0..3 {
         ensure_loaded()?;
         let dev = open()?;
@@ -690,7 +697,7 @@ pub fn rmmod_while_thread_busy() -> TestResult {
         // Let the thread start on them (or finish, on a fast machine): both are fine.
         let busy = within(5, || Ok(vmstat("nr_purged")? > purged))?;
         drop(dev);
-        let out = reload("").map_err(|err| format!("round {round}: {err}"))?;
+        let out = reload(&params).map_err(|err| format!("round {round}: {err}"))?;
         check!(
             busy,
             "round {round}: the thread purged nothing in 5 s ({out})"
@@ -736,6 +743,8 @@ pub fn poll_sees_crossings() -> TestResult {
     let held = dev.alloc(6, DMA, 0).map_err(e)?;
     // Nothing of ZONE_DMA's on a per-CPU list, so that nothing but the watermarks moves it.
     std::fs::write(format!("{DEBUGFS}/drain_pcp"), "1").map_err(e)?;
+    // From high: marks of 0 put the zone there whatever it was (an event, maybe, read now).
+    let zero = Watermarks::set(&dev, DMA, "DMA", (0, 0, 0))?;
     let w0 = dev.wmark_events().map_err(e)?;
     ro.wmark_events().map_err(e)?;
     check!(!pollpri(dev.fd(), 0)?, "POLLPRI with every event read");
@@ -746,7 +755,7 @@ pub fn poll_sees_crossings() -> TestResult {
         "ZONE_DMA: {free} free of {}",
         s.managed_pages
     );
-    let guard = Watermarks::set(&dev, DMA, "DMA", (1, free + 10, free + 20))?;
+    write_watermarks(&format!("DMA 1 {} {}", free + 10, free + 20))?;
     check!(
         pollpri(dev.fd(), 5000)?,
         "no POLLPRI after ZONE_DMA went below low"
@@ -777,7 +786,7 @@ pub fn poll_sees_crossings() -> TestResult {
     check_eq!(w2.below_low[d], w1.below_low[d]);
     check_eq!((w2.last_zone, w2.last_kind), (DMA, sys::MINIMM_WMARK_MIN));
     // Back above high.
-    drop(guard);
+    write_watermarks("DMA 0 0 0")?;
     check!(
         pollpri(dev.fd(), 5000)?,
         "no POLLPRI after ZONE_DMA climbed back"
@@ -792,6 +801,7 @@ pub fn poll_sees_crossings() -> TestResult {
     let r = ro.wmark_events().map_err(e)?;
     check_eq!(r.events, w3.events);
     check!(r.unread >= 3, "the read-only file's unread {}", r.unread);
+    drop(zero);
     dev.free(held.handle).map_err(e)?;
     pass()
 }
@@ -882,6 +892,8 @@ pub fn purge_edges() -> TestResult {
         read_self(addr, 8192).is_ok(),
         "the freed block's mapping before the purge"
     );
+    // That read was an access: the first scan gives a second chance, the next purges.
+    reclaim_all()?;
     reclaim_all()?;
     let r = read_self(addr, 8192);
     check!(
@@ -949,6 +961,7 @@ pub fn purge_edges() -> TestResult {
         "the moved mapping before the purge"
     );
     dev.unpin(c.handle).map_err(e)?;
+    reclaim_all()?;
     reclaim_all()?;
     let r = read_self(m.addr, 4096);
     check!(

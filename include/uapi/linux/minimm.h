@@ -611,7 +611,7 @@ struct minimm_vm_resize {
  * (MINIMM_PIN_PURGED), in which case it has new pages, zeroed (mappings fault them in).
  * An unpinned buffer that is not purged keeps its bytes and can be read and written as
  * ever. UNPIN of an unpinned buffer and PIN of a pinned one change nothing (PIN then
- * reports 0). Freeing and closing work as for any buffer, pinned or not; a purged buffer
+ * reports 0, unless an earlier PIN found a purge but could not write its report back). Freeing and closing work as for any buffer, pinned or not; a purged buffer
  * keeps its handle, its mmap offset and its quota charge.
  */
 #define MINIMM_PIN_PURGED	(1U << 0)	/* @result of PIN: purged while unpinned */
@@ -643,8 +643,10 @@ struct minimm_pin {
  * has events it has not read yet (edge-triggered: one crossing, one event, however long the
  * zone stays there), and MINIMM_IOC_WMARK_EVENTS reads them, which clears POLLPRI for that
  * file until the next crossing. Crossings are seen when minimm looks at its zones: after
- * allocations and frees through this device, by the reclaim thread, and when the watermarks
- * are written; a zone that crosses and crosses back between two looks makes no event.
+ * every command on this device (failed ones too), after each of the reclaim thread's
+ * passes, and when the watermarks are written or debugfs reclaim runs: frees that happen
+ * otherwise (a file closed, a mapping gone) are seen at the next look. A zone that crosses
+ * and crosses back between two looks makes no event.
  */
 #define MINIMM_WMARK_LOW	0	/* crossed below low */
 #define MINIMM_WMARK_MIN	1	/* crossed below min */

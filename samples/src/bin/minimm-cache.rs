@@ -85,7 +85,10 @@ fn run() -> Result<(), String> {
             // SAFETY: reading the first byte of a live mapping.
             let _ = unsafe { core::ptr::read_volatile(c.map.bytes().as_ptr()) };
         }
-        // Pressure, as the reclaim thread would apply it in a real shortage.
+        // Pressure, as the reclaim thread would apply it in a real shortage; the per-CPU
+        // lists drained first, so that the pages come from the cache.
+        std::fs::write("/sys/kernel/debug/minimm/drain_pcp", "1")
+            .map_err(|err| format!("debugfs drain_pcp: {err}"))?;
         match std::fs::write("/sys/kernel/debug/minimm/reclaim", pressure.to_string()) {
             Ok(()) => {}
             Err(err) if err.raw_os_error() == Some(libc::EAGAIN) => {}
