@@ -78,6 +78,12 @@
 //!    orders them after the mmap lock). A unit frees its block (the pool's locks, 4 and 5)
 //!    after dropping both.
 //!
+//!    `reclaim::Reclaim::events` (mutex): the watermark events; taken with no other minimm
+//!    lock held, and above a zone's lock (5), which it takes to read the zone's marks whole.
+//!    `reclaimd::Kswapd::state` (mutex, with its condition variable): the reclaim thread's
+//!    wake, stop and failure state; taken alone. `reclaim::Reclaim::last` (mutex): the last
+//!    debugfs `reclaim` result; taken alone.
+//!
 //!    `device::Client::slab` (mutex): one open file's slab table, held across a slab command
 //!    but its user copies; above `slab_cache::Caches::inner` (mutex): the module's list of
 //!    caches. Never with one of the locks above.
