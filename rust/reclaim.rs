@@ -269,15 +269,21 @@ impl Reclaim {
         })
     }
 
-    /// Whether reclaim could ever find `pages` pages for a request of zone `highest`: not if
-    /// the zones it may use do not have that many pages at all (a request no reclaim can
-    /// serve fails at once, as `should_reclaim_retry` gives up on one).
+    /// Whether reclaim could find `pages` pages for a request of zone `highest`: the zones it
+    /// may use have that many free, held for recycling or on the reclaim lists (the slab
+    /// caches aside), watermarks aside. Linux's `should_reclaim_retry` likewise stops when
+    /// free and reclaimable pages together could not serve the request. Lock-free but for
+    /// each zone's lists.
     pub(crate) fn could_satisfy(&self, highest: usize, pages: usize) -> bool {
-        let managed: usize = (0..=highest.min(NR_ZONES - 1))
-            .filter_map(|z| self.pool.zone(z))
-            .map(|zone| zone.managed())
-            .sum();
-        managed >= pages
+        let mut have = 0usize;
+        for z in 0..=highest.min(NR_ZONES - 1) {
+            let (inactive, active) = self.sizes(z);
+            have = have
+                .saturating_add(self.pool.free_or_held(z))
+                .saturating_add(inactive)
+                .saturating_add(active);
+        }
+        have >= pages
     }
 
     /// Looks at every zone's level and counts the watermark crossings since the last look,
@@ -919,8 +925,10 @@ pub(crate) fn with_direct_reclaim<T>(
                 if let Some(c) = shared.reclaim.counters.allocstall.get(highest) {
                     c.fetch_add(1, Relaxed);
                 }
-                let freed =
-                    reclaim(shared, pages.max(CLUSTER), up_to(highest), Who::Direct).total();
+                let f = reclaim(shared, pages.max(CLUSTER), up_to(highest), Who::Direct);
+                // Progress is what reclaim proper gave back: pages drained from the per-CPU
+                // lists (a failed attempt's own, often) are not.
+                let freed = f.slab.saturating_add(f.held).saturating_add(f.purged);
                 if freed > 0 && shared.pool.balanced() {
                     // Balanced again: the thread listens again (`kswapd_try_clear_hopeless`).
                     shared.reclaim.kswapd.reset_failures();

@@ -524,6 +524,15 @@ impl Pool {
             .any(Zone::below_low)
     }
 
+    /// Pages of zone `z` that are free in the buddy allocator or held for recycling (lock-free
+    /// copies; the per-CPU lists aside).
+    pub(crate) fn free_or_held(&self, z: usize) -> usize {
+        self.zone(z).map_or(0, |zone| {
+            zone.free_now()
+                .saturating_add(zone.held.load(core::sync::atomic::Ordering::Relaxed))
+        })
+    }
+
     /// The zones below their high watermark.
     pub(crate) fn unbalanced(&self) -> [bool; NR_ZONES] {
         core::array::from_fn(|z| self.zone(z).is_some_and(|zone| !zone.above_high()))

@@ -450,6 +450,11 @@ impl Zone {
         self.pcp.len()
     }
 
+    /// Free pages in the buddy allocator (the fast path's lock-free copy).
+    pub(super) fn free_now(&self) -> usize {
+        self.free.load(Ordering::Relaxed)
+    }
+
     /// Whether the zone has pages and fewer free than its low watermark (where Linux wakes
     /// kswapd). Lock-free, from the fast path's copies.
     pub(super) fn below_low(&self) -> bool {
