@@ -568,6 +568,7 @@ fn set_watermarks(shared: &Arc<Shared>, reader: &mut UserSliceReader) -> Result 
     shared.pool.zone(z).ok_or(EINVAL)?.set_watermarks(w)?;
     // A zone now below its new low watermark wakes the reclaim thread, as Linux's
     // `setup_per_zone_wmarks` leaves kswapd to the next allocation.
+    shared.reclaim.note_levels();
     shared.reclaim.wake_if_low();
     Ok(())
 }

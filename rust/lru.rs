@@ -706,14 +706,14 @@ mod tests {
         l.iter(kind).map(|(i, _)| i).collect()
     }
 
-    use crate::buddy::tests::XorShift;
+    use crate::buddy::tests::{Must, XorShift};
 
     #[test]
-    fn new_units_enter_inactive_head_and_leave() {
+    fn new_units_enter_inactive_head_and_leave() -> Result<(), String> {
         let mut l = lru(16);
-        l.add(0, 2).unwrap();
-        l.add(4, 0).unwrap();
-        l.add(8, 3).unwrap();
+        l.add(0, 2).must()?;
+        l.add(4, 0).must()?;
+        l.add(8, 3).must()?;
         assert_eq!(list(&l, Kind::Inactive), [8, 4, 0]);
         assert_eq!((l.units(Kind::Inactive), l.pages(Kind::Inactive)), (3, 13));
         assert_eq!(l.add(4, 0), Err(Error::WrongPlace(Place::Inactive)));
@@ -724,16 +724,17 @@ mod tests {
         assert_eq!(l.remove(4), Err(Error::WrongPlace(Place::Off)));
         assert_eq!(list(&l, Kind::Inactive), [8, 0]);
         assert_eq!(l.pages(Kind::Inactive), 12);
-        l.validate().unwrap();
+        l.validate().must()?;
+        Ok(())
     }
 
     /// The seed rule: an unaccessed unit is evicted, one accessed once is rotated with its
     /// second chance, one accessed again after that is activated.
     #[test]
-    fn clock_rotates_then_activates_and_evicts_the_unreferenced() {
+    fn clock_rotates_then_activates_and_evicts_the_unreferenced() -> Result<(), String> {
         let mut l = lru(8);
         for i in 0..4 {
-            l.add(i, 0).unwrap();
+            l.add(i, 0).must()?;
         }
         // Tail first: 0, 1, 2, 3.
         assert!(l.mark_accessed(0));
@@ -750,7 +751,7 @@ mod tests {
             (4, 2, 2, 0)
         );
         assert_eq!(list(&l, Kind::Inactive), [2, 0]);
-        assert!(l.link(0).unwrap().referenced());
+        assert!(l.link(0).must()?.referenced());
         // Accessed again: 0 goes active; 2, not accessed since, is evicted.
         l.mark_accessed(0);
         let mut out = Vec::new();
@@ -780,15 +781,16 @@ mod tests {
         assert_eq!(l.remove(1), Ok(Place::Isolated));
         assert_eq!(l.putback(1), Ok(false));
         assert_eq!(l.evicted(1), Ok(false));
-        l.validate().unwrap();
+        l.validate().must()?;
+        Ok(())
     }
 
     /// A unit set aside by a scan, then pinned (removed) and unpinned (added) again before its
     /// evictor came: listed afresh, no longer set aside, so the evictor must leave it.
     #[test]
-    fn a_unit_removed_and_added_while_set_aside_is_listed_afresh() {
+    fn a_unit_removed_and_added_while_set_aside_is_listed_afresh() -> Result<(), String> {
         let mut l = lru(8);
-        l.add(3, 0).unwrap();
+        l.add(3, 0).must()?;
         let mut out = Vec::new();
         l.shrink_inactive(1, |i, iso| {
             if iso {
@@ -796,21 +798,22 @@ mod tests {
             }
         });
         assert_eq!(out, [3]);
-        assert!(l.link(3).unwrap().isolated());
+        assert!(l.link(3).must()?.isolated());
         assert_eq!(l.remove(3), Ok(Place::Isolated));
-        l.add(3, 0).unwrap();
-        assert!(!l.link(3).unwrap().isolated());
+        l.add(3, 0).must()?;
+        assert!(!l.link(3).must()?.isolated());
         assert_eq!(l.evicted(3), Err(Error::WrongPlace(Place::Inactive)));
         assert_eq!(l.putback(3), Err(Error::WrongPlace(Place::Inactive)));
         assert_eq!(list(&l, Kind::Inactive), [3]);
-        l.validate().unwrap();
+        l.validate().must()?;
+        Ok(())
     }
 
     #[test]
-    fn a_scan_looks_at_each_unit_once_and_at_least_one() {
+    fn a_scan_looks_at_each_unit_once_and_at_least_one() -> Result<(), String> {
         let mut l = lru(8);
         for i in 0..4 {
-            l.add(i, 0).unwrap();
+            l.add(i, 0).must()?;
             l.mark_accessed(i);
         }
         // Everything rotates: the scan stops after one round, not forever.
@@ -828,13 +831,14 @@ mod tests {
         let mut empty = lru(4);
         assert_eq!(empty.shrink_inactive(10, |_, _| {}), Scan::default());
         assert_eq!(empty.age_active(10), Scan::default());
+        Ok(())
     }
 
     #[test]
-    fn aging_moves_the_active_tail_keeping_the_bit() {
+    fn aging_moves_the_active_tail_keeping_the_bit() -> Result<(), String> {
         let mut l = lru(8);
         for i in 0..3 {
-            l.add(i, 0).unwrap();
+            l.add(i, 0).must()?;
             l.mark_accessed(i);
         }
         l.shrink_inactive(3, |_, _| {});
@@ -850,9 +854,9 @@ mod tests {
         assert_eq!(list(&l, Kind::Inactive), [1, 0]);
         // The second chance is used up, the reference bit kept: 0, accessed while active,
         // rotates once more; 1 goes.
-        let z = l.link(0).unwrap();
+        let z = l.link(0).must()?;
         assert!(z.accessed() && !z.referenced());
-        assert!(!l.link(1).unwrap().referenced());
+        assert!(!l.link(1).must()?.referenced());
         let mut out = Vec::new();
         l.shrink_inactive(2, |i, iso| {
             if iso {
@@ -861,7 +865,8 @@ mod tests {
         });
         assert_eq!(out, [1]);
         assert_eq!(list(&l, Kind::Inactive), [0]);
-        l.validate().unwrap();
+        l.validate().must()?;
+        Ok(())
     }
 
     #[test]
@@ -923,10 +928,10 @@ mod tests {
     /// A zone's pass: the active list ages only while the inactive one is low, then the
     /// inactive one is scanned by `size >> priority`.
     #[test]
-    fn passes_age_only_when_inactive_is_low() {
+    fn passes_age_only_when_inactive_is_low() -> Result<(), String> {
         let mut l = lru(64);
         for i in 0..16 {
-            l.add(i, 0).unwrap();
+            l.add(i, 0).must()?;
             l.mark_accessed(i);
         }
         l.shrink_inactive(16, |_, _| {});
@@ -936,7 +941,7 @@ mod tests {
         l.shrink_inactive(16, |_, _| {});
         assert_eq!(l.pages(Kind::Active), 16);
         for i in 16..20 {
-            l.add(i, 0).unwrap();
+            l.add(i, 0).must()?;
         }
         // 4 inactive against 16 active: low; priority 2 ages 16 >> 2 = 4, then the pass
         // scans 8 >> 2 = 2 inactive pages (16, 17: not accessed, isolated).
@@ -952,9 +957,10 @@ mod tests {
         assert_eq!((l.pages(Kind::Active), l.pages(Kind::Inactive)), (12, 6));
         // Not low: no aging at all.
         let mut l = lru(8);
-        l.add(0, 0).unwrap();
+        l.add(0, 0).must()?;
         let (s, nr) = l.begin_pass(0, SHIFT);
         assert_eq!((s, nr), (Scan::default(), 1));
+        Ok(())
     }
 
     #[test]
@@ -1052,14 +1058,14 @@ mod tests {
         fn pages(&self, q: &VecDeque<u32>) -> usize {
             q.iter().map(|i| 1usize << self.units[i].0).sum()
         }
-        fn shrink_inactive(&mut self, nr: usize) -> (Scan, Vec<u32>) {
+        fn shrink_inactive(&mut self, nr: usize) -> Result<(Scan, Vec<u32>), String> {
             let mut s = Scan::default();
             let mut out = Vec::new();
             let mut budget = self.inactive.len();
             while budget > 0 && (s.scanned < nr || s.scanned == 0) {
                 budget -= 1;
-                let i = self.inactive.pop_back().unwrap();
-                let u = self.units.get_mut(&i).unwrap();
+                let i = self.inactive.pop_back().must()?;
+                let u = self.units.get_mut(&i).must()?;
                 let pages = 1usize << u.0;
                 s.scanned += pages;
                 if !u.2 {
@@ -1076,21 +1082,21 @@ mod tests {
                     self.inactive.push_front(i);
                 }
             }
-            (s, out)
+            Ok((s, out))
         }
-        fn age_active(&mut self, nr: usize) -> Scan {
+        fn age_active(&mut self, nr: usize) -> Result<Scan, String> {
             let mut s = Scan::default();
             while s.scanned < nr || s.scanned == 0 {
                 let Some(i) = self.active.pop_back() else {
                     break;
                 };
-                let u = self.units.get_mut(&i).unwrap();
+                let u = self.units.get_mut(&i).must()?;
                 *u = (u.0, Place::Inactive, u.2, false);
                 s.scanned += 1 << u.0;
                 s.deactivated += 1 << u.0;
                 self.inactive.push_front(i);
             }
-            s
+            Ok(s)
         }
     }
 
@@ -1098,7 +1104,7 @@ mod tests {
     /// in the same order, the same units evicted in the same order, the same counts; the
     /// invariant checker passes after every step.
     #[test]
-    fn random_sequences_agree_with_a_model() {
+    fn random_sequences_agree_with_a_model() -> Result<(), String> {
         const PAGES: u32 = 256;
         for seed in 1..=300u64 {
             let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -1151,13 +1157,13 @@ mod tests {
                                 kept.push(i);
                             }
                         });
-                        let (ms, mout) = m.shrink_inactive(nr);
+                        let (ms, mout) = m.shrink_inactive(nr)?;
                         assert_eq!((s, &out), (ms, &mout), "{ctx}");
                         let looked = out.len() + kept.len();
                         assert!(looked <= nr.max(1), "{ctx}: {looked} units for {nr} pages");
                         for &i in &kept {
                             // Kept units had their bit cleared and are listed again.
-                            let k = l.link(i).unwrap();
+                            let k = l.link(i).must()?;
                             assert!(
                                 !k.accessed()
                                     && matches!(k.place(), Place::Inactive | Place::Active),
@@ -1168,7 +1174,7 @@ mod tests {
                         for i in out {
                             if rng.below(3) == 0 {
                                 assert_eq!(l.putback(i), Ok(true), "{ctx}");
-                                let u = m.units.get_mut(&i).unwrap();
+                                let u = m.units.get_mut(&i).must()?;
                                 u.1 = Place::Inactive;
                                 m.inactive.push_front(i);
                             } else {
@@ -1179,7 +1185,7 @@ mod tests {
                     }
                     8 => {
                         let nr = rng.below(16) as usize;
-                        assert_eq!(l.age_active(nr), m.age_active(nr), "{ctx}");
+                        assert_eq!(l.age_active(nr), m.age_active(nr)?, "{ctx}");
                     }
                     _ => {
                         let low = l.inactive_is_low(SHIFT);
@@ -1187,7 +1193,7 @@ mod tests {
                         assert_eq!(low, i < a, "{ctx}");
                     }
                 }
-                l.validate().map_err(|e| format!("{ctx}: {e}")).unwrap();
+                l.validate().map_err(|e| format!("{ctx}: {e}")).must()?;
                 assert_eq!(
                     list(&l, Kind::Inactive),
                     Vec::from(m.inactive.clone()),
@@ -1197,7 +1203,7 @@ mod tests {
                 assert_eq!(l.pages(Kind::Inactive), m.pages(&m.inactive), "{ctx}");
                 assert_eq!(l.pages(Kind::Active), m.pages(&m.active), "{ctx}");
                 for (&i, u) in &m.units {
-                    let k = l.link(i).unwrap();
+                    let k = l.link(i).must()?;
                     assert_eq!(
                         (k.place(), k.accessed(), k.referenced(), k.pages()),
                         (u.1, u.2, u.3, 1 << u.0),
@@ -1206,14 +1212,15 @@ mod tests {
                 }
             }
         }
+        Ok(())
     }
 
     #[test]
-    fn the_checker_finds_broken_lists() {
+    fn the_checker_finds_broken_lists() -> Result<(), String> {
         let mut l = lru(8);
-        l.add(0, 0).unwrap();
-        l.add(1, 0).unwrap();
-        l.validate().unwrap();
+        l.add(0, 0).must()?;
+        l.add(1, 0).must()?;
+        l.validate().must()?;
         l.links[1].prev = 5;
         assert!(l.validate().is_err());
         l.links[1].prev = NIL;
@@ -1225,5 +1232,6 @@ mod tests {
         l.links[3].place = Place::Off;
         l.links[0].place = Place::Active;
         assert!(l.validate().is_err());
+        Ok(())
     }
 }

@@ -286,14 +286,12 @@ impl Reclaim {
         have >= pages
     }
 
-    /// Looks at every zone's level and counts the watermark crossings since the last look,
-    /// waking `poll`ers if there were any; then wakes the reclaim thread if a zone is below
-    /// its low watermark (after an allocation, as the page allocator calls
-    /// `wakeup_kswapd`).
+    /// Wakes the reclaim thread if a zone is below its low watermark (after an allocation, as
+    /// the page allocator calls `wakeup_kswapd`). The watermark events are the caller's to
+    /// note ([`Reclaim::note_levels`]: the device does after every command).
     ///
     /// Context: process context.
     pub(crate) fn wake_if_low(&self) {
-        self.note_levels();
         if self.pool.below_low() {
             self.kswapd.wake();
         }

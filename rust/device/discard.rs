@@ -17,7 +17,7 @@ use core::sync::atomic::Ordering::{Acquire, Release};
 use kernel::{prelude::*, uaccess::UserPtr};
 
 use super::{blocks::Backing, read_ext, write_prefix, Client, Tail};
-use crate::{uapi, zone::NR_ZONES};
+use crate::uapi;
 
 impl Client {
     /// `MINIMM_IOC_UNPIN` (`pin` false) and `MINIMM_IOC_PIN` (`pin` true).
@@ -64,11 +64,10 @@ impl Client {
         drop(g);
         req.events = seq;
         req.unread = seq.saturating_sub(self.events_read.load(Acquire));
-        for z in 0..NR_ZONES {
-            req.below_low[z] = counts[0][z];
-            req.below_min[z] = counts[1][z];
-            req.above_high[z] = counts[2][z];
-        }
+        let [low, min, high] = counts;
+        req.below_low = low;
+        req.below_min = min;
+        req.above_high = high;
         req.last_zone = u32::try_from(last.0).unwrap_or(0);
         req.last_kind = last.1;
         req.size = u32::try_from(len).map_err(|_| EINVAL)?;
