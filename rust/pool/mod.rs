@@ -59,6 +59,8 @@ mod block;
 pub(crate) mod pcp_lock;
 mod zone;
 
+use crate::lru::Level;
+
 pub(crate) use block::{PoolBlock, RawBlock};
 pub(crate) use zone::{Counters, Snapshot, Zone};
 
@@ -519,9 +521,9 @@ impl Pool {
 
     /// Whether a zone is below its low watermark (the reclaim thread should run).
     pub(crate) fn below_low(&self) -> bool {
-        (0..NR_ZONES)
-            .filter_map(|z| self.zone(z))
-            .any(Zone::below_low)
+        self.levels()
+            .into_iter()
+            .any(|l| matches!(l, Some(Level::Low | Level::Min)))
     }
 
     /// Pages of zone `z` that are free in the buddy allocator or held for recycling (lock-free
@@ -535,26 +537,26 @@ impl Pool {
 
     /// The zones below their high watermark.
     pub(crate) fn unbalanced(&self) -> [bool; NR_ZONES] {
-        core::array::from_fn(|z| self.zone(z).is_some_and(|zone| !zone.above_high()))
+        self.levels().map(|l| l.is_some_and(|l| l != Level::High))
     }
 
     /// [`Pool::levels`] with each zone's marks read under its lock (consistent with one
     /// another).
-    pub(crate) fn levels_exact(&self) -> [Option<crate::lru::Level>; NR_ZONES] {
+    pub(crate) fn levels_exact(&self) -> [Option<Level>; NR_ZONES] {
         core::array::from_fn(|z| self.zone(z).and_then(Zone::level_exact))
     }
 
     /// Each zone's level against its watermarks (`None`: no such zone, or no pages).
-    pub(crate) fn levels(&self) -> [Option<crate::lru::Level>; NR_ZONES] {
+    pub(crate) fn levels(&self) -> [Option<Level>; NR_ZONES] {
         core::array::from_fn(|z| self.zone(z).and_then(Zone::level))
     }
 
     /// Whether every zone is at or above its high watermark (the reclaim thread's goal:
     /// Linux's `pgdat_balanced`).
     pub(crate) fn balanced(&self) -> bool {
-        (0..NR_ZONES)
-            .filter_map(|z| self.zone(z))
-            .all(Zone::above_high)
+        self.levels()
+            .into_iter()
+            .all(|l| l.is_none_or(|l| l == Level::High))
     }
 
     /// Recycles every held block whose pages are no longer referenced from outside; returns

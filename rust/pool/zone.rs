@@ -455,12 +455,6 @@ impl Zone {
         self.free.load(Ordering::Relaxed)
     }
 
-    /// Whether the zone has pages and fewer free than its low watermark (where Linux wakes
-    /// kswapd). Lock-free, from the fast path's copies.
-    pub(super) fn below_low(&self) -> bool {
-        self.managed > 0 && self.free.load(Ordering::Relaxed) < self.low.load(Ordering::Relaxed)
-    }
-
     /// Where the zone's free pages stand against its watermarks (`None` for a zone with no
     /// pages). Lock-free: the marks may be mid-update by a `watermarks` write, which then
     /// looks again.
@@ -484,11 +478,6 @@ impl Zone {
         let (free, w) = (g.buddy.free_pages(), g.wmark);
         drop(g);
         Some(crate::lru::Level::of(free, w.min, w.low, w.high))
-    }
-
-    /// Whether the zone has no pages or at least its high watermark free (kswapd's goal).
-    pub(super) fn above_high(&self) -> bool {
-        self.managed == 0 || self.free.load(Ordering::Relaxed) >= self.high.load(Ordering::Relaxed)
     }
 
     /// Sets the watermarks after checking `min <= low <= high <= managed`.
