@@ -41,7 +41,7 @@ use core::ptr::null_mut;
 
 use kernel::{
     bindings, new_mutex, new_poll_condvar,
-    page::PAGE_SHIFT,
+    page::{BorrowedPage, PAGE_SHIFT},
     prelude::*,
     sync::{
         atomic::{Atomic, Relaxed},
@@ -54,6 +54,7 @@ use crate::{
     lru::{self, Kind, Link, Lru, Scan},
     pool::{Pool, PoolBlock},
     reclaimd::Kswapd,
+    vmalloc::Area,
     zone::{Reserve, NR_ZONES},
     Shared,
 };
@@ -164,10 +165,11 @@ impl Counters {
 ///
 /// # Invariants
 ///
-/// `owners[i]` is `Some` exactly when link `i` heads a unit on a list or isolated.
+/// `owners[i]` is `Some` exactly when link `i` heads a unit on a list or isolated: the
+/// [`Unit`] and which of its slots the link is.
 struct ZoneLru {
     lru: Lru<KVVec<Link>>,
-    owners: KVVec<Option<Arc<Unit>>>,
+    owners: KVVec<Option<(Arc<Unit>, u32)>>,
 }
 
 /// The watermark events (`MINIMM_IOC_WMARK_EVENTS`, `POLLPRI`): every zone's state as last
@@ -360,12 +362,12 @@ impl Reclaim {
     }
 
     /// Takes unit `index` off `zone`'s lists (wherever it is, isolated too); returns its
-    /// owner reference, for the caller to drop after its locks.
+    /// owner reference.
     fn unlist(&self, zone: usize, index: u32) -> Option<Arc<Unit>> {
         let mut g = self.lists(zone)?.lock();
         // Listed (or set aside by a scan): the unit's state said so, under its lock.
         kernel::warn_on!(g.lru.remove(index).is_err());
-        g.owners.get_mut(index as usize)?.take()
+        g.owners.get_mut(index as usize)?.take().map(|(u, _)| u)
     }
 
     /// Scans the lists of the zones `zones` names, highest first, in passes of falling
@@ -406,7 +408,8 @@ impl Reclaim {
         while left > 0 && freed < want {
             let nr = left.min(CLUSTER).min(want - freed);
             // The units a chunk looked at: at most `nr` (`Lru::shrink_inactive`).
-            let mut seen: [Option<(u32, bool, Arc<Unit>)>; CLUSTER] = [const { None }; CLUSTER];
+            let mut seen: [Option<(u32, bool, Arc<Unit>, u32)>; CLUSTER] =
+                [const { None }; CLUSTER];
             let mut n = 0;
             let s = {
                 let mut g = lists.lock();
@@ -414,8 +417,8 @@ impl Reclaim {
                 let owners = &g.owners;
                 g.lru.shrink_inactive(nr, |index, isolated| {
                     let owner = owners.get(index as usize).cloned().flatten();
-                    if let (Some(slot), Some(unit)) = (seen.get_mut(n), owner) {
-                        *slot = Some((index, isolated, unit));
+                    if let (Some(slot), Some((unit, at))) = (seen.get_mut(n), owner) {
+                        *slot = Some((index, isolated, unit, at));
                         n += 1;
                     }
                 })
@@ -425,26 +428,31 @@ impl Reclaim {
                 break;
             }
             left = left.saturating_sub(s.scanned);
-            for (index, isolated, unit) in seen.iter_mut().filter_map(Option::take) {
+            for (index, isolated, unit, at) in seen.iter_mut().filter_map(Option::take) {
                 if isolated {
-                    freed += self.evict(zone, index, &unit, who);
+                    freed += self.evict(zone, index, &unit, at as usize, who);
                 } else {
                     // Kept with its bit cleared: the next access must fault to set it again.
-                    unit.rearm();
+                    unit.rearm(at as usize);
                 }
             }
         }
         freed
     }
 
-    /// Purges isolated unit `index` of `zone` if it is still unpinned with its pages, else
-    /// puts it back; returns the pages purged.
-    fn evict(&self, zone: usize, index: u32, unit: &Arc<Unit>, who: Who) -> usize {
+    /// Purges isolated unit `index` of `zone`, slot `at` of `unit`, if it is still unpinned
+    /// with its pages, else puts it back; returns the pages purged.
+    fn evict(&self, zone: usize, index: u32, unit: &Arc<Unit>, at: usize, who: Who) -> usize {
         let Some(lists) = self.lists(zone) else {
             return 0;
         };
         let mut st = unit.state.lock();
-        if st.listed != Some((zone, index)) || st.pinned || st.block.is_none() {
+        let here = st
+            .slots
+            .get(at)
+            .and_then(Option::as_ref)
+            .is_some_and(|b| b.zone() == zone && b.index() == index);
+        if st.pinned || !here {
             // Pinned or freed since the scan (its remover took the link off), maybe with
             // the block's index given to another unit since: nothing here is ours to touch.
             return 0;
@@ -456,7 +464,7 @@ impl Reclaim {
                 .owners
                 .get(index as usize)
                 .and_then(Option::as_ref)
-                .is_some_and(|o| Arc::ptr_eq(o, unit));
+                .is_some_and(|(o, slot)| Arc::ptr_eq(o, unit) && *slot as usize == at);
             if !still || !ours {
                 // Pinned and unpinned again since the scan: listed afresh, not ours to
                 // purge.
@@ -475,13 +483,12 @@ impl Reclaim {
         };
         // Under the state lock: no fault can map the pages again between the zap and the
         // purge (the fault handler takes it), and no PIN or free can run.
-        unit.zap(&st);
-        let block = st.block.take();
-        // INVARIANT: purged, so not listed.
-        st.listed = None;
+        unit.zap(&st, at..at + 1);
+        // INVARIANT: purged, so not listed (an unpinned unit has no kernel mapping).
+        let block = st.slots.get_mut(at).and_then(Option::take);
         st.purged = true;
         drop(st);
-        let pages = unit.pages;
+        let pages = unit.slot_pages();
         match who {
             Who::Kswapd => &self.counters.pgsteal_kswapd,
             Who::Direct => &self.counters.pgsteal_direct,
@@ -521,11 +528,12 @@ impl Reclaim {
                 let g = lists.lock();
                 for kind in [Kind::Inactive, Kind::Active] {
                     for (i, l) in g.lru.iter(kind) {
-                        let off = g
-                            .owners
-                            .get(i as usize)
-                            .and_then(|o| o.as_ref())
-                            .map_or(0, |u| u.pgoff << PAGE_SHIFT);
+                        let off = g.owners.get(i as usize).and_then(|o| o.as_ref()).map_or(
+                            0,
+                            |(u, at)| {
+                                u.pgoff.saturating_add(u64::from(*at) << u.order) << PAGE_SHIFT
+                            },
+                        );
                         if rows
                             .push_within_capacity((
                                 kind,
@@ -571,8 +579,9 @@ impl Reclaim {
     }
 }
 
-/// A discardable block: its pages (none once purged) and its state, shared by its buffer and,
-/// while it is unpinned with its pages, its zone's lists.
+/// Discardable memory, shared by its buffer and, while it is unpinned, its zones' lists: a
+/// block, which is one unit on its zone's lists (as a large folio is one LRU entry), or an
+/// area, each of whose pages is a unit of its own (an order-0 block, purged alone).
 #[pin_data]
 pub(crate) struct Unit {
     #[pin]
@@ -581,25 +590,32 @@ pub(crate) struct Unit {
     /// The first page of the buffer's range of the offset space, and its pages.
     pgoff: u64,
     pages: usize,
+    /// Each slot's order: the block's, or 0 for an area's pages.
     order: u32,
-    /// The highest zone the block may come from (a purged one gets new pages from there).
+    /// The highest zone the pages may come from (purged ones get new pages from there).
     highest: usize,
+    /// An area (a slot per page, mapped into the kernel while pinned), not a block.
+    area: bool,
 }
 
 /// What a unit's lock guards.
 ///
 /// # Invariants
 ///
-/// `listed` is `Some((zone, index))` exactly when the unit is unpinned with its pages, and then
-/// it heads a unit of the lists of `zone` whose owner is this unit. `mapping` is the address
-/// space of the buffer's file while `mapped > 0` (every mapping of a buffer is made through
-/// the file that owns it).
+/// While `pinned`, every slot is filled and none is on the lists; an area's `map` maps the
+/// slots' pages (in order) exactly while it is pinned. While not `pinned`, every filled slot
+/// `i` heads a unit of its zone's lists whose owner is `(this unit, i)`; an empty slot was
+/// purged. `mapping` is the address space of the buffer's file while `mapped > 0` (every
+/// mapping of a buffer is made through the file that owns it).
 struct UnitState {
-    block: Option<PoolBlock>,
+    /// A pinned area's kernel mapping of the slots' pages; declared before `slots`, so that
+    /// it goes first (the area does not own the pages it maps).
+    map: Option<Area>,
+    /// The pages: the block, or the area's pages in order; `None` where purged.
+    slots: KVVec<Option<PoolBlock>>,
     pinned: bool,
     /// Purged since it was last pinned.
     purged: bool,
-    listed: Option<(usize, u32)>,
     /// User mappings (VMAs) of the buffer.
     mapped: usize,
     mapping: *mut bindings::address_space,
@@ -608,6 +624,30 @@ struct UnitState {
 // SAFETY: `mapping` is only used under the unit's lock while a VMA keeps it alive (see the
 // invariant); nothing else in the state is tied to a thread.
 unsafe impl Send for UnitState {}
+
+/// A unit's pages as the fault handler sees them, under the unit's lock.
+pub(crate) struct Pages<'a> {
+    slots: &'a [Option<PoolBlock>],
+    area: bool,
+    whole: bool,
+}
+
+impl<'a> Pages<'a> {
+    /// Page `k` of the buffer, `None` if it was purged (or beyond the buffer).
+    pub(crate) fn page(&self, k: usize) -> Option<BorrowedPage<'a>> {
+        if self.area {
+            self.slots.get(k)?.as_ref()?.page(0)
+        } else {
+            self.slots.first()?.as_ref()?.page(k)
+        }
+    }
+
+    /// Whether a fault may map every page of its VMA: not while an area is unpinned, whose
+    /// pages are units of their own (each must fault to be seen accessed).
+    pub(crate) fn whole(&self) -> bool {
+        self.whole
+    }
+}
 
 impl Unit {
     /// A pinned unit of `block`, a buffer at `pgoff` that asked for zone `highest`.
@@ -620,11 +660,51 @@ impl Unit {
         reclaim: &Arc<Reclaim>,
     ) -> Result<Arc<Self>> {
         let (pages, order) = (block.pages(), block.order());
+        let mut slots = KVVec::with_capacity(1, GFP_KERNEL)?;
+        slots
+            .push_within_capacity(Some(block))
+            .map_err(|_| ENOMEM)?;
+        Self::make(None, slots, pgoff, pages, order, highest, reclaim)
+    }
+
+    /// A pinned discardable area: its pages `slots` (order-0 blocks, all filled), mapped by
+    /// `map`, a buffer at `pgoff` that asked for zone `highest`.
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn new_area(
+        map: Area,
+        slots: KVVec<Option<PoolBlock>>,
+        pgoff: u64,
+        highest: usize,
+        reclaim: &Arc<Reclaim>,
+    ) -> Result<Arc<Self>> {
+        if slots
+            .iter()
+            .any(|s| s.as_ref().is_none_or(|b| b.order() != 0))
+            || map.nr_pages() != slots.len()
+        {
+            return Err(EINVAL);
+        }
+        let pages = slots.len();
+        Self::make(Some(map), slots, pgoff, pages, 0, highest, reclaim)
+    }
+
+    fn make(
+        map: Option<Area>,
+        slots: KVVec<Option<PoolBlock>>,
+        pgoff: u64,
+        pages: usize,
+        order: u32,
+        highest: usize,
+        reclaim: &Arc<Reclaim>,
+    ) -> Result<Arc<Self>> {
+        let area = map.is_some();
+        // INVARIANT: pinned, every slot filled (the callers' checks), an area mapped.
         let state = UnitState {
-            block: Some(block),
+            map,
+            slots,
             pinned: true,
             purged: false,
-            listed: None,
             mapped: 0,
             mapping: null_mut(),
         };
@@ -636,24 +716,48 @@ impl Unit {
                 pages,
                 order,
                 highest,
+                area,
             }),
             GFP_KERNEL,
         )
     }
 
-    /// Pages of the block.
+    /// Pages in all.
     pub(crate) fn pages(&self) -> usize {
         self.pages
     }
 
-    /// Zaps every user mapping of the buffer (the pages fault in again at the next access).
-    fn zap(&self, st: &UnitState) {
-        if st.mapped == 0 || st.mapping.is_null() {
+    /// Whether this is an area's (a page per slot), not a block's.
+    pub(crate) fn is_area(&self) -> bool {
+        self.area
+    }
+
+    /// Pages in one slot.
+    fn slot_pages(&self) -> usize {
+        1 << self.order
+    }
+
+    /// The slot holding page `k` of the buffer.
+    fn slot_of(&self, k: usize) -> usize {
+        if self.area {
+            k
+        } else {
+            0
+        }
+    }
+
+    /// Zaps every user mapping of the slots `slots` (their pages fault in again at the next
+    /// access).
+    fn zap(&self, st: &UnitState, slots: core::ops::Range<usize>) {
+        if st.mapped == 0 || st.mapping.is_null() || slots.is_empty() {
             return;
         }
-        let (Ok(begin), Ok(len)) = (
-            i64::try_from(self.pgoff << PAGE_SHIFT),
-            i64::try_from(self.pages << PAGE_SHIFT),
+        let first = self
+            .pgoff
+            .checked_add((slots.start * self.slot_pages()) as u64);
+        let (Some(Ok(begin)), Ok(len)) = (
+            first.map(|p| i64::try_from(p << PAGE_SHIFT)),
+            i64::try_from(slots.len() * (self.slot_pages() << PAGE_SHIFT)),
         ) else {
             return;
         };
@@ -663,24 +767,58 @@ impl Unit {
         unsafe { bindings::unmap_mapping_range(st.mapping, begin, len, 1) };
     }
 
-    /// After a scan cleared its bit: zaps the mappings, so that the next access is seen.
-    fn rearm(&self) {
+    /// After a scan cleared slot `slot`'s bit: zaps its mappings, so that the next access is
+    /// seen.
+    fn rearm(&self, slot: usize) {
         let st = self.state.lock();
-        if st.listed.is_some() {
-            self.zap(&st);
+        if !st.pinned && st.slots.get(slot).is_some_and(Option::is_some) {
+            self.zap(&st, slot..slot + 1);
         }
     }
 
-    /// Sets the unit's reference bit if it is on the lists.
-    fn accessed(&self, st: &UnitState) {
-        if let Some((zone, index)) = st.listed {
-            if let Some(lists) = self.reclaim.lists(zone) {
-                lists.lock().lru.mark_accessed(index);
+    /// Sets slot `slot`'s reference bit if it is on the lists.
+    fn accessed(&self, st: &UnitState, slot: usize) {
+        if st.pinned {
+            return;
+        }
+        if let Some(b) = st.slots.get(slot).and_then(Option::as_ref) {
+            if let Some(lists) = self.reclaim.lists(b.zone()) {
+                lists.lock().lru.mark_accessed(b.index());
             }
         }
     }
 
-    /// `MINIMM_IOC_UNPIN`: the contents may be purged from now on.
+    /// Puts every filled slot on its zone's lists; on a failure (a bug: the indexes are live
+    /// blocks' own) takes the ones it put back off. Returns the pages listed.
+    fn list_all(self: &Arc<Self>, st: &UnitState) -> Result<usize> {
+        let mut listed = 0usize;
+        for (i, b) in st.slots.iter().enumerate() {
+            let Some(b) = b else { continue };
+            let added = (|| -> Result {
+                let lists = self.reclaim.lists(b.zone()).ok_or(EINVAL)?;
+                let mut guard = lists.lock();
+                let g = &mut *guard;
+                let slot = g.owners.get_mut(b.index() as usize).ok_or(EINVAL)?;
+                if slot.is_some() || g.lru.add(b.index(), b.order()).is_err() {
+                    return Err(EINVAL);
+                }
+                *slot = Some((self.clone(), i as u32));
+                Ok(())
+            })();
+            if let Err(e) = added {
+                kernel::warn_on!(true);
+                for b in st.slots.iter().take(i).flatten() {
+                    drop(self.reclaim.unlist(b.zone(), b.index()));
+                }
+                return Err(e);
+            }
+            listed += b.pages();
+        }
+        Ok(listed)
+    }
+
+    /// `MINIMM_IOC_UNPIN`: the contents may be purged from now on (an area's kernel mapping
+    /// goes: it is made again at the next pin).
     ///
     /// Context: process context, may sleep.
     pub(crate) fn unpin(self: &Arc<Self>) -> Result {
@@ -688,55 +826,31 @@ impl Unit {
         if !st.pinned {
             return Ok(());
         }
-        let Some((zone, index, order)) =
-            st.block.as_ref().map(|b| (b.zone(), b.index(), b.order()))
-        else {
-            // Pinned means with pages (a pin after a purge gets new ones): not reached.
-            st.pinned = false;
-            return Ok(());
-        };
-        let lists = self.reclaim.lists(zone).ok_or(EINVAL)?;
-        {
-            let mut guard = lists.lock();
-            let g = &mut *guard;
-            let slot = g.owners.get_mut(index as usize).ok_or(EINVAL)?;
-            if slot.is_some() || g.lru.add(index, order).is_err() {
-                // A bug (the index is this live block's own): stay pinned rather than half
-                // listed.
-                kernel::warn_on!(true);
-                return Err(EINVAL);
-            }
-            *slot = Some(self.clone());
-        }
-        // INVARIANT: unpinned with its pages, listed.
+        let listed = self.list_all(&st)?;
+        // INVARIANT: unpinned, every slot (all filled while pinned) listed, no mapping. The
+        // area's mapping goes under the lock, before any purge can free a page it maps.
         st.pinned = false;
-        st.listed = Some((zone, index));
-        self.reclaim
-            .counters
-            .unpinned
-            .fetch_add(self.pages, Relaxed);
+        let map = st.map.take();
+        drop(map);
+        self.reclaim.counters.unpinned.fetch_add(listed, Relaxed);
         // Accesses from now on must fault to be seen.
-        self.zap(&st);
+        self.zap(&st, 0..st.slots.len());
         drop(st);
         // Something new to reclaim: the thread, if it gave up, listens again.
         self.reclaim.kswapd.reset_failures();
         Ok(())
     }
 
-    /// Takes the unit off its zone's lists if it is on them (it stops counting as unpinned);
-    /// returns the lists' reference, for the caller to drop after its locks.
-    fn take_off_lists(&self, st: &mut UnitState) -> Option<Arc<Unit>> {
-        let owner = st
-            .listed
-            .take()
-            .and_then(|(zone, index)| self.reclaim.unlist(zone, index));
-        if owner.is_some() {
-            self.reclaim
-                .counters
-                .unpinned
-                .fetch_sub(self.pages, Relaxed);
+    /// Takes every filled slot off its zone's lists (they stop counting as unpinned).
+    fn take_off_lists(&self, st: &UnitState) {
+        let mut pages = 0usize;
+        for b in st.slots.iter().flatten() {
+            // `self` is borrowed from a live reference: the lists' is never the last one.
+            if self.reclaim.unlist(b.zone(), b.index()).is_some() {
+                pages += b.pages();
+            }
         }
-        owner
+        self.reclaim.counters.unpinned.fetch_sub(pages, Relaxed);
     }
 
     /// PIN reported a purge that could not reach user space (its struct became unwritable):
@@ -746,71 +860,189 @@ impl Unit {
     }
 
     /// `MINIMM_IOC_PIN`: in use again, never purged until unpinned; returns whether it was
-    /// purged meanwhile (then it has new, zeroed pages).
+    /// purged meanwhile (then its purged pages are new and zeroed). An area is mapped into
+    /// the kernel again.
     ///
-    /// Errors: `ENOMEM` (purged, and no zone could give new pages, even after direct reclaim:
-    /// it stays unpinned).
+    /// Errors: `ENOMEM` (purged, and no zone could give new pages, even after direct reclaim;
+    /// or no kernel mapping for an area): it stays unpinned, as it was.
     ///
     /// Context: process context, may sleep.
     pub(crate) fn pin(self: &Arc<Self>, shared: &Shared) -> Result<bool> {
-        let mut fresh = None;
+        let mut fresh: KVVec<PoolBlock> = KVVec::new();
         loop {
             let mut st = self.state.lock();
             if st.pinned {
                 // A purge an earlier PIN could not report (its struct became unwritable).
                 return Ok(core::mem::replace(&mut st.purged, false));
             }
-            if st.block.is_none() {
-                if let Some(b) = fresh.take() {
-                    st.block = Some(b);
-                }
-            }
-            if st.block.is_some() {
-                let owner = self.take_off_lists(&mut st);
-                // INVARIANT: pinned, not listed.
-                st.pinned = true;
-                let purged = core::mem::replace(&mut st.purged, false);
+            let holes = st.slots.iter().filter(|s| s.is_none()).count();
+            if holes <= fresh.len() {
+                let r = self.pin_locked(&mut st, shared, &mut fresh);
                 drop(st);
-                // Dropped after the locks; `self` holds another reference.
-                drop(owner);
-                // A block made for a purge that a concurrent pin served first goes back.
+                // Pages made for purges that a concurrent pin served first go back.
                 drop(fresh);
-                return Ok(purged);
+                return r;
             }
             drop(st);
             // Purged: new pages, made outside the lock (the allocation may reclaim).
-            let block = with_direct_reclaim(shared, self.highest, self.pages, true, || {
-                self.reclaim
-                    .pool
-                    .alloc(self.order, self.highest, Reserve::Normal)
-            })?;
-            // SAFETY: The block was just allocated; nothing else can reach it.
-            unsafe { block.zero()? };
-            fresh = Some(block);
+            let need = holes - fresh.len();
+            let opts = crate::vmalloc::Options {
+                highest: self.highest,
+                class: Reserve::Normal,
+                large: false,
+                zero: true,
+            };
+            let made = with_direct_reclaim(
+                shared,
+                self.highest,
+                need * self.slot_pages(),
+                true,
+                || -> Result<KVVec<Option<PoolBlock>>> {
+                    if self.area {
+                        shared.vmalloc.take_loose(need, opts)
+                    } else {
+                        let b =
+                            self.reclaim
+                                .pool
+                                .alloc(self.order, self.highest, Reserve::Normal)?;
+                        // SAFETY: The block was just allocated; nothing else can reach it.
+                        unsafe { b.zero()? };
+                        let mut v = KVVec::with_capacity(1, GFP_KERNEL)?;
+                        v.push_within_capacity(Some(b)).map_err(|_| ENOMEM)?;
+                        Ok(v)
+                    }
+                },
+            )?;
+            fresh.reserve(made.len(), GFP_KERNEL)?;
+            for b in made.into_iter().flatten() {
+                fresh.push_within_capacity(b).map_err(|_| ENOMEM)?;
+            }
         }
     }
 
-    /// Runs `f` on the block's pages with the state locked, counting a kernel-side access;
-    /// `ENODATA` once purged.
+    /// The pin itself, under the lock, with `fresh` holding a new page for every hole.
+    fn pin_locked(
+        self: &Arc<Self>,
+        st: &mut UnitState,
+        shared: &Shared,
+        fresh: &mut KVVec<PoolBlock>,
+    ) -> Result<bool> {
+        // Where the holes were, for an undo (allocated before anything changes).
+        let mut holes = KVVec::<usize>::with_capacity(fresh.len(), GFP_KERNEL)?;
+        self.take_off_lists(st);
+        for (i, slot) in st.slots.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = fresh.pop();
+                // Within the capacity: no more holes than new pages.
+                let _ = holes.push_within_capacity(i);
+            }
+        }
+        if self.area {
+            match shared
+                .vmalloc
+                .map_borrowed(&st.slots, self.highest, "vm_pin")
+            {
+                Ok(map) => st.map = Some(map),
+                Err(e) => {
+                    // Unpinned as it was: the new pages out again (to be given back by the
+                    // caller), the others back on the lists.
+                    for &i in holes.iter() {
+                        if let Some(b) = st.slots.get_mut(i).and_then(Option::take) {
+                            // Within the capacity `fresh` had.
+                            drop(fresh.push_within_capacity(b));
+                        }
+                    }
+                    let listed = self.list_all(st)?;
+                    self.reclaim.counters.unpinned.fetch_add(listed, Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        // INVARIANT: pinned: every slot filled, none listed, an area mapped.
+        st.pinned = true;
+        Ok(core::mem::replace(&mut st.purged, false))
+    }
+
+    /// Fills the buffer with the pattern of `seed` (`BLOCK_DATA`), counting an access to
+    /// every page; `ENODATA` once purged. A pinned area is written through its kernel
+    /// mapping, an unpinned one page by page (the same words at the same offsets).
+    ///
+    /// # Safety
+    ///
+    /// As for [`PoolBlock::fill`]: the contents are the caller's to change, and the kernel
+    /// touches them nowhere else meanwhile.
     ///
     /// Context: process context, may sleep.
-    pub(crate) fn with_block<R>(&self, f: impl FnOnce(&PoolBlock) -> Result<R>) -> Result<R> {
-        let st = self.state.lock();
-        let block = st.block.as_ref().ok_or(ENODATA)?;
-        self.accessed(&st);
-        f(block)
+    pub(crate) unsafe fn fill(&self, seed: u64) -> Result {
+        let st = self.whole_data()?;
+        if let Some(map) = &st.map {
+            let word =
+                |k: usize| u64::from_ne_bytes(crate::pattern::word(seed, k as u64).to_le_bytes());
+            // SAFETY: By the caller's obligation; the map is live while the lock is held.
+            unsafe { map.write_words(word) };
+            return Ok(());
+        }
+        let words = (self.slot_pages() << PAGE_SHIFT) / 8;
+        for (i, b) in st.slots.iter().enumerate() {
+            let b = b.as_ref().ok_or(ENODATA)?;
+            // SAFETY: By the caller's obligation; the lock keeps the pages.
+            unsafe { b.fill_at(seed, (i * words) as u64)? };
+        }
+        Ok(())
     }
 
-    /// The fault handler's view: runs `f` with a page lookup for the block (`None` once
-    /// purged), the state locked so that no purge runs meanwhile, counting the access.
+    /// The 64-bit FNV-1a checksum of the buffer's bytes, counting an access to every page;
+    /// `ENODATA` once purged.
+    ///
+    /// # Safety
+    ///
+    /// As for [`PoolBlock::checksum`].
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) unsafe fn checksum(&self) -> Result<u64> {
+        let st = self.whole_data()?;
+        let mut h = crate::pattern::Fnv1a::new();
+        if let Some(map) = &st.map {
+            // SAFETY: By the caller's obligation; the map is live while the lock is held.
+            unsafe { map.read_words(|w| h.update(&w.to_ne_bytes())) };
+            return Ok(h.finish());
+        }
+        for b in st.slots.iter() {
+            // SAFETY: By the caller's obligation; the lock keeps the pages.
+            unsafe { b.as_ref().ok_or(ENODATA)?.checksum_into(&mut h)? };
+        }
+        Ok(h.finish())
+    }
+
+    /// The state, locked, if no page was purged (`ENODATA`), every page counted accessed.
+    fn whole_data(&self) -> Result<kernel::sync::MutexGuard<'_, UnitState>> {
+        let st = self.state.lock();
+        if st.slots.iter().any(Option::is_none) {
+            return Err(ENODATA);
+        }
+        for slot in 0..st.slots.len() {
+            self.accessed(&st, slot);
+        }
+        Ok(st)
+    }
+
+    /// The fault handler's view of page `k`'s fault: runs `f` with the unit's pages (`None`
+    /// if page `k` was purged), the state locked so that no purge runs meanwhile, counting
+    /// the access to page `k`'s slot.
     ///
     /// Context: process context, under the mmap read lock.
-    pub(crate) fn fault<R>(&self, f: impl FnOnce(Option<&PoolBlock>) -> R) -> R {
+    pub(crate) fn fault<R>(&self, k: usize, f: impl FnOnce(Option<&Pages<'_>>) -> R) -> R {
         let st = self.state.lock();
-        if st.block.is_some() {
-            self.accessed(&st);
+        let slot = self.slot_of(k);
+        if st.slots.get(slot).is_none_or(Option::is_none) {
+            return f(None);
         }
-        f(st.block.as_ref())
+        self.accessed(&st, slot);
+        f(Some(&Pages {
+            slots: &st.slots,
+            area: self.area,
+            whole: !self.area || st.pinned,
+        }))
     }
 
     /// A VMA of the buffer now exists (`mapping`: its file's address space).
@@ -830,17 +1062,53 @@ impl Unit {
         }
     }
 
-    /// Whether the unit is pinned, and its pages' zone and first frame unless purged
+    /// Whether the unit is pinned, and a block's zone and first frame unless purged
     /// (page_owner).
     ///
     /// Context: process context.
     pub(crate) fn status(&self) -> (bool, Option<(usize, u64)>) {
         let st = self.state.lock();
-        let at = st.block.as_ref().and_then(|b| {
+        let at = st.slots.first().and_then(Option::as_ref).and_then(|b| {
             let first = b.page(0)?;
             Some((b.zone(), crate::host_pages::page_to_pfn(first.as_ptr())))
         });
         (st.pinned, at)
+    }
+
+    /// An area's pages now, for page_owner: whether it is pinned, and `(first pfn, last pfn,
+    /// zone)` per physically contiguous run of its pages not purged, in order.
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn runs(&self) -> Result<(bool, KVec<(u64, u64, usize)>)> {
+        let st = self.state.lock();
+        let mut runs: KVec<(u64, u64, usize)> = KVec::new();
+        for b in st.slots.iter().flatten() {
+            let Some(p) = b.page(0) else { continue };
+            let first = crate::host_pages::page_to_pfn(p.as_ptr());
+            let last = first + b.pages() as u64 - 1;
+            match runs.last_mut() {
+                Some(r) if r.1 + 1 == first && r.2 == b.zone() => r.1 = last,
+                _ => runs.push((first, last, b.zone()), GFP_KERNEL)?,
+            }
+        }
+        Ok((st.pinned, runs))
+    }
+
+    /// An area's pages per zone and runs now (`VM_INFO`), purged pages not counted.
+    ///
+    /// Context: process context.
+    pub(crate) fn scatter(&self) -> crate::vm_area::Scatter {
+        let st = self.state.lock();
+        if let Some(map) = &st.map {
+            return *map.scatter();
+        }
+        let mut s = crate::vm_area::Scatter::default();
+        for b in st.slots.iter().flatten() {
+            if let Some(p) = b.page(0) {
+                s.add(crate::host_pages::page_to_pfn(p.as_ptr()), b.zone());
+            }
+        }
+        s
     }
 
     /// The buffer goes: off the lists, if it was on them.
@@ -848,10 +1116,12 @@ impl Unit {
     /// Context: process context.
     pub(crate) fn release(&self) {
         let mut st = self.state.lock();
+        if !st.pinned {
+            self.take_off_lists(&st);
+        }
+        // INVARIANT: none listed; the slots may have holes, but nothing pins a unit whose
+        // buffer is gone.
         st.pinned = true;
-        let owner = self.take_off_lists(&mut st);
-        drop(st);
-        drop(owner);
     }
 }
 

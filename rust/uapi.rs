@@ -298,7 +298,8 @@ pub(crate) mod vm_flags {
     pub(crate) const ATOMIC: u32 = 1 << 1;
     pub(crate) const NOWAIT: u32 = 1 << 2;
     pub(crate) const LARGE: u32 = 1 << 3;
-    pub(crate) const VALID: u32 = (1 << 4) - 1;
+    pub(crate) const DISCARDABLE: u32 = 1 << 4;
+    pub(crate) const VALID: u32 = (1 << 5) - 1;
 }
 
 /// `MINIMM_VM_MAX_BYTES`.

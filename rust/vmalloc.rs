@@ -43,7 +43,7 @@ use kernel::{
 
 use crate::{
     fail::{self, Point},
-    pool::{Pool, RawBlock},
+    pool::{Pool, PoolBlock, RawBlock},
     record::{Rec, RecordCache},
     slab_cache::Caches,
     vm_area::{self, Place, Scatter},
@@ -149,12 +149,15 @@ struct PagePtr(*mut bindings::page);
 /// # Invariants
 ///
 /// `addr` is the start of a `vmap` mapping of `pages` (in order, then a guard page) that this
-/// area made and only its drop removes; `blocks` own every page of `pages`, given back only
-/// by the drop.
+/// area made and only its drop removes. Unless `borrowed`, `blocks` own every page of
+/// `pages`, given back only by the drop; a `borrowed` area (a discardable area's mapping
+/// while it is pinned, `reclaim.rs`) owns none (`blocks` is empty), and the owner of its
+/// pages drops the area before any of them.
 pub(crate) struct VmArea {
     addr: usize,
     pages: KVVec<PagePtr>,
     blocks: Taken,
+    borrowed: bool,
     scatter: Scatter,
     /// Whether a user mapping of the area was ever made (then its pages may be pinned when
     /// it goes: see [`Taken`]).
@@ -392,6 +395,108 @@ impl Vmalloc {
     ) -> Result<Area> {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let (blocks, ptrs, scatter) = self.take_pages(pages, opts)?;
+        self.map(node, blocks, false, ptrs, scatter, opts, caller)
+    }
+
+    /// Takes `pages` order-0 pages for a discardable area, zeroed, each its own block (so that
+    /// reclaim can purge them one by one), from zone `opts.highest` down; `opts.large` is
+    /// ignored. Nothing is mapped: see [`Vmalloc::map_borrowed`].
+    ///
+    /// Errors: as for [`Vmalloc::create`], with every page taken given back.
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn take_loose(
+        &self,
+        pages: usize,
+        opts: Options,
+    ) -> Result<KVVec<Option<PoolBlock>>> {
+        if pages == 0 || pages > MAX_AREA_PAGES || opts.highest >= NR_ZONES {
+            return Err(EINVAL);
+        }
+        let opts = Options {
+            large: false,
+            ..opts
+        };
+        let r = (|| {
+            let (mut taken, _, _) = self.take_pages(pages, opts)?;
+            let mut loose = KVVec::with_capacity(pages, GFP_KERNEL)?;
+            for slot in taken.blocks.iter_mut() {
+                if let Some(raw) = slot.take() {
+                    let block = self.pool.own(raw);
+                    if opts.zero {
+                        // SAFETY: The block was just taken; nobody else reaches it.
+                        unsafe { block.zero()? };
+                    }
+                    // Within the capacity: one slot per page taken.
+                    loose
+                        .push_within_capacity(Some(block))
+                        .map_err(|_| EINVAL)?;
+                }
+            }
+            Ok(loose)
+        })();
+        if r.is_err() {
+            self.counters.failed.fetch_add(1, Relaxed);
+        }
+        r
+    }
+
+    /// Maps the pages of a discardable area (`loose`, every slot filled, each an order-0
+    /// block) as an area that does not own them: the caller keeps them, and drops the area
+    /// before any of them.
+    ///
+    /// Errors: `EINVAL` (a slot empty or not order 0), `ENOMEM` (no mapping, no record).
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn map_borrowed(
+        self: &Arc<Self>,
+        loose: &[Option<PoolBlock>],
+        highest: usize,
+        caller: &'static str,
+    ) -> Result<Area> {
+        let r = (|| {
+            let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
+            let mut ptrs = KVVec::with_capacity(loose.len(), GFP_KERNEL)?;
+            let mut scatter = Scatter::default();
+            for b in loose {
+                let b = b.as_ref().filter(|b| b.order() == 0).ok_or(EINVAL)?;
+                let page = b.page(0).ok_or(EINVAL)?;
+                scatter.add(crate::host_pages::page_to_pfn(page.as_ptr()), b.zone());
+                ptrs.push_within_capacity(PagePtr(page.as_ptr()))
+                    .map_err(|_| EINVAL)?;
+            }
+            let blocks = Taken {
+                pool: self.pool.clone(),
+                blocks: KVVec::new(),
+            };
+            let opts = Options {
+                highest,
+                class: Reserve::Normal,
+                large: false,
+                zero: false,
+            };
+            self.map(node, blocks, true, ptrs, scatter, opts, caller)
+        })();
+        if r.is_err() {
+            self.counters.failed.fetch_add(1, Relaxed);
+        }
+        r
+    }
+
+    /// Maps `ptrs` (whose pages `blocks` own, or, `borrowed`, the caller keeps) and makes the
+    /// area's record and tree entry.
+    #[allow(clippy::too_many_arguments)]
+    fn map(
+        self: &Arc<Self>,
+        node: RBTreeNodeReservation<usize, Rec<VmArea>>,
+        blocks: Taken,
+        borrowed: bool,
+        ptrs: KVVec<PagePtr>,
+        scatter: Scatter,
+        opts: Options,
+        caller: &'static str,
+    ) -> Result<Area> {
+        let pages = ptrs.len();
         if fail::should_fail(Point::VmMap) {
             return Err(ENOMEM);
         }
@@ -409,12 +514,13 @@ impl Vmalloc {
         self.counters.pages.fetch_add(pages, Relaxed);
         self.counters.areas.fetch_add(1, Relaxed);
         // INVARIANT: `va` maps `ptrs` (from here on, dropping the area unmaps it), whose pages
-        // `blocks` own.
+        // `blocks` own, or, `borrowed`, the caller keeps for as long as the area lives.
         let task = kernel::current!();
         let area = VmArea {
             addr: va as usize,
             pages: ptrs,
             blocks,
+            borrowed,
             scatter,
             user_mapped: AtomicBool::new(false),
             large: opts.large,
@@ -534,8 +640,9 @@ impl Vmalloc {
     /// debugfs `vmallocinfo`: a line per live area in address order, in
     /// `/proc/vmallocinfo`'s format (`0x<start>-0x<end> <bytes> <caller> pages=<n> vmalloc
     /// N0=<n>`, the size and end counting the guard page, as Linux's do), then the pages per
-    /// zone minimm adds: `DMA=<n> DMA32=<n> Normal=<n>`, and `large` for an area made with
-    /// large blocks first.
+    /// zone minimm adds: `DMA=<n> DMA32=<n> Normal=<n>`, `large` for an area made with
+    /// large blocks first, and `discardable` for a discardable area (listed while pinned: an
+    /// unpinned one has no kernel mapping).
     ///
     /// Context: process context.
     pub(crate) fn write_vmallocinfo(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -545,7 +652,7 @@ impl Vmalloc {
             let z = &a.scatter.zone_pages;
             writeln!(
                 f,
-                "0x{:016x}-0x{:016x} {:7} {} pages={} vmalloc N0={} DMA={} DMA32={} Normal={}{}",
+                "0x{:016x}-0x{:016x} {:7} {} pages={} vmalloc N0={} DMA={} DMA32={} Normal={}{}{}",
                 a.addr,
                 a.addr + size,
                 size,
@@ -555,7 +662,8 @@ impl Vmalloc {
                 z[crate::zone::DMA],
                 z[crate::zone::DMA32],
                 z[crate::zone::NORMAL],
-                if a.large { " large" } else { "" }
+                if a.large { " large" } else { "" },
+                if a.borrowed { " discardable" } else { "" }
             )?;
         }
         Ok(())
@@ -569,7 +677,9 @@ impl Vmalloc {
     /// Context: process context.
     pub(crate) fn write_page_owner(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tree = self.tree.lock();
-        for (_, a) in tree.iter() {
+        // A discardable area's paragraph comes with its state from the buffer records
+        // (`registry.rs`): pinned, unpinned, its purged pages left out.
+        for (_, a) in tree.iter().filter(|(_, a)| !a.borrowed) {
             let end = a.comm.iter().position(|&c| c == 0).unwrap_or(a.comm.len());
             writeln!(
                 f,

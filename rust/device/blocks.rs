@@ -69,9 +69,10 @@ pub(crate) enum Backing {
     /// A vmalloc-like area (`VM_CREATE`), with the `MINIMM_VM_*` flags and the highest zone
     /// it was made with (a resize makes the new one alike).
     Area(Area, u32, usize),
-    /// A discardable block (`ALLOC` with `MINIMM_ALLOC_DISCARDABLE`): pinned or not, its
-    /// pages purged or not (`reclaim.rs`).
-    Discard(Arc<Unit>),
+    /// A discardable block (`ALLOC` with `MINIMM_ALLOC_DISCARDABLE`) or area (`VM_CREATE`
+    /// with `MINIMM_VM_DISCARDABLE`), with the request's flags: pinned or not, its pages
+    /// purged or not (`reclaim.rs`).
+    Discard(Arc<Unit>, u32),
 }
 
 impl Backing {
@@ -80,7 +81,7 @@ impl Backing {
         match self {
             Self::Block(b) => b.pages(),
             Self::Area(a, ..) => a.nr_pages(),
-            Self::Discard(u) => u.pages(),
+            Self::Discard(u, _) => u.pages(),
         }
     }
 
@@ -89,7 +90,7 @@ impl Backing {
         match self {
             Self::Block(b) => b.page(i),
             Self::Area(a, ..) => a.page(i),
-            Self::Discard(_) => None,
+            Self::Discard(..) => None,
         }
     }
 
@@ -112,8 +113,8 @@ impl Backing {
                 unsafe { a.write_words(word) };
                 Ok(())
             }
-            // SAFETY: By the caller's obligation; the unit's lock keeps the block.
-            Self::Discard(u) => u.with_block(|b| unsafe { b.fill(seed) }),
+            // SAFETY: By the caller's obligation.
+            Self::Discard(u, _) => unsafe { u.fill(seed) },
         }
     }
 
@@ -133,8 +134,8 @@ impl Backing {
                 unsafe { a.read_words(|w| h.update(&w.to_ne_bytes())) };
                 Ok(h.finish())
             }
-            // SAFETY: By the caller's obligation; the unit's lock keeps the block.
-            Self::Discard(u) => u.with_block(|b| unsafe { b.checksum() }),
+            // SAFETY: By the caller's obligation.
+            Self::Discard(u, _) => unsafe { u.checksum() },
         }
     }
 }
@@ -165,7 +166,7 @@ pub(crate) struct Buffer {
 impl PinnedDrop for Buffer {
     /// Context: process context (the last reference goes with a table entry or a VMA).
     fn drop(self: Pin<&mut Self>) {
-        if let Backing::Discard(unit) = &self.backing {
+        if let Backing::Discard(unit, _) = &self.backing {
             // Off reclaim's lists, whose reference would keep the pages.
             unit.release();
         }
@@ -322,7 +323,7 @@ impl Client {
                 usize::try_from(req.zone).unwrap_or(zone),
                 &self.shared.reclaim,
             ) {
-                Ok(u) => Backing::Discard(u),
+                Ok(u) => Backing::Discard(u, req.flags),
                 Err(e) => {
                     self.charge.fetch_sub(bytes, Relaxed);
                     return Err(e);
@@ -332,7 +333,7 @@ impl Client {
             Backing::Block(block)
         };
         let unit = match &backing {
-            Backing::Discard(u) => Some(u.clone()),
+            Backing::Discard(u, _) => Some(u.clone()),
             _ => None,
         };
         let buf = self.new_buffer(backing, pgoff, bytes)?;
@@ -538,7 +539,7 @@ impl Client {
             // Its pages may be pinned through this mapping from now on.
             area.note_user_mapping();
         }
-        if let Backing::Discard(unit) = &buf.backing {
+        if let Backing::Discard(unit, _) = &buf.backing {
             // SAFETY: A VMA under construction has its file set; the file's address space
             // lives as long as the file, which the VMA holds.
             unit.mapped(unsafe { (*(*vma.as_ptr()).vm_file).f_mapping });
@@ -580,7 +581,7 @@ unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
     // SAFETY: By the function's safety requirement, `vm_private_data` came from
     // `Arc::into_raw` in `mmap_buffer` and that reference is still held by the original VMA.
     let buf = unsafe { ArcBorrow::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
-    if let Backing::Discard(unit) = &buf.backing {
+    if let Backing::Discard(unit, _) = &buf.backing {
         // SAFETY: The VMA is valid, and a VMA of ours has its file set (see `vma_close`).
         unit.mapped(unsafe { (*(*vma).vm_file).f_mapping });
     }
@@ -598,7 +599,7 @@ unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
     // SAFETY: This VMA owns the reference stored in `vm_private_data` (from `mmap_buffer` or
     // `vma_open`), and this is its one release.
     let buf = unsafe { Arc::<Buffer>::from_raw((*vma).vm_private_data.cast::<Buffer>()) };
-    if let Backing::Discard(unit) = &buf.backing {
+    if let Backing::Discard(unit, _) = &buf.backing {
         unit.unmapped();
     }
     drop(buf);
@@ -649,17 +650,24 @@ unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
     if fail::should_fail(Point::MappingInsert) {
         return bindings::vm_fault_reason_VM_FAULT_OOM;
     }
-    if let Backing::Discard(unit) = &buf.backing {
-        // Under the unit's lock, so that no purge runs meanwhile; a purged block (unpinned
-        // and not pinned again since) has no pages: SIGBUS, as ashmem's purged ranges.
-        return unit.fault(|block| match block {
+    if let Backing::Discard(unit, _) = &buf.backing {
+        let Some(k) = first.checked_add(at) else {
+            return SIGBUS;
+        };
+        // Under the unit's lock, so that no purge runs meanwhile; a purged page (unpinned
+        // and not pinned again since) is gone: SIGBUS, as ashmem's purged ranges.
+        return unit.fault(k, |view| match view {
             None => SIGBUS,
-            Some(block) => {
-                let page_of = |i: usize| first.checked_add(i).and_then(|k| block.page(k));
+            Some(view) => {
+                let page_of = |i: usize| first.checked_add(i).and_then(|k| view.page(k));
                 match insert_one(map, vma.start(), at, page_of(at)) {
                     Some(fault) => fault,
                     None => {
-                        insert_rest(map, vma.start(), pages, at, page_of);
+                        // An unpinned area's pages are units of their own: each must
+                        // fault to be seen accessed, so only the faulting one goes in.
+                        if view.whole() {
+                            insert_rest(map, vma.start(), pages, at, page_of);
+                        }
                         bindings::vm_fault_reason_VM_FAULT_NOPAGE
                     }
                 }

@@ -27,7 +27,7 @@ impl Client {
             return Err(EINVAL);
         }
         let buf = self.lookup(req.handle).ok_or(EINVAL)?;
-        let Backing::Discard(unit) = &buf.backing else {
+        let Backing::Discard(unit, _) = &buf.backing else {
             return Err(EINVAL);
         };
         // Fail on an unwritable struct before anything changes.

@@ -217,6 +217,10 @@ impl Registry {
             return writeln!(f, "page_owner: out of memory copying the records");
         };
         for (pgoff, r) in records.iter() {
+            if let Some(u) = r.unit.as_ref().filter(|u| u.is_area()) {
+                write_area(f, r, u, *pgoff)?;
+                continue;
+            }
             // A discardable block: pinned or unpinned with its pages now, or purged (no
             // pages: no paragraph, as a page_owner lists pages).
             let (state, zone, pfn) = match &r.unit {
@@ -265,7 +269,11 @@ impl Registry {
         records.sort_unstable_by(|a, b| key(&a.1).cmp(&key(&b.1)));
         // (comm, order, zone, blocks, pages), one per run of equal keys.
         let mut groups: KVec<([u8; 16], u32, usize, u64, u64)> = KVec::new();
-        for (_, r) in records.iter() {
+        // Blocks only, as the areas' paragraphs (made by the mapper) are not summarised.
+        for (_, r) in records
+            .iter()
+            .filter(|(_, r)| r.unit.as_ref().is_none_or(|u| !u.is_area()))
+        {
             let pages = 1u64 << r.order;
             match groups.last_mut() {
                 Some(g) if (g.0, g.1, g.2) == key(r) => {
@@ -297,4 +305,40 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// A discardable area's page_owner paragraph, as the mapper writes an area's (`vmalloc.rs`)
+/// with its state: `Area allocated via vmalloc, pages <n>, runs <r>, pid <p>, tgid <t>
+/// (<comm>), ts <ns> ns, discardable pinned|unpinned, file <f> handle <h> offset <o>`, then a
+/// `PFN <first>-<last> zone <zone>` line per run of its pages not purged. A wholly purged
+/// area has no pages, and no paragraph.
+fn write_area(f: &mut fmt::Formatter<'_>, r: &OwnerRecord, u: &Unit, pgoff: u64) -> fmt::Result {
+    let Ok((pinned, runs)) = u.runs() else {
+        return writeln!(f, "page_owner: out of memory listing an area's pages\n");
+    };
+    if runs.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        f,
+        "Area allocated via vmalloc, pages {}, runs {}, pid {}, tgid {} ({}), ts {} ns, discardable {}, file {} handle {} offset {:#x}",
+        u.pages(),
+        runs.len(),
+        r.pid,
+        r.tgid,
+        Comm(r.comm()),
+        r.ts_ns,
+        if pinned { "pinned" } else { "unpinned" },
+        r.file,
+        r.handle,
+        pgoff << kernel::page::PAGE_SHIFT
+    )?;
+    for (first, last, zone) in runs.iter() {
+        writeln!(
+            f,
+            "PFN {first:#x}-{last:#x} zone {}",
+            zone::NAMES.get(*zone).copied().unwrap_or("?")
+        )?;
+    }
+    writeln!(f)
 }

@@ -13,15 +13,22 @@
 //! mapping, record, the mapper's tree lock) with no device lock held.
 
 use kernel::{
-    page::PAGE_SHIFT, page::PAGE_SIZE, prelude::*, rbtree::RBTreeNodeReservation,
-    sync::atomic::Relaxed, uaccess::UserPtr,
+    page::PAGE_SHIFT,
+    page::PAGE_SIZE,
+    prelude::*,
+    rbtree::RBTreeNodeReservation,
+    sync::{atomic::Relaxed, Arc},
+    uaccess::UserPtr,
 };
 
 use super::{
     blocks::{reserve, Backing, Nodes},
-    read_ext, write_prefix, Client, Tail,
+    read_ext,
+    registry::OwnerRecord,
+    write_prefix, Client, Tail,
 };
 use crate::{
+    reclaim::Unit,
     uapi::{self, vm_flags},
     vm_area,
     vmalloc::{Options, MAX_AREA_PAGES},
@@ -45,8 +52,10 @@ impl Client {
         let (mut req, len) =
             read_ext::<uapi::VmCreate>(arg, uapi::VM_CREATE_SIZE_VER0, Tail::Input)?;
         let zone = usize::try_from(req.zone).map_err(|_| EINVAL)?;
+        let discardable = req.flags & vm_flags::DISCARDABLE != 0;
         if zone >= NR_ZONES
             || req.flags & !vm_flags::VALID != 0
+            || (discardable && req.flags & vm_flags::LARGE != 0)
             || req.pad != 0
             || req.bytes > uapi::VM_MAX_BYTES
         {
@@ -60,15 +69,25 @@ impl Client {
         self.charge_bytes(bytes)?;
         let opts = options(zone, req.flags);
         let may_reclaim = req.flags & (vm_flags::ATOMIC | vm_flags::NOWAIT) == 0;
-        let made =
+        let backing = if discardable {
+            self.discard_area(pages, opts, may_reclaim)
+                .map(|(pgoff, u)| (pgoff, Backing::Discard(u, req.flags)))
+        } else {
             crate::reclaim::with_direct_reclaim(&self.shared, zone, pages, may_reclaim, || {
                 self.shared.vmalloc.create(pages, opts, "vm_create")
             })
-            .and_then(|area| Ok((self.shared.registry.take_range(pages as u64)?, area)));
-        let (pgoff, area) = made.inspect_err(|_| {
+            .and_then(|area| Ok((self.shared.registry.take_range(pages as u64)?, area)))
+            .map(|(pgoff, area)| (pgoff, Backing::Area(area, req.flags, zone)))
+        };
+        let (pgoff, backing) = backing.inspect_err(|_| {
             self.charge.fetch_sub(bytes, Relaxed);
         })?;
-        let buf = self.new_buffer(Backing::Area(area, req.flags, zone), pgoff, bytes)?;
+        let unit = match &backing {
+            Backing::Discard(u, _) => Some(u.clone()),
+            _ => None,
+        };
+        let flags = req.flags;
+        let buf = self.new_buffer(backing, pgoff, bytes)?;
         self.enter(
             nodes,
             buf,
@@ -79,8 +98,32 @@ impl Client {
                 req.size = u32::try_from(len).unwrap_or(u32::MAX);
                 write_prefix(arg, &req, len)
             },
-            |_, _| None,
+            |id, handle| {
+                // A discardable area's page_owner paragraph comes from its record (with its
+                // state); other areas' from the mapper's tree.
+                let u = unit?;
+                Some(OwnerRecord::new_by_current(id, handle, 0, zone, 0, flags).with_unit(u))
+            },
         )
+    }
+
+    /// A discardable area of `pages` pages: order-0 pages (each its own unit for reclaim),
+    /// mapped into the kernel while pinned, and its range of the offset space.
+    fn discard_area(
+        &self,
+        pages: usize,
+        opts: Options,
+        may_reclaim: bool,
+    ) -> Result<(u64, Arc<Unit>)> {
+        let sh = &self.shared;
+        let slots =
+            crate::reclaim::with_direct_reclaim(sh, opts.highest, pages, may_reclaim, || {
+                sh.vmalloc.take_loose(pages, opts)
+            })?;
+        let map = sh.vmalloc.map_borrowed(&slots, opts.highest, "vm_create")?;
+        let pgoff = sh.registry.take_range(pages as u64)?;
+        let unit = Unit::new_area(map, slots, pgoff, opts.highest, &sh.reclaim)?;
+        Ok((pgoff, unit))
     }
 
     /// `MINIMM_IOC_VM_FREE`.
@@ -89,7 +132,11 @@ impl Client {
         if req.pad != 0 {
             return Err(EINVAL);
         }
-        let buf = self.take_if(req.handle, |b| matches!(b.backing, Backing::Area(..)))?;
+        let buf = self.take_if(req.handle, |b| match &b.backing {
+            Backing::Area(..) => true,
+            Backing::Discard(u, _) => u.is_area(),
+            Backing::Block(_) => false,
+        })?;
         // Dropped outside the table lock.
         drop(buf);
         Ok(())
@@ -110,6 +157,8 @@ impl Client {
             return Err(EINVAL);
         }
         let pages = vm_area::pages_for(req.bytes, PAGE_SIZE, MAX_AREA_PAGES).ok_or(EINVAL)?;
+        // A discardable area keeps its size (its pages are units of reclaim): EINVAL, as for
+        // a block.
         let (flags, zone) = match self.lookup(req.handle).as_deref().map(|b| &b.backing) {
             Some(Backing::Area(_, flags, zone)) => (*flags, *zone),
             _ => return Err(EINVAL),
@@ -159,13 +208,15 @@ impl Client {
     pub(super) fn vm_info(&self, arg: UserPtr) -> Result {
         let (mut req, len) = read_ext::<uapi::VmInfo>(arg, uapi::VM_INFO_SIZE_VER0, Tail::Output)?;
         let buf = self.lookup(req.handle).ok_or(EINVAL)?;
-        let Backing::Area(area, flags, _) = &buf.backing else {
-            return Err(EINVAL);
+        // A discardable area's pages now: purged ones not counted.
+        let (s, flags) = match &buf.backing {
+            Backing::Area(area, flags, _) => (*area.scatter(), *flags),
+            Backing::Discard(u, flags) if u.is_area() => (u.scatter(), *flags),
+            _ => return Err(EINVAL),
         };
-        let s = area.scatter();
-        req.flags = *flags;
-        req.pages = area.nr_pages() as u64;
-        req.bytes = area.size() as u64;
+        req.flags = flags;
+        req.pages = buf.backing.pages() as u64;
+        req.bytes = (buf.backing.pages() * PAGE_SIZE) as u64;
         for (out, &n) in req.zone_pages.iter_mut().zip(s.zone_pages.iter()) {
             *out = n as u64;
         }

@@ -106,12 +106,23 @@ impl PoolBlock {
     /// nowhere else meanwhile (its owner serialises them; see `device/blocks.rs`).
     pub(crate) unsafe fn checksum(&self) -> Result<u64> {
         let mut h = pattern::Fnv1a::new();
+        // SAFETY: By the caller's obligation.
+        unsafe { self.checksum_into(&mut h)? };
+        Ok(h.finish())
+    }
+
+    /// Feeds the block's bytes to `h` (a buffer of several blocks sums them in order).
+    ///
+    /// # Safety
+    ///
+    /// As for [`PoolBlock::checksum`].
+    pub(crate) unsafe fn checksum_into(&self, h: &mut pattern::Fnv1a) -> Result {
         for i in self.pages_range() {
             let p = self.page(i).ok_or(EINVAL)?;
             // SAFETY: A page of this block, whose kernel-side accesses the caller serialises.
             unsafe { crate::host_pages::read_words(&p, |w| h.update(&w.to_ne_bytes())) };
         }
-        Ok(h.finish())
+        Ok(())
     }
 
     /// Fills the block with the pattern of `seed` (see `pattern::fill`); racing user writes
@@ -122,10 +133,21 @@ impl PoolBlock {
     /// As for [`crate::host_pages::write_words`]: the block is the caller's to change, and the
     /// kernel accesses its contents nowhere else meanwhile.
     pub(crate) unsafe fn fill(&self, seed: u64) -> Result {
+        // SAFETY: By the caller's obligation.
+        unsafe { self.fill_at(seed, 0) }
+    }
+
+    /// [`PoolBlock::fill`] for a block that starts at 64-bit word `start` of a buffer of
+    /// several blocks: its words are the pattern's from there.
+    ///
+    /// # Safety
+    ///
+    /// As for [`PoolBlock::fill`].
+    pub(crate) unsafe fn fill_at(&self, seed: u64, start: u64) -> Result {
         const WORDS: usize = kernel::page::PAGE_SIZE / 8;
         for i in self.pages_range() {
             let p = self.page(i).ok_or(EINVAL)?;
-            let first = (i * WORDS) as u64;
+            let first = start + (i * WORDS) as u64;
             // Little-endian in memory, as the pattern is defined.
             let word =
                 |k: usize| u64::from_ne_bytes(pattern::word(seed, first + k as u64).to_le_bytes());

@@ -230,6 +230,14 @@ impl Pool {
         })
     }
 
+    /// `raw` as an owned [`PoolBlock`], given back (or held) when dropped.
+    pub(crate) fn own(self: &Arc<Self>, raw: RawBlock) -> PoolBlock {
+        PoolBlock {
+            raw,
+            pool: self.clone(),
+        }
+    }
+
     /// Gives back every block of `blocks` (emptying their slots) as dropping a [`PoolBlock`]
     /// of each would, in bulk: a block with a page still referenced from outside minimm (a
     /// `get_user_pages` pin taken through a user mapping) is held, the rest go back through

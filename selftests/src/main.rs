@@ -630,6 +630,10 @@ const TESTS: &[Test] = &[
         run: reclaim::purge_edges,
     },
     Test {
+        name: "reclaim_discardable_areas_page_by_page",
+        run: reclaim::discardable_areas_page_by_page,
+    },
+    Test {
         name: "reclaim_stress",
         run: reclaim::stress,
     },

@@ -505,7 +505,9 @@ struct minimm_slab_stats {
 #define MINIMM_VM_ATOMIC	(1U << 1)	/* the reserves of MINIMM_ALLOC_ATOMIC */
 #define MINIMM_VM_NOWAIT	(1U << 2)	/* as MINIMM_ALLOC_NOWAIT */
 #define MINIMM_VM_LARGE		(1U << 3)	/* largest blocks first, fewer runs */
-#define MINIMM_VM_VALID		((1U << 4) - 1)
+#define MINIMM_VM_DISCARDABLE	(1U << 4)	/* may be unpinned and purged page by page
+						 * (MINIMM_FEAT_RECLAIM; not with LARGE) */
+#define MINIMM_VM_VALID		((1U << 5) - 1)
 
 /* The largest area, in bytes (4 GiB). */
 #define MINIMM_VM_MAX_BYTES	(1ULL << 32)
@@ -523,8 +525,8 @@ struct minimm_slab_stats {
  * @mmap_offset: out: the offset to mmap the whole area at
  * @pages:       out: pages in the area
  *
- * Errors: EINVAL (bytes 0 or above MINIMM_VM_MAX_BYTES, unknown zone or flags, padding),
- * ENOMEM (the zones cannot give every page, or the kernel has no mapping for them: every
+ * Errors: EINVAL (bytes 0 or above MINIMM_VM_MAX_BYTES, unknown zone or flags,
+ * MINIMM_VM_DISCARDABLE with MINIMM_VM_LARGE, padding), ENOMEM (the zones cannot give every page, or the kernel has no mapping for them: every
  * page already taken goes back, nothing is left), EDQUOT (beyond the file's quota), ENOSPC
  * (the file's handles or the module's offset space used up), EBADF (file not open for
  * writing), EFAULT.
@@ -611,22 +613,32 @@ struct minimm_vm_resize {
  * (MINIMM_PIN_PURGED), in which case it has new pages, zeroed (mappings fault them in).
  * An unpinned buffer that is not purged keeps its bytes and can be read and written as
  * ever. UNPIN of an unpinned buffer and PIN of a pinned one change nothing (PIN then
- * reports 0, unless an earlier PIN found a purge but could not write its report back). Freeing and closing work as for any buffer, pinned or not; a purged buffer
- * keeps its handle, its mmap offset and its quota charge.
+ * reports 0, unless an earlier PIN found a purge but could not write its report back).
+ * Freeing and closing work as for any buffer, pinned or not; a purged buffer keeps its
+ * handle, its mmap offset and its quota charge.
+ *
+ * An area created with MINIMM_VM_DISCARDABLE is discardable too, page by page: each of its
+ * pages is purged on its own (PIN reports MINIMM_PIN_PURGED if any was, and gives new zeroed
+ * pages for those only; the others keep their bytes), and an access gets SIGBUS only on a
+ * purged page. Its kernel mapping exists while it is pinned: UNPIN removes it and PIN maps
+ * the pages again (elsewhere in the kernel's address space; debugfs vmallocinfo lists the
+ * area while it is pinned). BLOCK_DATA on an unpinned area works while none of its pages is
+ * purged, else ENODATA. MINIMM_IOC_VM_RESIZE of a discardable area is EINVAL.
  */
 #define MINIMM_PIN_PURGED	(1U << 0)	/* @result of PIN: purged while unpinned */
 
 /**
- * struct minimm_pin - MINIMM_IOC_UNPIN and MINIMM_IOC_PIN: unpin or pin a discardable block
+ * struct minimm_pin - MINIMM_IOC_UNPIN and MINIMM_IOC_PIN: unpin or pin a discardable buffer
  * @size:   sizeof(struct minimm_pin), at least MINIMM_PIN_SIZE_VER0
  * @flags:  zero
- * @handle: a discardable block of this file
- * @result: out (PIN): MINIMM_PIN_PURGED if the block was purged since it was unpinned;
+ * @handle: a discardable block or area of this file
+ * @result: out (PIN): MINIMM_PIN_PURGED if a page was purged since it was unpinned;
  *          UNPIN writes 0
  *
  * Errors: EINVAL (unknown handle, one of another file, a buffer not allocated with
- * MINIMM_ALLOC_DISCARDABLE, flags), ENOMEM (PIN of a purged block when no zone could give
- * it new pages: it stays unpinned and purged), EBADF, EFAULT.
+ * MINIMM_ALLOC_DISCARDABLE or MINIMM_VM_DISCARDABLE, flags), ENOMEM (PIN of a purged buffer
+ * when no zone could give it new pages, or of an area the kernel has no mapping for: it
+ * stays unpinned and purged), EBADF, EFAULT.
  */
 struct minimm_pin {
 	__u32 size;

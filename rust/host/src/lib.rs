@@ -135,6 +135,7 @@ mod tests {
         assert_eq!(uapi::vm_flags::ATOMIC, sys::MINIMM_VM_ATOMIC);
         assert_eq!(uapi::vm_flags::NOWAIT, sys::MINIMM_VM_NOWAIT);
         assert_eq!(uapi::vm_flags::LARGE, sys::MINIMM_VM_LARGE);
+        assert_eq!(uapi::vm_flags::DISCARDABLE, sys::MINIMM_VM_DISCARDABLE);
         assert_eq!(uapi::vm_flags::VALID, sys::MINIMM_VM_VALID);
         assert_eq!(uapi::VM_MAX_BYTES, sys::MINIMM_VM_MAX_BYTES as u64);
         assert_eq!(uapi::VM_CREATE_SIZE_VER0, sys::MINIMM_VM_CREATE_SIZE_VER0);
