@@ -244,6 +244,11 @@ impl Client {
             return Err(EINVAL);
         }
         write_prefix(arg, &req, len)?;
+        // An unknown cache is EINVAL whatever memory there is: looked up before anything is
+        // allocated (and again below, under the lock that keeps it).
+        if !generic && self.slab.lock().caches.get(&req.cache).is_none() {
+            return Err(EINVAL);
+        }
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         if fail::should_fail(Point::HandleInsert) {
             return Err(ENOMEM);
@@ -363,6 +368,11 @@ impl Client {
                 *h = r.read::<u64>()?;
             }
             return self.bulk_free(req.cache, handles);
+        }
+        // An unknown cache is EINVAL whatever memory there is: looked up before anything is
+        // allocated (and again below, under the lock that keeps it).
+        if self.slab.lock().caches.get(&req.cache).is_none() {
+            return Err(EINVAL);
         }
         // Allocation: everything reserved and allocated first, then the handles written, then
         // the objects entered: all or nothing.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Discardable blocks in the fuzzer (MINIMM_FEAT_RECLAIM): UNPIN, PIN (which reports purges),
+//! Discardable blocks and areas in the fuzzer (MINIMM_FEAT_RECLAIM): UNPIN, PIN (which
+//! reports purges; an area's are page by page),
 //! reads of unpinned blocks (their bytes or the purge's ENODATA/SIGBUS, nothing else), and
 //! reclaim asked for through debugfs while every process works, so that purges happen
 //! during the fuzz.
@@ -15,7 +16,7 @@ use minimm_uapi::checksum;
 
 use crate::{
     common::{Child, Exit, DEBUGFS},
-    model::{lock, Data, Fill},
+    model::{lock, Block, Data, Fill},
     ops::{put_block, Ctx, Ran, Step},
     sys::{mmap, munmap},
 };
@@ -88,7 +89,22 @@ pub(crate) fn op_discard_pin(ctx: &mut Ctx<'_>) -> Step {
         Ok(Ok(purged)) => {
             if purged {
                 ctx.what += ": purged";
-                b.data = Data::new(b.pages(), Fill::Zero);
+                if b.area.is_some() {
+                    // An area is purged page by page: each page is now the model's or zero.
+                    match learn_purged_pages(&file, &mut b, ctx.page()) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            // Unreadable from this file: which pages went cannot be told.
+                            return free_unknown(ctx, &file, b);
+                        }
+                        Err(e) => {
+                            lock(&file.model).unpinned.push(b);
+                            return Err(e);
+                        }
+                    }
+                } else {
+                    b.data = Data::new(b.pages(), Fill::Zero);
+                }
             }
             // Pinned: the block's bytes are the model's again, and every other operation
             // checks them.
@@ -116,6 +132,65 @@ pub(crate) fn op_discard_pin(ctx: &mut Ctx<'_>) -> Step {
         }
     }
     Ok(Ran::Done)
+}
+
+/// After a PIN that reported a purge of area `b`: reads it through a mapping of `file` and
+/// takes each page as the model's bytes or, purged, zero (anything else is an error).
+/// `Ok(false)` when the file is not open for reading.
+fn learn_purged_pages(
+    file: &crate::model::File,
+    b: &mut Block,
+    page: usize,
+) -> Result<bool, String> {
+    if !file.readable() {
+        return Ok(false);
+    }
+    let len = b.pages() as usize * page;
+    let addr = mmap(
+        file.dev.fd(),
+        b.offset,
+        len,
+        libc::PROT_READ,
+        libc::MAP_SHARED,
+    )
+    .map_err(|e| format!("mmap of a pinned area: {e}"))?;
+    // SAFETY: our own mapping of `len` readable bytes of a pinned area (no SIGBUS).
+    let got = unsafe { std::slice::from_raw_parts(addr as *const u8, len) };
+    let mut bad = None;
+    for i in 0..b.pages() {
+        let at = i as usize * page;
+        let have = &got[at..at + page];
+        if have == b.data.bytes(i, i + 1, page).as_slice() {
+            continue;
+        }
+        if have.iter().all(|&x| x == 0) {
+            b.data.write(i, i + 1, Fill::Zero);
+        } else {
+            bad = Some(i);
+            break;
+        }
+    }
+    let _ = munmap(addr, len);
+    match bad {
+        Some(i) => Err(format!(
+            "after PIN of a purged area, page {i} is neither its bytes nor zero"
+        )),
+        None => Ok(true),
+    }
+}
+
+/// Frees pinned block `b`, whose bytes the model cannot know.
+fn free_unknown(ctx: &mut Ctx<'_>, file: &crate::model::File, b: Block) -> Step {
+    ctx.what += ", freed: its pages cannot be read from this file";
+    let r = ctx.ok(file.dev.free(b.handle), "FREE of a purged area");
+    let mut m = lock(&file.model);
+    if r.is_ok() {
+        m.note_freed(b.handle);
+        m.charged -= u64::from(b.pages());
+    } else {
+        m.live.push(b);
+    }
+    r.map(|()| Ran::Done)
 }
 
 /// Reads an unpinned block: through BLOCK_DATA (its checksum, or ENODATA once purged), or

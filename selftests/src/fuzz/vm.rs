@@ -75,6 +75,11 @@ pub(crate) fn op_vm_create(ctx: &mut Ctx<'_>) -> Step {
         ctx.fails(r, &[libc::EBADF], "VM_CREATE on a read-only file")?;
         return Ok(Ran::Done);
     }
+    let discardable = req.flags & sys::MINIMM_VM_DISCARDABLE != 0;
+    if discardable && req.flags & sys::MINIMM_VM_LARGE != 0 {
+        ctx.fails(r, &[libc::EINVAL], "VM_CREATE with DISCARDABLE and LARGE")?;
+        return Ok(Ran::Done);
+    }
     let (lower, upper) = m.charge_bounds(page as usize);
     let quota = ctx.p.quota * page;
     let want = u64::from(pages) * page;
@@ -135,7 +140,7 @@ pub(crate) fn op_vm_create(ctx: &mut Ctx<'_>) -> Step {
         data: Data::new(pages, Fill::Zero),
         pieces: Vec::new(),
         freed: false,
-        discardable: false,
+        discardable,
     };
     drop(m);
     let r = check_info(ctx, &file.dev, &b);
@@ -215,7 +220,7 @@ pub(crate) fn op_vm_create_invalid(ctx: &mut Ctx<'_>) -> Step {
 
 /// VM_RESIZE of an area to a random size: the first pages kept, the rest zero, a new offset;
 /// a mapping made before keeps the old pages and data (the old area stays charged until it is
-/// unmapped). A block's handle is EINVAL, the block unchanged.
+/// unmapped). A block's or a discardable area's handle is EINVAL, the buffer unchanged.
 pub(crate) fn op_vm_resize(ctx: &mut Ctx<'_>) -> Step {
     let Some(file) = ctx.pick_file(|f| f.writable()) else {
         return Ok(Ran::Skipped);
@@ -234,8 +239,13 @@ pub(crate) fn op_vm_resize(ctx: &mut Ctx<'_>) -> Step {
         b.pieces.len()
     );
     let r = file.dev.vm_resize(b.handle, u64::from(pages) * page);
-    if b.area.is_none() {
-        let r = ctx.fails(r, &[libc::EINVAL], "VM_RESIZE of a block");
+    if b.area.is_none() || b.discardable {
+        // A discardable area keeps its size.
+        let r = ctx.fails(
+            r,
+            &[libc::EINVAL],
+            "VM_RESIZE of a block or discardable area",
+        );
         put_block(&file, b);
         return r.map(|_| Ran::Done);
     }
