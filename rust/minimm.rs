@@ -37,16 +37,17 @@
 //! - [`lru`] (pure): page frame reclaim's lists: a zone's inactive and active lists linked
 //!   through a table of one link per page, the clock (second chance) that scans them, the
 //!   aging ratio, the priority loop, the reclaim thread's sleep decision and direct reclaim's
-//!   retry bound; [`reclaim`]: reclaim's kernel side as built so far: discardable blocks
-//!   (`Unit`: pages, pin state, mappings to zap), each zone's lists of them, and reclaim on
-//!   demand (debugfs `reclaim`) from the per-CPU lists, the slab caches, held blocks and the
-//!   clock's choice of unpinned blocks.
+//!   retry bound; [`reclaim`]: reclaim's kernel side: discardable blocks and areas (`Unit`:
+//!   pages, pin state, an area's kernel mapping while pinned, mappings to zap), each zone's
+//!   lists of them (a block one unit, an area's pages one each), reclaim from the per-CPU
+//!   lists, the slab caches, held blocks and the clock's choice of unpinned units (debugfs
+//!   `reclaim`, direct reclaim, the thread's passes); [`reclaimd`]: the reclaim thread.
 //! - [`device`]: the misc device: open files, the ioctl dispatcher and struct copying
 //!   (`device/mod.rs`); buffers, their ioctls and mmap with faults (`device/blocks.rs`); the
 //!   module-wide mmap offset space and buffer owners (`device/registry.rs`); a file's slab
 //!   caches and objects and their ioctls (`device/slab.rs`); a file's vmalloc-like areas, which
-//!   are buffers too, and their ioctls (`device/vmalloc.rs`); a file's discardable blocks'
-//!   `UNPIN` and `PIN` (`device/discard.rs`).
+//!   are buffers too, and their ioctls (`device/vmalloc.rs`); a file's discardable buffers'
+//!   `UNPIN` and `PIN`, and the watermark events (`device/discard.rs`, `device/poll.rs`).
 //! - [`debugfs`]: the files under debugfs `minimm/`.
 //! - [`debugfs_file`]: debugfs directories and files that pin the module while open (the
 //!   unsafe part of debugfs).
@@ -65,10 +66,13 @@
 //!    `page_owner`).
 //!
 //!    `vmalloc::Vmalloc::tree` (mutex): the areas by address; taken alone (an area's pages,
-//!    mapping and record are made and given back outside it).
+//!    mapping and record are made and given back outside it), or under a discardable area's
+//!    unit state (below), which maps and unmaps the area at `PIN` and `UNPIN`.
 //!
-//!    `reclaim::Unit::state` (mutex, one per discardable block, one class): a discardable
-//!    block's pages and pin state; taken alone (`page_owner` copies the registry's records out
+//!    `reclaim::Unit::state` (mutex, one per discardable block or area, one class): a
+//!    discardable buffer's pages, pin state and (an area's, while pinned) kernel mapping; it
+//!    makes and drops that mapping (`vmap`, a record from `minimm_vm_area`, the tree lock
+//!    above) under itself; taken alone (`page_owner` copies the registry's records out
 //!    first), under the block's `Buffer::data` (`BLOCK_DATA`), or by the fault handler and
 //!    `vma_open`/`vma_close` under the mmap lock. Above
 //!    `reclaim::Reclaim::zones[z]` (mutex, one class): a zone's inactive and active lists and

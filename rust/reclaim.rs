@@ -8,10 +8,17 @@
 //!    (`kmem_cache_shrink` on every cache, the generic ones included);
 //! 3. held blocks (pages once referenced from outside, as by a GUP pin) whose references have
 //!    dropped: recycled now rather than by the next round of the reaper;
-//! 4. unpinned discardable blocks ([`Unit`]s), chosen by the clock over each zone's inactive
-//!    and active lists (`lru.rs`), from the highest zone down, in passes of falling priority.
+//! 4. unpinned discardable memory ([`Unit`]s: a block is one unit on the lists, an area's
+//!    pages are one each), chosen by the clock over each zone's inactive and active lists
+//!    (`lru.rs`), from the highest zone down, in passes of falling priority.
 //!
-//! A purge takes the block's pages back into the pool and zaps every user mapping of them in
+//! A discardable area is mapped into the kernel only while pinned: its pages can be purged
+//! one by one only if no kernel mapping holds them, and 7.3 exports no call that unmaps one
+//! page from a vmap range or maps one back into it (`vunmap_range`, `vmap_pages_range`), so
+//! `UNPIN` drops the whole mapping and `PIN` makes it again over the pages, the purged ones
+//! replaced.
+//!
+//! A purge takes the unit's pages back into the pool and zaps every user mapping of them in
 //! every process with `unmap_mapping_range` over the buffer's range of the device's offset
 //! space (unique module-wide, so it names this buffer's mappings and nothing else); a later
 //! access faults into the buffer's fault handler, which answers SIGBUS until the buffer is

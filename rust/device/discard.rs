@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Discardable blocks of an open file, `UNPIN` and `PIN`, and the watermark events it reads
+//! Discardable blocks and areas of an open file, `UNPIN` and `PIN`, and the watermark events it reads
 //! (`WMARK_EVENTS`; `POLLPRI` from `poll`, in `poll.rs`).
 //!
-//! A block allocated with `MINIMM_ALLOC_DISCARDABLE` is a buffer whose pages are a
-//! [`crate::reclaim::Unit`]: pinned at first; unpinned, it joins its zone's inactive list and
-//! reclaim may purge it (`reclaim.rs`); pinned again, it leaves the lists and, if it was
-//! purged, gets new zeroed pages.
+//! A block allocated with `MINIMM_ALLOC_DISCARDABLE` (or an area created with
+//! `MINIMM_VM_DISCARDABLE`) is a buffer whose pages are a [`crate::reclaim::Unit`]: pinned at
+//! first; unpinned, it joins its zone's inactive list (an area's pages each theirs) and
+//! reclaim may purge it (`reclaim.rs`); pinned again, it leaves the lists and its purged
+//! pages are new and zeroed.
 //!
 //! # Locks
 //!
