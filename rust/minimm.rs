@@ -65,14 +65,10 @@
 //!    above the registry's (a buffer dropped in `vma_close`), and a seq_file's lock (reading
 //!    `page_owner`).
 //!
-//!    `vmalloc::Vmalloc::tree` (mutex): the areas by address; taken alone (an area's pages,
-//!    mapping and record are made and given back outside it), or under a discardable area's
-//!    unit state (below), which maps and unmaps the area at `PIN` and `UNPIN`.
-//!
 //!    `reclaim::Unit::state` (mutex, one per discardable block or area, one class): a
 //!    discardable buffer's pages, pin state and (an area's, while pinned) kernel mapping; it
 //!    makes and drops that mapping (`vmap`, a record from `minimm_vm_area`, the tree lock
-//!    above) under itself; taken alone (`page_owner` copies the registry's records out
+//!    below) under itself; taken alone (`page_owner` copies the registry's records out
 //!    first), under the block's `Buffer::data` (`BLOCK_DATA`), or by the fault handler and
 //!    `vma_open`/`vma_close` under the mmap lock. Above
 //!    `reclaim::Reclaim::zones[z]` (mutex, one class): a zone's inactive and active lists and
@@ -81,6 +77,12 @@
 //!    unit's state (the file's `i_mmap` lock and the page table locks below it, as the kernel
 //!    orders them after the mmap lock). A unit frees its block (the pool's locks, 4 and 5)
 //!    after dropping both.
+//!
+//!    `vmalloc::Vmalloc::tree` (mutex): the areas by address; taken alone (an area's pages,
+//!    mapping and record are made and given back outside it), or under a discardable area's
+//!    unit state (above), which maps and unmaps the area at `PIN` and `UNPIN`. Nothing takes
+//!    a unit's state under it (`vmallocinfo` and `page_owner` leave discardable areas to the
+//!    registry's records).
 //!
 //!    `reclaim::Reclaim::events` (mutex): the watermark events; taken with no other minimm
 //!    lock held, and above a zone's lock (5), which it takes to read the zone's marks whole.
@@ -95,7 +97,8 @@
 //!    CPU's object array. Only tried outside process context, as the per-CPU page lists.
 //! 3. `slab_cache::SlabCache::node` (irq-safe spinlock, one class for every cache): a cache's
 //!    slabs. Never two caches' at once. A record (`record.rs`) is allocated and freed through
-//!    its cache with none of minimm's locks held or under the file's slab table (1), and freed
+//!    its cache with none of minimm's locks held, under the file's slab table (1) or under a
+//!    discardable area's unit state (1: its mapping's record, at `PIN` and `UNPIN`), and freed
 //!    under the mmap lock when an area's last mapping goes. The pool's locks below may be taken under 2 (a flush
 //!    giving an emptied slab back), not under 3.
 //! 4. `pool::Zone::pcp[cpu]` (spinlock, `pool/pcp_lock.rs`, one per CPU and zone, one lockdep

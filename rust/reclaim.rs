@@ -478,10 +478,12 @@ impl Reclaim {
                 return 0;
             }
             if g.lru.link(index).is_some_and(|l| l.accessed())
+                || st.pinning > 0
                 || crate::fail::should_fail(crate::fail::Point::ReclaimPurge)
             {
-                // Accessed since the scan looked (or fault injection says it cannot go
-                // now): a second chance after all.
+                // Accessed since the scan looked, being pinned (new pages for its purged
+                // ones are on their way), or fault injection says it cannot go now: a
+                // second chance after all.
                 kernel::warn_on!(g.lru.putback(index).is_err());
                 return 0;
             }
@@ -621,6 +623,9 @@ struct UnitState {
     /// The pages: the block, or the area's pages in order; `None` where purged.
     slots: KVVec<Option<PoolBlock>>,
     pinned: bool,
+    /// PINs making new pages for it, the lock dropped meanwhile: the clock leaves its pages
+    /// alone (a direct reclaim of the pin's own must not purge more of the unit it serves).
+    pinning: u32,
     /// Purged since it was last pinned.
     purged: bool,
     /// User mappings (VMAs) of the buffer.
@@ -637,6 +642,7 @@ pub(crate) struct Pages<'a> {
     slots: &'a [Option<PoolBlock>],
     area: bool,
     whole: bool,
+    map: Option<&'a Area>,
 }
 
 impl<'a> Pages<'a> {
@@ -653,6 +659,12 @@ impl<'a> Pages<'a> {
     /// pages are units of their own (each must fault to be seen accessed).
     pub(crate) fn whole(&self) -> bool {
         self.whole
+    }
+
+    /// A pinned area's kernel mapping, whose page array the fault handler inserts in
+    /// batches.
+    pub(crate) fn map(&self) -> Option<&'a Area> {
+        self.map
     }
 }
 
@@ -690,6 +702,9 @@ impl Unit {
             .any(|s| s.as_ref().is_none_or(|b| b.order() != 0))
             || map.nr_pages() != slots.len()
         {
+            // The mapping goes before the pages it maps.
+            drop(map);
+            drop(slots);
             return Err(EINVAL);
         }
         let pages = slots.len();
@@ -711,6 +726,7 @@ impl Unit {
             map,
             slots,
             pinned: true,
+            pinning: 0,
             purged: false,
             mapped: 0,
             mapping: null_mut(),
@@ -876,8 +892,13 @@ impl Unit {
     /// Context: process context, may sleep.
     pub(crate) fn pin(self: &Arc<Self>, shared: &Shared) -> Result<bool> {
         let mut fresh: KVVec<PoolBlock> = KVVec::new();
+        // Whether this call counts in `pinning` (while it makes pages with the lock dropped).
+        let mut counted = false;
         loop {
             let mut st = self.state.lock();
+            if core::mem::take(&mut counted) {
+                st.pinning = st.pinning.saturating_sub(1);
+            }
             if st.pinned {
                 // A purge an earlier PIN could not report (its struct became unwritable).
                 return Ok(core::mem::replace(&mut st.purged, false));
@@ -890,53 +911,69 @@ impl Unit {
                 drop(fresh);
                 return r;
             }
+            st.pinning = st.pinning.saturating_add(1);
+            counted = true;
             drop(st);
             // Purged: new pages, made outside the lock (the allocation may reclaim).
-            let need = holes - fresh.len();
-            let opts = crate::vmalloc::Options {
-                highest: self.highest,
-                class: Reserve::Normal,
-                large: false,
-                zero: true,
-            };
-            let made = with_direct_reclaim(
-                shared,
-                self.highest,
-                need * self.slot_pages(),
-                true,
-                || -> Result<KVVec<Option<PoolBlock>>> {
-                    if self.area {
-                        shared.vmalloc.take_loose(need, opts)
-                    } else {
-                        let b =
-                            self.reclaim
-                                .pool
-                                .alloc(self.order, self.highest, Reserve::Normal)?;
-                        // SAFETY: The block was just allocated; nothing else can reach it.
-                        unsafe { b.zero()? };
-                        let mut v = KVVec::with_capacity(1, GFP_KERNEL)?;
-                        v.push_within_capacity(Some(b)).map_err(|_| ENOMEM)?;
-                        Ok(v)
-                    }
-                },
-            )?;
-            fresh.reserve(made.len(), GFP_KERNEL)?;
-            for b in made.into_iter().flatten() {
-                fresh.push_within_capacity(b).map_err(|_| ENOMEM)?;
+            if let Err(e) = self.make_pages(shared, holes - fresh.len(), &mut fresh) {
+                let mut st = self.state.lock();
+                st.pinning = st.pinning.saturating_sub(1);
+                return Err(e);
             }
         }
     }
 
-    /// The pin itself, under the lock, with `fresh` holding a new page for every hole.
+    /// Adds `need` new zeroed slots' worth of pages to `fresh`, with direct reclaim.
+    ///
+    /// Context: process context, may sleep; no lock of minimm's held.
+    fn make_pages(&self, shared: &Shared, need: usize, fresh: &mut KVVec<PoolBlock>) -> Result {
+        let opts = crate::vmalloc::Options {
+            highest: self.highest,
+            class: Reserve::Normal,
+            large: false,
+            zero: true,
+        };
+        let pages = need.checked_mul(self.slot_pages()).ok_or(ENOMEM)?;
+        let made = with_direct_reclaim(
+            shared,
+            self.highest,
+            pages,
+            true,
+            || -> Result<KVVec<Option<PoolBlock>>> {
+                if self.area {
+                    shared.vmalloc.take_loose(need, opts)
+                } else {
+                    let b = self
+                        .reclaim
+                        .pool
+                        .alloc(self.order, self.highest, Reserve::Normal)?;
+                    // SAFETY: The block was just allocated; nothing else can reach it.
+                    unsafe { b.zero()? };
+                    let mut v = KVVec::with_capacity(1, GFP_KERNEL)?;
+                    v.push_within_capacity(Some(b)).map_err(|_| ENOMEM)?;
+                    Ok(v)
+                }
+            },
+        )?;
+        fresh.reserve(made.len(), GFP_KERNEL)?;
+        for b in made.into_iter().flatten() {
+            // Within the capacity just reserved.
+            fresh.push_within_capacity(b).map_err(|_| ENOMEM)?;
+        }
+        Ok(())
+    }
+
+    /// The pin itself, under the lock, with `fresh` holding a new page for every hole: the
+    /// holes filled, an area mapped, then (nothing can fail any more) every other slot taken
+    /// off the lists. On a failure the unit is as it was, the new pages back in `fresh`.
     fn pin_locked(
         self: &Arc<Self>,
         st: &mut UnitState,
         shared: &Shared,
         fresh: &mut KVVec<PoolBlock>,
     ) -> Result<bool> {
-        // Where the holes were, for an undo (allocated before anything changes).
+        // Where the holes were (allocated before anything changes).
         let mut holes = KVVec::<usize>::with_capacity(fresh.len(), GFP_KERNEL)?;
-        self.take_off_lists(st);
         for (i, slot) in st.slots.iter_mut().enumerate() {
             if slot.is_none() {
                 *slot = fresh.pop();
@@ -951,20 +988,29 @@ impl Unit {
             {
                 Ok(map) => st.map = Some(map),
                 Err(e) => {
-                    // Unpinned as it was: the new pages out again (to be given back by the
-                    // caller), the others back on the lists.
                     for &i in holes.iter() {
                         if let Some(b) = st.slots.get_mut(i).and_then(Option::take) {
                             // Within the capacity `fresh` had.
                             drop(fresh.push_within_capacity(b));
                         }
                     }
-                    let listed = self.list_all(st)?;
-                    self.reclaim.counters.unpinned.fetch_add(listed, Relaxed);
                     return Err(e);
                 }
             }
         }
+        // The slots that were not holes are the listed ones.
+        let mut pages = 0usize;
+        for (i, b) in st.slots.iter().enumerate() {
+            let Some(b) = b else { continue };
+            if holes.binary_search(&i).is_ok() {
+                continue;
+            }
+            // `self` is borrowed from a live reference: the lists' is never the last one.
+            if self.reclaim.unlist(b.zone(), b.index()).is_some() {
+                pages += b.pages();
+            }
+        }
+        self.reclaim.counters.unpinned.fetch_sub(pages, Relaxed);
         // INVARIANT: pinned: every slot filled, none listed, an area mapped.
         st.pinned = true;
         Ok(core::mem::replace(&mut st.purged, false))
@@ -1049,6 +1095,7 @@ impl Unit {
             slots: &st.slots,
             area: self.area,
             whole: !self.area || st.pinned,
+            map: st.map.as_ref(),
         }))
     }
 
@@ -1244,4 +1291,157 @@ pub(crate) fn balance(shared: &Shared) -> bool {
         progress = true;
     }
     progress
+}
+
+#[kunit_tests(minimm_reclaim)]
+mod tests {
+    use super::*;
+    use crate::{
+        pool::tests::all_back,
+        slab_cache::{Caches, Config, Gfp},
+        zone::DMA,
+    };
+
+    /// The module's shared state over a pool of its own, of `zone_pages` pages per zone.
+    fn shared_of(zone_pages: [usize; NR_ZONES]) -> Result<Arc<Shared>> {
+        let pool = crate::pool::tests::pool_of(zone_pages)?;
+        let caches = Arc::pin_init(Caches::new(0), GFP_KERNEL)?;
+        let kmalloc = crate::kmalloc::Kmalloc::new(&caches, &pool)?;
+        let slab_objects =
+            crate::record::RecordCache::new(&caches, &pool, b"kunit_reclaim_object")?;
+        let vmalloc = Arc::pin_init(crate::vmalloc::Vmalloc::new(&caches, &pool)?, GFP_KERNEL)?;
+        let reclaim = Reclaim::new(&pool)?;
+        Ok(Arc::new(
+            Shared {
+                params: crate::Params {
+                    zone_pages,
+                    file_quota_pages: 1 << 20,
+                    min_free_kbytes: 0,
+                    watermark_scale_factor: 10,
+                    fail_nth_host_borrow: 0,
+                    slab_debug: 0,
+                },
+                pool,
+                registry: Arc::pin_init(crate::device::registry::Registry::new(), GFP_KERNEL)?,
+                next_file_id: Atomic::new(1),
+                caches,
+                kmalloc,
+                slab_objects,
+                vmalloc,
+                reclaim,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// Fills ZONE_DMA with unpinned discardable single pages, down to its last reserve page
+    /// (even an atomic request then finds nothing).
+    fn fill_dma(sh: &Shared) -> Result<KVec<Arc<Unit>>> {
+        let mut units = KVec::new();
+        while let Ok(b) = sh.pool.alloc(0, DMA, Reserve::Atomic) {
+            units.push(Unit::new(b, 0, DMA, &sh.reclaim)?, GFP_KERNEL)?;
+        }
+        for u in units.iter() {
+            u.unpin()?;
+        }
+        Ok(units)
+    }
+
+    /// Every unit off the lists, the shared state gone: the pool whole again.
+    fn finish(sh: Arc<Shared>, units: KVec<Arc<Unit>>) -> Result {
+        for u in units.iter() {
+            u.release();
+        }
+        drop(units);
+        assert_eq!(sh.reclaim.counters.unpinned.load(Relaxed), 0);
+        assert!(sh.reclaim.validate().iter().all(Result::is_ok));
+        let pool = sh.pool.clone();
+        drop(sh);
+        pool.stop_reaper();
+        assert!(all_back(&pool));
+        Ok(())
+    }
+
+    /// With ZONE_DMA full of unpinned pages, an atomic request fails without reclaiming,
+    /// while a request that may sleep reclaims directly (`allocstall_dma`, `pgsteal_direct`)
+    /// and gets its page.
+    #[test]
+    fn direct_reclaim_serves_what_atomic_cannot() -> Result {
+        let sh = shared_of([64, 16, 16])?;
+        let units = fill_dma(&sh)?;
+        assert!(!units.is_empty());
+        let c = &sh.reclaim.counters;
+        let stalls = c.allocstall[DMA].load(Relaxed);
+        let r = with_direct_reclaim(&sh, DMA, 1, false, || {
+            sh.pool.alloc(0, DMA, Reserve::Atomic)
+        });
+        assert!(matches!(r, Err(e) if e == ENOMEM));
+        assert_eq!(c.allocstall[DMA].load(Relaxed), stalls);
+        assert_eq!(c.pgsteal_direct.load(Relaxed), 0);
+        let b = with_direct_reclaim(&sh, DMA, 1, true, || sh.pool.alloc(0, DMA, Reserve::Normal))?;
+        assert_eq!(b.zone(), DMA);
+        assert!(c.allocstall[DMA].load(Relaxed) > stalls);
+        assert!(c.pgsteal_direct.load(Relaxed) >= CLUSTER as u64);
+        assert_eq!(c.pgsteal_kswapd.load(Relaxed), 0);
+        drop(b);
+        finish(sh, units)
+    }
+
+    /// Reclaim calls every cache's shrink: a cache whose objects were all freed gives its
+    /// slabs back (cheaper than purging, so nothing is purged for a small target).
+    #[test]
+    fn reclaim_shrinks_the_slab_caches() -> Result {
+        let sh = shared_of([16, 256, 16])?;
+        let c = sh.caches.create(
+            &Config {
+                name: b"kunit-reclaim-shrink",
+                object_size: 256,
+                align: 0,
+                flags: 0,
+                ctor_seed: 0,
+                record: false,
+            },
+            &sh.pool,
+        )?;
+        let mut objs = KVec::new();
+        for _ in 0..200 {
+            objs.push(c.alloc(Gfp::KERNEL)?, GFP_KERNEL)?;
+        }
+        for &o in objs.iter() {
+            c.free(o)?;
+        }
+        assert!(c.stats().num_slabs > 0);
+        let f = reclaim(&sh, 1 << 20, ALL_ZONES, Who::Direct);
+        assert!(f.slab > 0);
+        assert_eq!(f.purged, 0);
+        assert_eq!(c.stats().num_slabs, 0);
+        sh.caches.destroy(&c)?;
+        drop(c);
+        finish(sh, KVec::new())
+    }
+
+    /// The reclaim thread, woken with ZONE_DMA below its low watermark, purges until every
+    /// zone is at or above its high watermark (`pgsteal_kswapd`), and the lists pass their
+    /// checker; stopping it (the `Reclaimd` dropped) waits for it.
+    #[test]
+    fn thread_brings_a_zone_back_to_high() -> Result {
+        let sh = shared_of([64, 16, 16])?;
+        let thread = crate::reclaimd::Reclaimd::start(&sh)?;
+        let units = fill_dma(&sh)?;
+        assert!(sh.pool.below_low());
+        sh.reclaim.wake_if_low();
+        // A bounded wait for the condition, not a timing: up to 30 s under emulation.
+        for _ in 0..3000 {
+            if sh.pool.balanced() {
+                break;
+            }
+            // SAFETY: `msleep` may be called in process context, which a KUnit case is.
+            unsafe { bindings::msleep(10) };
+        }
+        assert!(sh.pool.balanced());
+        assert!(sh.reclaim.counters.pgsteal_kswapd.load(Relaxed) > 0);
+        assert!(sh.reclaim.validate().iter().all(Result::is_ok));
+        drop(thread);
+        finish(sh, units)
+    }
 }

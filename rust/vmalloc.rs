@@ -173,8 +173,9 @@ pub(crate) struct VmArea {
     counters: Arc<Counters>,
 }
 
-// SAFETY: The page pointers name pool pages this area owns (through `blocks`) for its whole
-// life; nothing in the area is tied to a thread.
+// SAFETY: The page pointers name pool pages that stay the area's for its whole life (owned
+// through `blocks`, or, borrowed, by the owner, which drops the area first: type invariant);
+// nothing in the area is tied to a thread.
 unsafe impl Send for VmArea {}
 // SAFETY: As above; shared access only reads.
 unsafe impl Sync for VmArea {}
@@ -209,7 +210,8 @@ impl VmArea {
     /// The `i`-th page, as `vmalloc_to_page` would give it for an address in it.
     pub(crate) fn page(&self, i: usize) -> Option<BorrowedPage<'_>> {
         let p = self.pages.get(i)?;
-        // SAFETY: `p` is a page this area owns (type invariant), valid while `self` is
+        // SAFETY: `p` is a page of this area's (type invariant: owned by it or by the owner
+        // that drops the area first), valid while `self` is
         // borrowed.
         Some(unsafe { BorrowedPage::from_raw(core::ptr::NonNull::new(p.0)?) })
     }
@@ -502,7 +504,8 @@ impl Vmalloc {
         }
         let count = c_uint::try_from(pages).map_err(|_| EINVAL)?;
         let mut ptrs = ptrs;
-        // SAFETY: `ptrs` holds `count` valid struct pages, ours (through `blocks`); `vmap`
+        // SAFETY: `ptrs` holds `count` valid struct pages, owned by `blocks` or (`borrowed`)
+        // by the caller, which drops the area before them; `vmap`
         // maps them in order with `PAGE_KERNEL` after an unmapped guard page's worth of
         // address space is reserved after them, and takes no ownership of the array.
         let va = unsafe { vmap(ptrs.as_mut_ptr().cast(), count, VM_MAP, page_kernel()) };

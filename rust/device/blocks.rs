@@ -664,9 +664,27 @@ unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fau
                     Some(fault) => fault,
                     None => {
                         // An unpinned area's pages are units of their own: each must
-                        // fault to be seen accessed, so only the faulting one goes in.
-                        if view.whole() {
-                            insert_rest(map, vma.start(), pages, at, page_of);
+                        // fault to be seen accessed, so only the faulting one goes in. A
+                        // pinned area's go in batches, as any area's.
+                        match view.map() {
+                            Some(area)
+                                if first
+                                    .checked_add(pages)
+                                    .is_some_and(|end| end <= area.nr_pages()) =>
+                            {
+                                // SAFETY: As for an area below: the VMA is read-locked,
+                                // ours, and covers `pages` pages from `vma.start()`; the
+                                // area has pages `first..first + pages` (checked), kept by
+                                // the unit's lock, held.
+                                unsafe {
+                                    insert_batched(raw, vma.start(), area, first, 0..at);
+                                    insert_batched(raw, vma.start(), area, first, at + 1..pages);
+                                }
+                            }
+                            _ if view.whole() => {
+                                insert_rest(map, vma.start(), pages, at, page_of);
+                            }
+                            _ => {}
                         }
                         bindings::vm_fault_reason_VM_FAULT_NOPAGE
                     }

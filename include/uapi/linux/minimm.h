@@ -556,6 +556,9 @@ struct minimm_vm_create {
  *               an area that happens to be contiguous; up to @pages when scattered)
  * @mmap_offset: out: the offset to mmap it at
  *
+ * For a discardable area, @zone_pages and @runs count the pages it has now: those purged
+ * while it is unpinned are left out (so their sum may be below @pages, and @runs 0).
+ *
  * Errors: EINVAL (not an area of this file: a block's handle too), EBADF, EFAULT.
  */
 struct minimm_vm_info {
@@ -638,7 +641,7 @@ struct minimm_vm_resize {
  * Errors: EINVAL (unknown handle, one of another file, a buffer not allocated with
  * MINIMM_ALLOC_DISCARDABLE or MINIMM_VM_DISCARDABLE, flags), ENOMEM (PIN of a purged buffer
  * when no zone could give it new pages, or of an area the kernel has no mapping for: it
- * stays unpinned and purged), EBADF, EFAULT.
+ * stays unpinned, as it was), EBADF, EFAULT.
  */
 struct minimm_pin {
 	__u32 size;
