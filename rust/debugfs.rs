@@ -474,6 +474,7 @@ fn vmstat(shared: &Arc<Shared>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         ("pgactivate", rc.pgactivate.load(Relaxed)),
         ("pgdeactivate", rc.pgdeactivate.load(Relaxed)),
         ("pgrotated", rc.pgrotated.load(Relaxed)),
+        ("slabs_scanned", rc.slabs_scanned.load(Relaxed)),
         ("allocstall_dma", rc.allocstall[zone::DMA].load(Relaxed)),
         ("allocstall_dma32", rc.allocstall[zone::DMA32].load(Relaxed)),
         (

@@ -129,6 +129,9 @@ pub(crate) struct Counters {
     pub(crate) pgactivate: Atomic<u64>,
     pub(crate) pgdeactivate: Atomic<u64>,
     pub(crate) pgrotated: Atomic<u64>,
+    /// Slabs the caches had when reclaim shrank them (Linux's `slabs_scanned` counts the
+    /// objects its shrinkers scan; a minimm cache's shrink looks at its slabs).
+    pub(crate) slabs_scanned: Atomic<u64>,
     /// Pages purged since load.
     pub(crate) purged: Atomic<u64>,
     /// Pages of unpinned discardable blocks that still have them (a gauge).
@@ -150,6 +153,7 @@ impl Counters {
             pgactivate: Atomic::new(0),
             pgdeactivate: Atomic::new(0),
             pgrotated: Atomic::new(0),
+            slabs_scanned: Atomic::new(0),
             purged: Atomic::new(0),
             unpinned: Atomic::new(0),
             allocstall: [const { Atomic::new(0) }; NR_ZONES],
@@ -1199,6 +1203,12 @@ pub(crate) fn reclaim(shared: &Shared, target: usize, zones: Zones, who: Who) ->
         // A cache list that cannot be copied (no memory) leaves the slabs alone.
         if let Ok(caches) = shared.caches.all() {
             for c in caches.iter() {
+                let slabs = c.stats().num_slabs;
+                shared
+                    .reclaim
+                    .counters
+                    .slabs_scanned
+                    .fetch_add(slabs as u64, Relaxed);
                 f.slab = f.slab.saturating_add(c.shrink());
             }
         }
@@ -1410,9 +1420,11 @@ mod tests {
         for &o in objs.iter() {
             c.free(o)?;
         }
-        assert!(c.stats().num_slabs > 0);
+        let slabs = c.stats().num_slabs;
+        assert!(slabs > 0);
         let f = reclaim(&sh, 1 << 20, ALL_ZONES, Who::Direct);
         assert!(f.slab > 0);
+        assert!(sh.reclaim.counters.slabs_scanned.load(Relaxed) >= slabs as u64);
         assert_eq!(f.purged, 0);
         assert_eq!(c.stats().num_slabs, 0);
         sh.caches.destroy(&c)?;

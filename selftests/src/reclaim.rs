@@ -122,12 +122,18 @@ pub fn gives_back_every_source() -> TestResult {
     dev.free(b.handle).map_err(e)?;
     check_eq!(vmstat("nr_held_pages")?, held0 + 2);
     drop(pipe);
+    let kept = dev.slab_stats(cache).map_err(e)?.num_slabs;
+    let scanned = vmstat("slabs_scanned")?;
     // More than every source has: all of them give what they have, then EAGAIN.
     expect_errno(
         write_reclaim("1000000000"),
         libc::EAGAIN,
         "reclaim 1000000000",
     )?;
+    check!(
+        vmstat("slabs_scanned")? >= scanned + kept,
+        "slabs_scanned did not count the cache's {kept} slabs"
+    );
     check_eq!(pcp_pages(&dev)?, 0);
     let s = dev.slab_stats(cache).map_err(e)?;
     check_eq!((s.num_slabs, s.cpu_objects), (0, 0));
