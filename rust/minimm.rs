@@ -306,6 +306,33 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The state over `pool`: the registry, the slab caches (generic ones and records), the
+    /// mapper and reclaim's lists.
+    ///
+    /// Context: process context, may sleep.
+    pub(crate) fn new(params: Params, pool: Arc<pool::Pool>) -> Result<Arc<Self>> {
+        let registry = Arc::pin_init(device::registry::Registry::new(), GFP_KERNEL)?;
+        let caches = Arc::pin_init(slab_cache::Caches::new(params.slab_debug), GFP_KERNEL)?;
+        let kmalloc = kmalloc::Kmalloc::new(&caches, &pool)?;
+        let slab_objects = record::RecordCache::new(&caches, &pool, b"minimm_slab_object")?;
+        let vmalloc = Arc::pin_init(vmalloc::Vmalloc::new(&caches, &pool)?, GFP_KERNEL)?;
+        let reclaim = reclaim::Reclaim::new(&pool)?;
+        Ok(Arc::new(
+            Shared {
+                params,
+                pool,
+                registry,
+                next_file_id: Atomic::new(1),
+                caches,
+                kmalloc,
+                slab_objects,
+                vmalloc,
+                reclaim,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
     /// The answer to `MINIMM_IOC_GET_INFO`, with `size` left for the caller to set.
     pub(crate) fn info(&self) -> uapi::Info {
         info_for(FEATURES)
@@ -403,27 +430,7 @@ impl kernel::InPlaceModule for Minimm {
                 GFP_KERNEL,
             );
             drop(armed);
-            let pool = pool?;
-            let registry = Arc::pin_init(device::registry::Registry::new(), GFP_KERNEL)?;
-            let caches = Arc::pin_init(slab_cache::Caches::new(params.slab_debug), GFP_KERNEL)?;
-            let kmalloc = kmalloc::Kmalloc::new(&caches, &pool)?;
-            let slab_objects = record::RecordCache::new(&caches, &pool, b"minimm_slab_object")?;
-            let vmalloc = Arc::pin_init(vmalloc::Vmalloc::new(&caches, &pool)?, GFP_KERNEL)?;
-            let reclaim = reclaim::Reclaim::new(&pool)?;
-            let shared = Arc::new(
-                Shared {
-                    params,
-                    pool,
-                    registry,
-                    next_file_id: Atomic::new(1),
-                    caches,
-                    kmalloc,
-                    slab_objects,
-                    vmalloc,
-                    reclaim,
-                },
-                GFP_KERNEL,
-            )?;
+            let shared = Shared::new(params, pool?)?;
             // SAFETY: `shared` (and so its `kmalloc`) outlives the guard, a field of `Minimm`
             // dropped before `shared`.
             let published = unsafe { kmalloc::publish(&shared.kmalloc) };
