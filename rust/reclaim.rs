@@ -1302,3 +1302,151 @@ pub(crate) fn balance(shared: &Shared) -> bool {
     }
     progress
 }
+
+#[kunit_tests(minimm_reclaim)]
+mod tests {
+    use super::*;
+    use crate::{
+        pool::tests::all_back,
+        slab_cache::{Config, Gfp},
+    };
+
+    /// The module's shared state over a pool of its own, of `zone_pages` pages per zone (or
+    /// what the host gives: the module itself may hold every DMA page the host has).
+    fn shared_of(zone_pages: [usize; NR_ZONES]) -> Result<Arc<Shared>> {
+        let params = crate::Params {
+            zone_pages,
+            file_quota_pages: 1 << 20,
+            min_free_kbytes: 0,
+            watermark_scale_factor: 10,
+            fail_nth_host_borrow: 0,
+            slab_debug: 0,
+        };
+        Shared::new(params, crate::pool::tests::pool_of(zone_pages)?)
+    }
+
+    /// The lowest zone of the test's pool with 48 pages or more: the zone the test fills.
+    fn test_zone(sh: &Shared) -> Option<usize> {
+        (0..NR_ZONES).find(|&z| sh.pool.zone(z).is_some_and(|zone| zone.managed() >= 48))
+    }
+
+    /// Fills zone `z` (and the lower ones, which requests of zone `z` may use) with unpinned
+    /// discardable single pages, down to their last reserve page (even an atomic request then
+    /// finds nothing).
+    fn fill(sh: &Shared, z: usize) -> Result<KVec<Arc<Unit>>> {
+        let mut units = KVec::new();
+        while let Ok(b) = sh.pool.alloc(0, z, Reserve::Atomic) {
+            units.push(Unit::new(b, 0, z, &sh.reclaim)?, GFP_KERNEL)?;
+        }
+        for u in units.iter() {
+            u.unpin()?;
+        }
+        Ok(units)
+    }
+
+    /// Every unit off the lists, the shared state gone: the pool whole again.
+    fn finish(sh: Arc<Shared>, units: KVec<Arc<Unit>>) -> Result {
+        for u in units.iter() {
+            u.release();
+        }
+        drop(units);
+        assert_eq!(sh.reclaim.counters.unpinned.load(Relaxed), 0);
+        assert!(sh.reclaim.validate().iter().all(Result::is_ok));
+        let pool = sh.pool.clone();
+        drop(sh);
+        pool.stop_reaper();
+        assert!(all_back(&pool));
+        Ok(())
+    }
+
+    /// With a zone full of unpinned pages, an atomic request fails without reclaiming, while
+    /// a request that may sleep reclaims directly (`allocstall_<zone>`, `pgsteal_direct`) and
+    /// gets its page.
+    #[test]
+    fn direct_reclaim_serves_what_atomic_cannot() -> Result {
+        let sh = shared_of([64, 64, 64])?;
+        let Some(z) = test_zone(&sh) else {
+            pr_info!("minimm_reclaim: the host gave no zone 48 pages; nothing to test\n");
+            return finish(sh, KVec::new());
+        };
+        let units = fill(&sh, z)?;
+        assert!(units.len() >= 48);
+        let c = &sh.reclaim.counters;
+        let stalls = c.allocstall[z].load(Relaxed);
+        let r = with_direct_reclaim(&sh, z, 1, false, || sh.pool.alloc(0, z, Reserve::Atomic));
+        assert!(matches!(r, Err(e) if e == ENOMEM));
+        assert_eq!(c.allocstall[z].load(Relaxed), stalls);
+        assert_eq!(c.pgsteal_direct.load(Relaxed), 0);
+        let b = with_direct_reclaim(&sh, z, 1, true, || sh.pool.alloc(0, z, Reserve::Normal))?;
+        assert!(b.zone() <= z);
+        assert!(c.allocstall[z].load(Relaxed) > stalls);
+        assert!(c.pgsteal_direct.load(Relaxed) > 0);
+        assert_eq!(c.pgsteal_kswapd.load(Relaxed), 0);
+        drop(b);
+        finish(sh, units)
+    }
+
+    /// Reclaim calls every cache's shrink: a cache whose objects were all freed gives its
+    /// slabs back (cheaper than purging, so nothing is purged), counted in `slabs_scanned`.
+    #[test]
+    fn reclaim_shrinks_the_slab_caches() -> Result {
+        let sh = shared_of([16, 256, 16])?;
+        let c = sh.caches.create(
+            &Config {
+                name: b"kunit-reclaim-shrink",
+                object_size: 256,
+                align: 0,
+                flags: 0,
+                ctor_seed: 0,
+                record: false,
+            },
+            &sh.pool,
+        )?;
+        let mut objs = KVec::new();
+        for _ in 0..200 {
+            objs.push(c.alloc(Gfp::KERNEL)?, GFP_KERNEL)?;
+        }
+        for &o in objs.iter() {
+            c.free(o)?;
+        }
+        let slabs = c.stats().num_slabs;
+        assert!(slabs > 0);
+        let f = reclaim(&sh, 1 << 20, ALL_ZONES, Who::Direct);
+        assert!(f.slab > 0);
+        assert!(sh.reclaim.counters.slabs_scanned.load(Relaxed) >= slabs as u64);
+        assert_eq!(f.purged, 0);
+        assert_eq!(c.stats().num_slabs, 0);
+        sh.caches.destroy(&c)?;
+        drop(c);
+        finish(sh, KVec::new())
+    }
+
+    /// The reclaim thread, woken with a zone below its low watermark, purges until every zone
+    /// is at or above its high watermark (`pgsteal_kswapd`), and the lists pass their
+    /// checker; stopping it (the `Reclaimd` dropped) waits for it.
+    #[test]
+    fn thread_brings_a_zone_back_to_high() -> Result {
+        let sh = shared_of([64, 64, 64])?;
+        let Some(z) = test_zone(&sh) else {
+            pr_info!("minimm_reclaim: the host gave no zone 48 pages; nothing to test\n");
+            return finish(sh, KVec::new());
+        };
+        let thread = crate::reclaimd::Reclaimd::start(&sh)?;
+        let units = fill(&sh, z)?;
+        assert!(sh.pool.below_low());
+        sh.reclaim.wake_if_low();
+        // A bounded wait for the condition, not a timing: up to 30 s under emulation.
+        for _ in 0..3000 {
+            if sh.pool.balanced() {
+                break;
+            }
+            // SAFETY: `msleep` may be called in process context, which a KUnit case is.
+            unsafe { bindings::msleep(10) };
+        }
+        assert!(sh.pool.balanced());
+        assert!(sh.reclaim.counters.pgsteal_kswapd.load(Relaxed) > 0);
+        assert!(sh.reclaim.validate().iter().all(Result::is_ok));
+        drop(thread);
+        finish(sh, units)
+    }
+}

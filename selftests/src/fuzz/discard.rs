@@ -6,9 +6,11 @@
 //! reclaim asked for through debugfs while every process works, so that purges happen
 //! during the fuzz.
 //!
-//! The model: a block is unpinned only with no mapping of its own and then sits in the
-//! file's `unpinned` list, out of reach of the other operations; PIN puts it back in `live`,
-//! its data zero if PIN reported a purge. So no pinned byte may ever change (every other
+//! The model: an unpinned buffer sits in the file's `unpinned` list, out of reach of the
+//! other operations, its mappings (pieces) kept; PIN puts it back in `live`, its data zero
+//! if PIN reported a purge (an area's, page by page as read back). Reads of an unpinned
+//! buffer's own mappings go through `process_vm_readv`, where a page purged meanwhile is
+//! `EFAULT` rather than `SIGBUS`: purges race the owner's faults. So no pinned byte may ever change (every other
 //! operation checks the live blocks' bytes), and a purge that PIN did not report shows as
 //! bytes that are not the model's.
 
@@ -21,13 +23,13 @@ use crate::{
     sys::{mmap, munmap},
 };
 
-/// UNPIN of a live block with no mapping: a discardable one leaves the model's reach until
+/// UNPIN of a live buffer, mapped or not: a discardable one leaves the model's reach until
 /// PIN; any other buffer is EINVAL and stays as it was.
 pub(crate) fn op_discard_unpin(ctx: &mut Ctx<'_>) -> Step {
     let Some(file) = ctx.pick_file(|f| f.writable()) else {
         return Ok(Ran::Skipped);
     };
-    let Some(b) = ctx.take_block(&file, false, |b| b.pieces.is_empty()) else {
+    let Some(b) = ctx.take_block(&file, false, |_| true) else {
         return Ok(Ran::Skipped);
     };
     ctx.what = format!(
@@ -73,6 +75,12 @@ pub(crate) fn op_discard_pin(ctx: &mut Ctx<'_>) -> Step {
     };
     if ctx.rng.chance(20) {
         ctx.what = format!("FREE of unpinned file {} handle {}", file.id, b.handle);
+        // Its mappings first: once freed it is nobody's to pin, and a purge would leave them
+        // faulting.
+        let page = ctx.page();
+        for p in b.pieces.drain(..) {
+            let _ = munmap(p.addr, p.pages as usize * page);
+        }
         let r = ctx.ok(file.dev.free(b.handle), "FREE of an unpinned block");
         let mut m = lock(&file.model);
         if r.is_ok() {
@@ -209,7 +217,28 @@ pub(crate) fn op_discard_read(ctx: &mut Ctx<'_>) -> Step {
     };
     let page = ctx.page();
     let want = b.data.bytes(0, b.pages(), page);
-    let r = if ctx.rng.chance(50) {
+    let readable: Vec<usize> = (0..b.pieces.len())
+        .filter(|&i| b.pieces[i].readable())
+        .collect();
+    let r = if !readable.is_empty() && ctx.rng.chance(40) {
+        let p = &b.pieces[readable[ctx.rng.index(readable.len())]];
+        ctx.what = format!(
+            "process_vm_readv of unpinned file {} handle {} pages {}..{}",
+            file.id,
+            b.handle,
+            p.first,
+            p.first + p.pages
+        );
+        let want = b.data.bytes(p.first, p.first + p.pages, page);
+        let mut got = vec![0u8; want.len()];
+        match read_own(p.addr, &mut got) {
+            // Up to the first page purged (EFAULT beyond it), its bytes.
+            Ok(n) if got[..n] == want[..n] => Ok(()),
+            Ok(_) => Err("an unpinned buffer's mapping read other bytes than its own".into()),
+            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => Ok(()),
+            Err(e) => Err(format!("process_vm_readv of an unpinned buffer: {e}")),
+        }
+    } else if ctx.rng.chance(50) {
         ctx.what = format!("CHECKSUM of unpinned file {} handle {}", file.id, b.handle);
         match ctx.outcome(file.dev.checksum(b.handle), &[libc::ENODATA], "CHECKSUM") {
             Ok(Ok(s)) if s != checksum(&want) => Err(format!(
@@ -247,6 +276,27 @@ pub(crate) fn op_discard_read(ctx: &mut Ctx<'_>) -> Step {
     };
     lock(&file.model).unpinned.push(b);
     r.map(|()| Ran::Done)
+}
+
+/// Reads `buf.len()` bytes at `addr` of this process's own memory with `process_vm_readv`:
+/// the bytes read (fewer when a page faults), or the error (`EFAULT` at the first page).
+fn read_own(addr: usize, buf: &mut [u8]) -> std::io::Result<usize> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` is our own buffer of `iov_len` bytes; the remote range is only read
+    // by the kernel, which reports a fault as an error rather than a signal.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Reclaim of a few pages through debugfs (as `memory.reclaim`): Ok, or EAGAIN when fewer

@@ -170,8 +170,9 @@ impl Block {
 pub(crate) struct FileModel {
     /// Live blocks not taken by a thread.
     pub(crate) live: Vec<Block>,
-    /// Live discardable blocks that are unpinned (never mapped meanwhile), not taken by a
-    /// thread: their bytes are the model's until a purge, which only PIN reports.
+    /// Live discardable blocks that are unpinned, not taken by a thread: their bytes are the
+    /// model's until a purge, which only PIN reports. Their pieces stay mapped, read only
+    /// through `process_vm_readv` (a purged page is `EFAULT` there, not `SIGBUS`).
     pub(crate) unpinned: Vec<Block>,
     /// Freed blocks still mapped, not taken by a thread.
     pub(crate) freed_mapped: Vec<Block>,
@@ -450,6 +451,15 @@ impl Drop for File {
             b.freed = true;
         }
         lock(&self.orphans).extend(keep);
+        // An unpinned block's mappings go: a purge would make them fault (SIGBUS) for
+        // whoever read them as an orphan's.
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+        for b in m.unpinned.drain(..) {
+            for p in &b.pieces {
+                let _ = crate::sys::munmap(p.addr, p.pages as usize * page);
+            }
+        }
         // `dev` closes after this: the mappings keep the file open in the kernel.
     }
 }
