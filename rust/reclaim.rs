@@ -1305,6 +1305,10 @@ pub(crate) fn balance(shared: &Shared) -> bool {
 
 #[kunit_tests(minimm_reclaim)]
 mod tests {
+    //! A failed KUnit assertion ends the case's thread without running destructors: each
+    //! case gathers what it checks, puts everything back (the thread stopped, the units
+    //! released, the shared state dropped), and only then asserts.
+
     use super::*;
     use crate::{
         pool::tests::all_back,
@@ -1325,38 +1329,50 @@ mod tests {
         Shared::new(params, crate::pool::tests::pool_of(zone_pages)?)
     }
 
-    /// The lowest zone of the test's pool with 48 pages or more: the zone the test fills.
+    /// The lowest zone of the test's pool with 64 pages: the zone the test fills (DMA32, at
+    /// the latest, has them whatever the module holds).
     fn test_zone(sh: &Shared) -> Option<usize> {
-        (0..NR_ZONES).find(|&z| sh.pool.zone(z).is_some_and(|zone| zone.managed() >= 48))
+        (0..NR_ZONES).find(|&z| sh.pool.zone(z).is_some_and(|zone| zone.managed() >= 64))
     }
 
     /// Fills zone `z` (and the lower ones, which requests of zone `z` may use) with unpinned
     /// discardable single pages, down to their last reserve page (even an atomic request then
-    /// finds nothing).
+    /// finds nothing); on a failure, releases what it made.
     fn fill(sh: &Shared, z: usize) -> Result<KVec<Arc<Unit>>> {
         let mut units = KVec::new();
-        while let Ok(b) = sh.pool.alloc(0, z, Reserve::Atomic) {
-            units.push(Unit::new(b, 0, z, &sh.reclaim)?, GFP_KERNEL)?;
+        let r = (|| -> Result {
+            while let Ok(b) = sh.pool.alloc(0, z, Reserve::Atomic) {
+                units.push(Unit::new(b, 0, z, &sh.reclaim)?, GFP_KERNEL)?;
+            }
+            for u in units.iter() {
+                u.unpin()?;
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => Ok(units),
+            Err(e) => {
+                for u in units.iter() {
+                    u.release();
+                }
+                Err(e)
+            }
         }
-        for u in units.iter() {
-            u.unpin()?;
-        }
-        Ok(units)
     }
 
-    /// Every unit off the lists, the shared state gone: the pool whole again.
-    fn finish(sh: Arc<Shared>, units: KVec<Arc<Unit>>) -> Result {
+    /// Every unit off the lists, the shared state gone; returns whether the lists were
+    /// consistent and empty and the pool whole again.
+    fn finish(sh: Arc<Shared>, units: KVec<Arc<Unit>>) -> bool {
         for u in units.iter() {
             u.release();
         }
         drop(units);
-        assert_eq!(sh.reclaim.counters.unpinned.load(Relaxed), 0);
-        assert!(sh.reclaim.validate().iter().all(Result::is_ok));
+        let clean = sh.reclaim.counters.unpinned.load(Relaxed) == 0
+            && sh.reclaim.validate().iter().all(Result::is_ok);
         let pool = sh.pool.clone();
         drop(sh);
         pool.stop_reaper();
-        assert!(all_back(&pool));
-        Ok(())
+        clean && all_back(&pool)
     }
 
     /// With a zone full of unpinned pages, an atomic request fails without reclaiming, while
@@ -1365,32 +1381,48 @@ mod tests {
     #[test]
     fn direct_reclaim_serves_what_atomic_cannot() -> Result {
         let sh = shared_of([64, 64, 64])?;
-        let Some(z) = test_zone(&sh) else {
-            pr_info!("minimm_reclaim: the host gave no zone 48 pages; nothing to test\n");
-            return finish(sh, KVec::new());
+        let z = test_zone(&sh);
+        let Some(z) = z else {
+            assert!(finish(sh, KVec::new()));
+            // No zone of 64 pages in the test's pool: a failure.
+            assert!(z.is_some());
+            return Ok(());
         };
         let units = fill(&sh, z)?;
-        assert!(units.len() >= 48);
         let c = &sh.reclaim.counters;
         let stalls = c.allocstall[z].load(Relaxed);
-        let r = with_direct_reclaim(&sh, z, 1, false, || sh.pool.alloc(0, z, Reserve::Atomic));
-        assert!(matches!(r, Err(e) if e == ENOMEM));
-        assert_eq!(c.allocstall[z].load(Relaxed), stalls);
-        assert_eq!(c.pgsteal_direct.load(Relaxed), 0);
-        let b = with_direct_reclaim(&sh, z, 1, true, || sh.pool.alloc(0, z, Reserve::Normal))?;
-        assert!(b.zone() <= z);
-        assert!(c.allocstall[z].load(Relaxed) > stalls);
-        assert!(c.pgsteal_direct.load(Relaxed) > 0);
-        assert_eq!(c.pgsteal_kswapd.load(Relaxed), 0);
-        drop(b);
-        finish(sh, units)
+        let atomic = with_direct_reclaim(&sh, z, 1, false, || sh.pool.alloc(0, z, Reserve::Atomic));
+        let atomic_failed = matches!(atomic, Err(e) if e == ENOMEM);
+        let atomic_stalls = c.allocstall[z].load(Relaxed) - stalls;
+        let atomic_steal = c.pgsteal_direct.load(Relaxed);
+        drop(atomic);
+        let sleeping =
+            with_direct_reclaim(&sh, z, 1, true, || sh.pool.alloc(0, z, Reserve::Normal));
+        let got = sleeping.as_ref().is_ok_and(|b| b.zone() <= z);
+        drop(sleeping);
+        let stalled = c.allocstall[z].load(Relaxed) > stalls;
+        let stolen = c.pgsteal_direct.load(Relaxed);
+        let kswapd = c.pgsteal_kswapd.load(Relaxed);
+        let filled = units.len();
+        let clean = finish(sh, units);
+        assert!(filled >= CLUSTER);
+        assert!(atomic_failed);
+        assert_eq!((atomic_stalls, atomic_steal), (0, 0));
+        assert!(got);
+        assert!(stalled);
+        assert!(stolen > 0);
+        assert_eq!(kswapd, 0);
+        assert!(clean);
+        Ok(())
     }
 
-    /// Reclaim calls every cache's shrink: a cache whose objects were all freed gives its
-    /// slabs back (cheaper than purging, so nothing is purged), counted in `slabs_scanned`.
+    /// Reclaim calls every cache's shrink (counted in `slabs_scanned`) before it purges: a
+    /// cache whose objects were all freed gives its slabs back, and a small target is met by
+    /// them, the unpinned units beside them keeping their pages.
     #[test]
-    fn reclaim_shrinks_the_slab_caches() -> Result {
+    fn reclaim_shrinks_the_slab_caches_first() -> Result {
         let sh = shared_of([16, 256, 16])?;
+        let z = test_zone(&sh).unwrap_or(NR_ZONES - 1);
         let c = sh.caches.create(
             &Config {
                 name: b"kunit-reclaim-shrink",
@@ -1403,22 +1435,43 @@ mod tests {
             &sh.pool,
         )?;
         let mut objs = KVec::new();
-        for _ in 0..200 {
-            objs.push(c.alloc(Gfp::KERNEL)?, GFP_KERNEL)?;
-        }
-        for &o in objs.iter() {
-            c.free(o)?;
-        }
+        let mut units = KVec::new();
+        let made = (|| -> Result {
+            for _ in 0..200 {
+                objs.push(c.alloc(Gfp::KERNEL)?, GFP_KERNEL)?;
+            }
+            for &o in objs.iter() {
+                c.free(o)?;
+            }
+            for _ in 0..8 {
+                let b = sh.pool.alloc(0, z, Reserve::Normal)?;
+                units.push(Unit::new(b, 0, z, &sh.reclaim)?, GFP_KERNEL)?;
+            }
+            for u in units.iter() {
+                u.unpin()?;
+            }
+            Ok(())
+        })();
         let slabs = c.stats().num_slabs;
-        assert!(slabs > 0);
-        let f = reclaim(&sh, 1 << 20, ALL_ZONES, Who::Direct);
-        assert!(f.slab > 0);
-        assert!(sh.reclaim.counters.slabs_scanned.load(Relaxed) >= slabs as u64);
-        assert_eq!(f.purged, 0);
-        assert_eq!(c.stats().num_slabs, 0);
-        sh.caches.destroy(&c)?;
+        // The thread's order (no per-CPU drain first): the slab caches, then held blocks,
+        // then the clock, each only while the target is not met.
+        let f = reclaim(&sh, 1, ALL_ZONES, Who::Kswapd);
+        let scanned = sh.reclaim.counters.slabs_scanned.load(Relaxed);
+        let kept = units.iter().all(|u| u.status().1.is_some());
+        let left = c.stats().num_slabs;
+        let destroyed = sh.caches.destroy(&c);
         drop(c);
-        finish(sh, KVec::new())
+        let clean = finish(sh, units);
+        made?;
+        assert!(slabs > 0);
+        assert!(f.slab > 0);
+        assert!(scanned >= slabs as u64);
+        assert_eq!(f.purged, 0);
+        assert!(kept);
+        assert_eq!(left, 0);
+        assert!(destroyed.is_ok());
+        assert!(clean);
+        Ok(())
     }
 
     /// The reclaim thread, woken with a zone below its low watermark, purges until every zone
@@ -1427,15 +1480,25 @@ mod tests {
     #[test]
     fn thread_brings_a_zone_back_to_high() -> Result {
         let sh = shared_of([64, 64, 64])?;
-        let Some(z) = test_zone(&sh) else {
-            pr_info!("minimm_reclaim: the host gave no zone 48 pages; nothing to test\n");
-            return finish(sh, KVec::new());
+        let z = test_zone(&sh);
+        let Some(z) = z else {
+            assert!(finish(sh, KVec::new()));
+            // No zone of 64 pages in the test's pool: a failure.
+            assert!(z.is_some());
+            return Ok(());
         };
         let thread = crate::reclaimd::Reclaimd::start(&sh)?;
-        let units = fill(&sh, z)?;
-        assert!(sh.pool.below_low());
+        let units = match fill(&sh, z) {
+            Ok(u) => u,
+            Err(e) => {
+                drop(thread);
+                assert!(finish(sh, KVec::new()));
+                return Err(e);
+            }
+        };
+        let was_low = sh.pool.below_low();
         sh.reclaim.wake_if_low();
-        // A bounded wait for the condition, not a timing: up to 30 s under emulation.
+        // A bounded wait for the condition, not a timing: up to 3000 naps under emulation.
         for _ in 0..3000 {
             if sh.pool.balanced() {
                 break;
@@ -1443,10 +1506,16 @@ mod tests {
             // SAFETY: `msleep` may be called in process context, which a KUnit case is.
             unsafe { bindings::msleep(10) };
         }
-        assert!(sh.pool.balanced());
-        assert!(sh.reclaim.counters.pgsteal_kswapd.load(Relaxed) > 0);
-        assert!(sh.reclaim.validate().iter().all(Result::is_ok));
+        let balanced = sh.pool.balanced();
+        let stolen = sh.reclaim.counters.pgsteal_kswapd.load(Relaxed);
+        let valid = sh.reclaim.validate().iter().all(Result::is_ok);
         drop(thread);
-        finish(sh, units)
+        let clean = finish(sh, units);
+        assert!(was_low);
+        assert!(balanced);
+        assert!(stolen > 0);
+        assert!(valid);
+        assert!(clean);
+        Ok(())
     }
 }

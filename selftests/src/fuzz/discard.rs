@@ -59,32 +59,49 @@ pub(crate) fn op_discard_unpin(ctx: &mut Ctx<'_>) -> Step {
     Ok(Ran::Done)
 }
 
-/// PIN of an unpinned block (its data zero if it reports a purge; ENOMEM, when the pool is
-/// short, leaves it unpinned), or FREE of it.
+/// PIN of an unpinned buffer (its data zero if it reports a purge, page by page for an area;
+/// ENOMEM, when the pool is short, leaves it unpinned), or FREE of it. A purge seen while it
+/// was unpinned (ENODATA, SIGBUS, EFAULT) must be reported.
 pub(crate) fn op_discard_pin(ctx: &mut Ctx<'_>) -> Step {
     let Some(file) = ctx.pick_file(|f| f.writable()) else {
         return Ok(Ran::Skipped);
     };
-    let mut b = {
+    let (mut b, seen) = {
         let mut m = lock(&file.model);
         if m.unpinned.is_empty() {
             return Ok(Ran::Skipped);
         }
         let i = ctx.rng.index(m.unpinned.len());
-        m.unpinned.swap_remove(i)
+        let b = m.unpinned.swap_remove(i);
+        // Charged until a FREE goes through: `lower` bounds must not count it meanwhile.
+        m.releasing += u64::from(b.pages());
+        let seen = m.purge_seen.contains(&b.handle);
+        (b, seen)
     };
     if ctx.rng.chance(20) {
         ctx.what = format!("FREE of unpinned file {} handle {}", file.id, b.handle);
         // Its mappings first: once freed it is nobody's to pin, and a purge would leave them
         // faulting.
         let page = ctx.page();
+        let mut kept = Vec::new();
+        let mut unmapped = Ok(());
         for p in b.pieces.drain(..) {
-            let _ = munmap(p.addr, p.pages as usize * page);
+            match munmap(p.addr, p.pages as usize * page) {
+                Ok(()) => {}
+                Err(e) => {
+                    unmapped = Err(format!("munmap of an unpinned buffer's mapping: {e}"));
+                    kept.push(p);
+                }
+            }
         }
-        let r = ctx.ok(file.dev.free(b.handle), "FREE of an unpinned block");
+        b.pieces = kept;
+        let r =
+            unmapped.and_then(|()| ctx.ok(file.dev.free(b.handle), "FREE of an unpinned block"));
         let mut m = lock(&file.model);
+        m.releasing -= u64::from(b.pages());
         if r.is_ok() {
             m.note_freed(b.handle);
+            m.purge_seen.retain(|&h| h != b.handle);
             m.charged -= u64::from(b.pages());
         } else {
             m.unpinned.push(b);
@@ -95,6 +112,14 @@ pub(crate) fn op_discard_pin(ctx: &mut Ctx<'_>) -> Step {
     let r = ctx.outcome(file.dev.pin(b.handle), &[libc::ENOMEM], "PIN");
     let r = match r {
         Ok(Ok(purged)) => {
+            lock(&file.model).purge_seen.retain(|&h| h != b.handle);
+            if seen && !purged {
+                ctx.what += ": a purge was seen while it was unpinned";
+                // Pinned now, its bytes unknown: out of the model.
+                return free_unknown(ctx, &file, b).and_then(|_| {
+                    Err("PIN reported no purge, but reads saw one while it was unpinned".into())
+                });
+            }
             if purged {
                 ctx.what += ": purged";
                 if b.area.is_some() {
@@ -106,7 +131,7 @@ pub(crate) fn op_discard_pin(ctx: &mut Ctx<'_>) -> Step {
                             return free_unknown(ctx, &file, b);
                         }
                         Err(e) => {
-                            lock(&file.model).unpinned.push(b);
+                            let _ = free_unknown(ctx, &file, b);
                             return Err(e);
                         }
                     }
@@ -131,6 +156,7 @@ pub(crate) fn op_discard_pin(ctx: &mut Ctx<'_>) -> Step {
         Err(e) => Err(e),
     };
     let mut m = lock(&file.model);
+    m.releasing -= u64::from(b.pages());
     match r {
         Ok(true) => m.live.push(b),
         Ok(false) => m.unpinned.push(b),
@@ -187,17 +213,23 @@ fn learn_purged_pages(
     }
 }
 
-/// Frees pinned block `b`, whose bytes the model cannot know.
-fn free_unknown(ctx: &mut Ctx<'_>, file: &crate::model::File, b: Block) -> Step {
-    ctx.what += ", freed: its pages cannot be read from this file";
-    let r = ctx.ok(file.dev.free(b.handle), "FREE of a purged area");
+/// Frees pinned buffer `b` (taken with its pages counted in `releasing`), whose bytes the
+/// model cannot know: its mappings go first (no later check may read them).
+fn free_unknown(ctx: &mut Ctx<'_>, file: &crate::model::File, mut b: Block) -> Step {
+    ctx.what += ", freed: its bytes cannot be known";
+    let page = ctx.page();
+    for p in b.pieces.drain(..) {
+        let _ = munmap(p.addr, p.pages as usize * page);
+    }
+    let r = ctx.ok(file.dev.free(b.handle), "FREE of a buffer of unknown bytes");
     let mut m = lock(&file.model);
+    m.releasing -= u64::from(b.pages());
     if r.is_ok() {
         m.note_freed(b.handle);
         m.charged -= u64::from(b.pages());
-    } else {
-        m.live.push(b);
     }
+    // On a failed FREE the buffer leaves the model (its bytes are unknown); the run has
+    // failed already.
     r.map(|()| Ran::Done)
 }
 
@@ -217,6 +249,8 @@ pub(crate) fn op_discard_read(ctx: &mut Ctx<'_>) -> Step {
     };
     let page = ctx.page();
     let want = b.data.bytes(0, b.pages(), page);
+    // Whether this read saw a purge: PIN must then report one.
+    let mut purge_seen = false;
     let readable: Vec<usize> = (0..b.pieces.len())
         .filter(|&i| b.pieces[i].readable())
         .collect();
@@ -231,11 +265,22 @@ pub(crate) fn op_discard_read(ctx: &mut Ctx<'_>) -> Step {
         );
         let want = b.data.bytes(p.first, p.first + p.pages, page);
         let mut got = vec![0u8; want.len()];
+        // A fault (EFAULT, or a short read) is a purge, unless fault injection may fail
+        // the fault handler's insertion (which process_vm_readv reports the same way).
+        let faulted = |purge_seen: &mut bool| *purge_seen |= !ctx.p.fail;
         match read_own(p.addr, &mut got) {
             // Up to the first page purged (EFAULT beyond it), its bytes.
-            Ok(n) if got[..n] == want[..n] => Ok(()),
+            Ok(n) if got[..n] == want[..n] => {
+                if n < got.len() {
+                    faulted(&mut purge_seen);
+                }
+                Ok(())
+            }
             Ok(_) => Err("an unpinned buffer's mapping read other bytes than its own".into()),
-            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EFAULT) => {
+                faulted(&mut purge_seen);
+                Ok(())
+            }
             Err(e) => Err(format!("process_vm_readv of an unpinned buffer: {e}")),
         }
     } else if ctx.rng.chance(50) {
@@ -245,7 +290,11 @@ pub(crate) fn op_discard_read(ctx: &mut Ctx<'_>) -> Step {
                 "an unpinned block's checksum {s:#x}, expected {:#x} or ENODATA",
                 checksum(&want)
             )),
-            Ok(_) => Ok(()),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => {
+                purge_seen = true;
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     } else {
@@ -269,12 +318,20 @@ pub(crate) fn op_discard_read(ctx: &mut Ctx<'_>) -> Step {
             i32::from(!same)
         })?;
         match child.wait()? {
-            Exit::Code(0) | Exit::Signal(libc::SIGBUS) => Ok(()),
+            Exit::Code(0) => Ok(()),
+            Exit::Signal(libc::SIGBUS) => {
+                purge_seen = true;
+                Ok(())
+            }
             Exit::Code(1) => Err("an unpinned block read other bytes than its own".into()),
             other => Err(format!("the reading child ended {other:?}")),
         }
     };
-    lock(&file.model).unpinned.push(b);
+    let mut m = lock(&file.model);
+    if purge_seen && !m.purge_seen.contains(&b.handle) {
+        m.purge_seen.push(b.handle);
+    }
+    m.unpinned.push(b);
     r.map(|()| Ran::Done)
 }
 

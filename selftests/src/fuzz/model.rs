@@ -174,6 +174,9 @@ pub(crate) struct FileModel {
     /// model's until a purge, which only PIN reports. Their pieces stay mapped, read only
     /// through `process_vm_readv` (a purged page is `EFAULT` there, not `SIGBUS`).
     pub(crate) unpinned: Vec<Block>,
+    /// Handles of unpinned buffers whose reads saw a purge (ENODATA, SIGBUS, or EFAULT
+    /// without fault injection): their next successful PIN must report one.
+    pub(crate) purge_seen: Vec<u64>,
     /// Freed blocks still mapped, not taken by a thread.
     pub(crate) freed_mapped: Vec<Block>,
     /// The last handle ALLOC returned (handles are 1, 2, 3... and never reused).
