@@ -1335,6 +1335,19 @@ mod tests {
         (0..NR_ZONES).find(|&z| sh.pool.zone(z).is_some_and(|zone| zone.managed() >= 64))
     }
 
+    /// A shared state over a pool of 64 pages per zone, and its [`test_zone`]; `ENOSPC`
+    /// (the case fails) if none has 64 pages, everything given back.
+    fn shared_with_zone() -> Result<(Arc<Shared>, usize)> {
+        let sh = shared_of([64, 64, 64])?;
+        match test_zone(&sh) {
+            Some(z) => Ok((sh, z)),
+            None => {
+                finish(sh, KVec::new());
+                Err(ENOSPC)
+            }
+        }
+    }
+
     /// Fills zone `z` (and the lower ones, which requests of zone `z` may use) with unpinned
     /// discardable single pages, down to their last reserve page (even an atomic request then
     /// finds nothing); on a failure, releases what it made.
@@ -1380,14 +1393,7 @@ mod tests {
     /// gets its page.
     #[test]
     fn direct_reclaim_serves_what_atomic_cannot() -> Result {
-        let sh = shared_of([64, 64, 64])?;
-        let z = test_zone(&sh);
-        let Some(z) = z else {
-            assert!(finish(sh, KVec::new()));
-            // No zone of 64 pages in the test's pool: a failure.
-            assert!(z.is_some());
-            return Ok(());
-        };
+        let (sh, z) = shared_with_zone()?;
         let units = fill(&sh, z)?;
         let c = &sh.reclaim.counters;
         let stalls = c.allocstall[z].load(Relaxed);
@@ -1479,14 +1485,7 @@ mod tests {
     /// checker; stopping it (the `Reclaimd` dropped) waits for it.
     #[test]
     fn thread_brings_a_zone_back_to_high() -> Result {
-        let sh = shared_of([64, 64, 64])?;
-        let z = test_zone(&sh);
-        let Some(z) = z else {
-            assert!(finish(sh, KVec::new()));
-            // No zone of 64 pages in the test's pool: a failure.
-            assert!(z.is_some());
-            return Ok(());
-        };
+        let (sh, z) = shared_with_zone()?;
         let thread = crate::reclaimd::Reclaimd::start(&sh)?;
         let units = match fill(&sh, z) {
             Ok(u) => u,
