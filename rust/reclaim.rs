@@ -868,10 +868,15 @@ impl Unit {
         Ok(())
     }
 
-    /// Takes every filled slot off its zone's lists (they stop counting as unpinned).
-    fn take_off_lists(&self, st: &UnitState) {
+    /// Takes every filled slot but those of `skip` (sorted; slots filled since, not listed)
+    /// off its zone's lists: they stop counting as unpinned.
+    fn take_off_lists(&self, st: &UnitState, skip: &[usize]) {
         let mut pages = 0usize;
-        for b in st.slots.iter().flatten() {
+        for (i, b) in st.slots.iter().enumerate() {
+            let Some(b) = b else { continue };
+            if skip.binary_search(&i).is_ok() {
+                continue;
+            }
             // `self` is borrowed from a live reference: the lists' is never the last one.
             if self.reclaim.unlist(b.zone(), b.index()).is_some() {
                 pages += b.pages();
@@ -1003,18 +1008,7 @@ impl Unit {
             }
         }
         // The slots that were not holes are the listed ones.
-        let mut pages = 0usize;
-        for (i, b) in st.slots.iter().enumerate() {
-            let Some(b) = b else { continue };
-            if holes.binary_search(&i).is_ok() {
-                continue;
-            }
-            // `self` is borrowed from a live reference: the lists' is never the last one.
-            if self.reclaim.unlist(b.zone(), b.index()).is_some() {
-                pages += b.pages();
-            }
-        }
-        self.reclaim.counters.unpinned.fetch_sub(pages, Relaxed);
+        self.take_off_lists(st, &holes);
         // INVARIANT: pinned: every slot filled, none listed, an area mapped.
         st.pinned = true;
         Ok(core::mem::replace(&mut st.purged, false))
@@ -1175,7 +1169,7 @@ impl Unit {
     pub(crate) fn release(&self) {
         let mut st = self.state.lock();
         if !st.pinned {
-            self.take_off_lists(&st);
+            self.take_off_lists(&st, &[]);
         }
         // INVARIANT: none listed; the slots may have holes, but nothing pins a unit whose
         // buffer is gone.

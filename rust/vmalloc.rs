@@ -149,15 +149,13 @@ struct PagePtr(*mut bindings::page);
 /// # Invariants
 ///
 /// `addr` is the start of a `vmap` mapping of `pages` (in order, then a guard page) that this
-/// area made and only its drop removes. Unless `borrowed`, `blocks` own every page of
-/// `pages`, given back only by the drop; a `borrowed` area (a discardable area's mapping
-/// while it is pinned, `reclaim.rs`) owns none (`blocks` is empty), and the owner of its
-/// pages drops the area before any of them.
+/// area made and only its drop removes. `blocks` own every page of `pages`, given back only
+/// by the drop, or none: a borrowed area ([`VmArea::borrowed`], a discardable area's mapping
+/// while it is pinned, `reclaim.rs`), whose pages' owner drops the area before any of them.
 pub(crate) struct VmArea {
     addr: usize,
     pages: KVVec<PagePtr>,
     blocks: Taken,
-    borrowed: bool,
     scatter: Scatter,
     /// Whether a user mapping of the area was ever made (then its pages may be pinned when
     /// it goes: see [`Taken`]).
@@ -181,6 +179,12 @@ unsafe impl Send for VmArea {}
 unsafe impl Sync for VmArea {}
 
 impl VmArea {
+    /// Whether the area maps pages it does not own (a discardable area's): an area has at
+    /// least one page, so one that owns them has a block.
+    fn borrowed(&self) -> bool {
+        self.blocks.blocks.is_empty()
+    }
+
     /// The start of the kernel mapping.
     pub(crate) fn addr(&self) -> usize {
         self.addr
@@ -382,7 +386,11 @@ impl Vmalloc {
         if pages == 0 || pages > MAX_AREA_PAGES || opts.highest >= NR_ZONES {
             return Err(EINVAL);
         }
-        let r = self.try_create(pages, opts, caller);
+        self.count_failure(self.try_create(pages, opts, caller))
+    }
+
+    /// `r`, counted in `vmalloc_fail` if it is an error.
+    fn count_failure<T>(&self, r: Result<T>) -> Result<T> {
         if r.is_err() {
             self.counters.failed.fetch_add(1, Relaxed);
         }
@@ -397,7 +405,7 @@ impl Vmalloc {
     ) -> Result<Area> {
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let (blocks, ptrs, scatter) = self.take_pages(pages, opts)?;
-        self.map(node, blocks, false, ptrs, scatter, opts, caller)
+        self.map(node, blocks, ptrs, scatter, opts, caller)
     }
 
     /// Takes `pages` order-0 pages for a discardable area, zeroed, each its own block (so that
@@ -437,10 +445,7 @@ impl Vmalloc {
             }
             Ok(loose)
         })();
-        if r.is_err() {
-            self.counters.failed.fetch_add(1, Relaxed);
-        }
-        r
+        self.count_failure(r)
     }
 
     /// Maps the pages of a discardable area (`loose`, every slot filled, each an order-0
@@ -477,22 +482,17 @@ impl Vmalloc {
                 large: false,
                 zero: false,
             };
-            self.map(node, blocks, true, ptrs, scatter, opts, caller)
+            self.map(node, blocks, ptrs, scatter, opts, caller)
         })();
-        if r.is_err() {
-            self.counters.failed.fetch_add(1, Relaxed);
-        }
-        r
+        self.count_failure(r)
     }
 
-    /// Maps `ptrs` (whose pages `blocks` own, or, `borrowed`, the caller keeps) and makes the
-    /// area's record and tree entry.
-    #[allow(clippy::too_many_arguments)]
+    /// Maps `ptrs` (whose pages `blocks` own, or, `blocks` empty, the caller keeps) and makes
+    /// the area's record and tree entry.
     fn map(
         self: &Arc<Self>,
         node: RBTreeNodeReservation<usize, Rec<VmArea>>,
         blocks: Taken,
-        borrowed: bool,
         ptrs: KVVec<PagePtr>,
         scatter: Scatter,
         opts: Options,
@@ -504,7 +504,7 @@ impl Vmalloc {
         }
         let count = c_uint::try_from(pages).map_err(|_| EINVAL)?;
         let mut ptrs = ptrs;
-        // SAFETY: `ptrs` holds `count` valid struct pages, owned by `blocks` or (`borrowed`)
+        // SAFETY: `ptrs` holds `count` valid struct pages, owned by `blocks` or (none there)
         // by the caller, which drops the area before them; `vmap`
         // maps them in order with `PAGE_KERNEL` after an unmapped guard page's worth of
         // address space is reserved after them, and takes no ownership of the array.
@@ -517,13 +517,12 @@ impl Vmalloc {
         self.counters.pages.fetch_add(pages, Relaxed);
         self.counters.areas.fetch_add(1, Relaxed);
         // INVARIANT: `va` maps `ptrs` (from here on, dropping the area unmaps it), whose pages
-        // `blocks` own, or, `borrowed`, the caller keeps for as long as the area lives.
+        // `blocks` own, or, none there, the caller keeps for as long as the area lives.
         let task = kernel::current!();
         let area = VmArea {
             addr: va as usize,
             pages: ptrs,
             blocks,
-            borrowed,
             scatter,
             user_mapped: AtomicBool::new(false),
             large: opts.large,
@@ -666,7 +665,7 @@ impl Vmalloc {
                 z[crate::zone::DMA32],
                 z[crate::zone::NORMAL],
                 if a.large { " large" } else { "" },
-                if a.borrowed { " discardable" } else { "" }
+                if a.borrowed() { " discardable" } else { "" }
             )?;
         }
         Ok(())
@@ -682,7 +681,7 @@ impl Vmalloc {
         let tree = self.tree.lock();
         // A discardable area's paragraph comes with its state from the buffer records
         // (`registry.rs`): pinned, unpinned, its purged pages left out.
-        for (_, a) in tree.iter().filter(|(_, a)| !a.borrowed) {
+        for (_, a) in tree.iter().filter(|(_, a)| !a.borrowed()) {
             let end = a.comm.iter().position(|&c| c == 0).unwrap_or(a.comm.len());
             writeln!(
                 f,
