@@ -244,23 +244,20 @@ impl Client {
             return Err(EINVAL);
         }
         write_prefix(arg, &req, len)?;
-        // An unknown cache is EINVAL whatever memory there is: looked up before anything is
-        // allocated (and again below, under the lock that keeps it).
-        if !generic && self.slab.lock().caches.get(&req.cache).is_none() {
-            return Err(EINVAL);
-        }
         let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
         if fail::should_fail(Point::HandleInsert) {
             return Err(ENOMEM);
         }
-        // The record first: once the object is allocated, nothing else may fail.
-        let slot = self.shared.slab_objects.reserve()?;
         let mut t = self.slab.lock();
+        // An unknown cache is EINVAL whatever memory there is: looked up before the record.
         let cache = if generic {
             None
         } else {
             Some(t.caches.get(&req.cache).cloned().ok_or(EINVAL)?)
         };
+        // The record first (under the table, as the lock order allows): once the object is
+        // allocated, nothing else may fail.
+        let slot = self.shared.slab_objects.reserve()?;
         let obj = self.new_object(slot, cache, req.bytes as usize, req.flags)?;
         let handle = match t.number() {
             Ok(h) => h,
@@ -369,11 +366,6 @@ impl Client {
             }
             return self.bulk_free(req.cache, handles);
         }
-        // An unknown cache is EINVAL whatever memory there is: looked up before anything is
-        // allocated (and again below, under the lock that keeps it).
-        if self.slab.lock().caches.get(&req.cache).is_none() {
-            return Err(EINVAL);
-        }
         // Allocation: everything reserved and allocated first, then the handles written, then
         // the objects entered: all or nothing.
         let mut nodes = KVec::with_capacity(count, GFP_KERNEL)?;
@@ -381,13 +373,15 @@ impl Client {
             nodes.push(RBTreeNodeReservation::new(GFP_KERNEL)?, GFP_KERNEL)?;
         }
         let mut objs: KVec<(u64, Rec<Object>)> = KVec::with_capacity(count, GFP_KERNEL)?;
-        // The records first: once the objects are allocated, nothing else may fail.
         let mut slots = KVec::with_capacity(count, GFP_KERNEL)?;
+        let mut t = self.slab.lock();
+        // An unknown cache is EINVAL whatever memory there is: looked up before the records.
+        let cache = t.caches.get(&req.cache).cloned().ok_or(EINVAL)?;
+        // The records first (under the table, as the lock order allows): once the objects
+        // are allocated, nothing else may fail.
         for _ in 0..count {
             slots.push(self.shared.slab_objects.reserve()?, GFP_KERNEL)?;
         }
-        let mut t = self.slab.lock();
-        let cache = t.caches.get(&req.cache).cloned().ok_or(EINVAL)?;
         let first = t.next_handle;
         if first.saturating_add(count as u64) > HANDLE_LIMIT {
             return Err(ENOSPC);
